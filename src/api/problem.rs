@@ -1,0 +1,119 @@
+//! RFC 9457 problem details: every error the HTTP API returns.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::schema::Violation;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A problem document. `type` URIs are stable names, documented in the OpenAPI file.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Every problem found, each with its JSON pointer (RFC 6901).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Violation>,
+    #[serde(skip)]
+    www_authenticate: bool,
+    #[serde(skip)]
+    retry_after_secs: Option<u64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Problem {
+        Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: None,
+            errors: Vec::new(),
+            www_authenticate: false,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Problem {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn unauthorized() -> Problem {
+        let mut p = Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "urn:registry-gateway:problem:unauthorized",
+            "A valid bearer token is required",
+        );
+        p.www_authenticate = true;
+        p
+    }
+
+    pub fn forbidden(detail: &str) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "urn:registry-gateway:problem:forbidden",
+            "This client's role may not do this",
+        )
+        .detail(detail)
+    }
+
+    pub fn not_found(detail: &str) -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "urn:registry-gateway:problem:not-found",
+            "Not found",
+        )
+        .detail(detail)
+    }
+
+    pub fn invalid_record(errors: Vec<Violation>) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:registry-gateway:problem:invalid-record",
+            "The record is invalid",
+        )
+        .detail(format!(
+            "{} problem(s); each names its place in the record by JSON pointer",
+            errors.len()
+        ));
+        p.errors = errors;
+        p
+    }
+
+    pub fn unavailable(detail: &str, retry_after_secs: u64) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:registry-gateway:problem:unavailable",
+            "Temporarily unavailable; nothing was stored",
+        )
+        .detail(detail);
+        p.retry_after_secs = Some(retry_after_secs);
+        p
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).expect("a problem always serialises");
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"registry-gateway\""),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

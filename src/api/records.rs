@@ -1,0 +1,152 @@
+//! Agencies push records and read their status.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::Problem;
+use crate::intake::{IntakeError, Submission};
+use crate::model::{RecordId, Role};
+use crate::schema::Violation;
+
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// `POST /v1/sources/{source}/records`
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Agency)?;
+    let source = state
+        .config
+        .sources
+        .get(&source)
+        .ok_or_else(|| Problem::not_found("no source of that name is configured"))?;
+    let body = body.map_err(body_problem)?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let submission = Submission {
+        client_id: &caller.0.id,
+        source,
+        idempotency_key,
+        body: &body,
+    };
+    let accepted = state.intake.submit(submission).await.map_err(intake_problem)?;
+    let status_url = format!("/v1/records/{}", accepted.id);
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(json!({"id": accepted.id, "status_url": status_url})),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        headers.insert(header::LOCATION, location);
+    }
+    if accepted.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET /v1/records/{id}`
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if caller.0.role == Role::Registry {
+        return Err(Problem::forbidden("registries do not read record status"));
+    }
+    let not_found = || Problem::not_found("no record with this id is visible to this client");
+    let id = RecordId::parse(&id).ok_or_else(not_found)?;
+    let status = state
+        .store
+        .record_status(id)
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?
+        .ok_or_else(not_found)?;
+    // An agency sees only its own records; another's is "not found", not
+    // "forbidden", so that ids reveal nothing about other agencies' records.
+    if caller.0.role == Role::Agency && status.client_id != caller.0.id {
+        return Err(not_found());
+    }
+    Ok(Json(status).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "urn:registry-gateway:problem:bad-idempotency-key",
+            "The Idempotency-Key header is malformed",
+        )
+        .detail(format!(
+            "it must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        ))
+    };
+    let key = value.to_str().map_err(|_| bad())?;
+    let printable = key.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !printable {
+        return Err(bad());
+    }
+    Ok(Some(key.to_string()))
+}
+
+fn body_problem(rejection: BytesRejection) -> Problem {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:registry-gateway:problem:too-large",
+            "The request body is larger than this gateway accepts",
+        )
+        .detail("see server.max_body_bytes in the gateway's configuration")
+    } else {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "urn:registry-gateway:problem:unreadable-body",
+            "The request body could not be read",
+        )
+    }
+}
+
+fn intake_problem(error: IntakeError) -> Problem {
+    match error {
+        IntakeError::Invalid(violations) => Problem::invalid_record(violations),
+        IntakeError::IdempotencyConflict(_) => Problem::new(
+            StatusCode::CONFLICT,
+            "urn:registry-gateway:problem:idempotency-conflict",
+            "This Idempotency-Key was already used for a different request",
+        )
+        .detail("use a new key for a new record; resend the original body to read its id"),
+        IntakeError::UnsupportedSource(format) => {
+            let mut p = Problem::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "urn:registry-gateway:problem:unsupported-source",
+                "This source format is not handled by this build yet",
+            )
+            .detail(format!("source format {format}; use the canonical source"));
+            p.errors = vec![Violation {
+                pointer: String::new(),
+                code: "unsupported_source",
+                message: "source format not supported yet".into(),
+            }];
+            p
+        }
+        IntakeError::Unavailable(e) => {
+            tracing::warn!(error = %e, "store refused a submission");
+            Problem::unavailable("the record was not stored; send it again", 2)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The exchange log's events: what happened, to which record, decided by which
+//! rule, with hashes; never a field's value.
+//!
+//! Architecture invariant: pure. Events are turned into canonical bytes here and
+//! hashed here; storing them is the store's job, appending only. The leaf hash
+//! follows RFC 6962 (`SHA-256(0x00 || bytes)`) so that the later Merkle log can
+//! be built over the same sequence without rewriting a single event.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AuditKind {
+    #[serde(rename = "record.accepted")]
+    RecordAccepted,
+    #[serde(rename = "record.rejected")]
+    RecordRejected,
+    #[serde(rename = "record.idempotency_conflict")]
+    IdempotencyConflict,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::RecordAccepted => "record.accepted",
+            AuditKind::RecordRejected => "record.rejected",
+            AuditKind::IdempotencyConflict => "record.idempotency_conflict",
+        }
+    }
+}
+
+/// The decision for one route, as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteDecision {
+    pub route: String,
+    pub destination: String,
+    pub decision: &'static str,
+}
+
+/// A problem, by place and rule only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProblemRef {
+    pub pointer: String,
+    pub code: &'static str,
+}
+
+/// One event of the exchange log. Field order is the canonical order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub version: u8,
+    pub at: String,
+    pub kind: AuditKind,
+    pub client: String,
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<String>,
+    /// SHA-256 of the request body as received, hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteDecision>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemRef>,
+}
+
+impl AuditEvent {
+    pub fn new(kind: AuditKind, at: DateTime<Utc>, client: &str, source: &str) -> AuditEvent {
+        AuditEvent {
+            version: 1,
+            at: at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            kind,
+            client: client.to_string(),
+            source: source.to_string(),
+            record_id: None,
+            record_type: None,
+            body_sha256: None,
+            routes: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The bytes that are stored and hashed: compact JSON in field order.
+    /// Deterministic because every field is a string, integer or list of them.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an audit event always serialises")
+    }
+}
+
+/// RFC 6962 leaf hash of an event's canonical bytes.
+pub fn leaf_hash(canonical_bytes: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update([0u8]);
+    h.update(canonical_bytes);
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn sample() -> AuditEvent {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let mut e = AuditEvent::new(AuditKind::RecordRejected, at, "demo-agency", "canonical");
+        e.problems.push(ProblemRef {
+            pointer: "/child/sex".into(),
+            code: "enum",
+        });
+        e
+    }
+
+    #[test]
+    fn canonical_bytes_are_stable() {
+        assert_eq!(
+            String::from_utf8(sample().canonical_bytes()).unwrap(),
+            r#"{"version":1,"at":"2026-11-25T10:00:00.000Z","kind":"record.rejected","client":"demo-agency","source":"canonical","problems":[{"pointer":"/child/sex","code":"enum"}]}"#
+        );
+    }
+
+    #[test]
+    fn leaf_hash_is_domain_separated() {
+        let bytes = sample().canonical_bytes();
+        let plain: [u8; 32] = Sha256::digest(&bytes).into();
+        assert_ne!(leaf_hash(&bytes), plain);
+        // Known answer: RFC 6962 leaf hash of the empty string.
+        assert_eq!(
+            hex::encode(leaf_hash(b"")),
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! What happens to a submitted record, independent of HTTP: bounded parsing,
+//! record-type detection, schema validation, routing, and one durable commit
+//! of the record with its deliveries and its audit event.
+//!
+//! Architecture invariant: an [`Accepted`] is returned only after the store has
+//! committed; a rejection is returned only after its audit event is committed.
+//! No value from the record reaches an error, a log line or the audit log.
+
+mod json_limits;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
+use crate::config::{Config, SourceConfig, SourceFormat};
+use crate::model::{RecordId, RecordType};
+use crate::schema::{SchemaRegistry, Violation};
+use crate::store::{AcceptOutcome, NewDelivery, NewRecord, Store, StoreError};
+use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
+pub use json_limits::exceeds_depth;
+
+/// One submission as it arrived.
+pub struct Submission<'a> {
+    pub client_id: &'a str,
+    pub source: &'a SourceConfig,
+    pub idempotency_key: Option<String>,
+    pub body: &'a [u8],
+}
+
+/// A committed record and the routes that will carry it.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub id: RecordId,
+    /// True when an identical earlier request is being answered again.
+    pub replayed: bool,
+}
+
+/// Why a submission was not accepted, classified by what the sender should do.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// Fix the record: every problem is listed.
+    #[error("the record is invalid ({} problem(s))", .0.len())]
+    Invalid(Vec<Violation>),
+    /// The same Idempotency-Key was used before with a different body.
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyConflict(RecordId),
+    /// This source's format is declared but not handled by this build.
+    #[error("source format {0} is not supported by this build yet")]
+    UnsupportedSource(&'static str),
+    /// Nothing was stored; the same request may be sent again later.
+    #[error(transparent)]
+    Unavailable(#[from] StoreError),
+}
+
+pub struct Intake {
+    config: Arc<Config>,
+    schemas: Arc<SchemaRegistry>,
+    store: Arc<dyn Store>,
+    metrics: Metrics,
+    max_json_depth: usize,
+}
+
+impl Intake {
+    pub fn new(
+        config: Arc<Config>,
+        schemas: Arc<SchemaRegistry>,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+    ) -> Intake {
+        let max_json_depth = config.server.max_json_depth;
+        Intake {
+            config,
+            schemas,
+            store,
+            metrics,
+            max_json_depth,
+        }
+    }
+
+    /// Validate, route and durably commit one submission.
+    pub async fn submit(&self, submission: Submission<'_>) -> Result<Accepted, IntakeError> {
+        let received_at = Utc::now();
+        let request_sha256 = request_hash(&submission.source.name, submission.body);
+        let mut audit = AuditEvent::new(
+            AuditKind::RecordRejected,
+            received_at,
+            submission.client_id,
+            &submission.source.name,
+        );
+        audit.body_sha256 = Some(hex::encode(Sha256::digest(submission.body)));
+
+        let (record_type, canonical) = match self.parse(&submission) {
+            Ok(parsed) => parsed,
+            Err(IntakeError::Invalid(violations)) => {
+                return Err(self.reject(audit, submission.source, violations).await);
+            }
+            Err(other) => return Err(other),
+        };
+
+        let id = RecordId::new();
+        let deliveries: Vec<NewDelivery> = self
+            .config
+            .routes_for(record_type)
+            .map(|r| NewDelivery {
+                route: r.name.clone(),
+                destination: r.destination.clone(),
+            })
+            .collect();
+        audit.kind = AuditKind::RecordAccepted;
+        audit.record_id = Some(id.to_string());
+        audit.record_type = Some(record_type.as_str().to_string());
+        audit.routes = deliveries
+            .iter()
+            .map(|d| RouteDecision {
+                route: d.route.clone(),
+                destination: d.destination.clone(),
+                decision: "deliver",
+            })
+            .collect();
+        let labels = SourceLabels {
+            source: submission.source.name.clone(),
+            record_type: record_type.as_str().to_string(),
+        };
+        let outcome = self
+            .store
+            .accept(NewRecord {
+                id,
+                client_id: submission.client_id.to_string(),
+                source: submission.source.name.clone(),
+                record_type,
+                received_at,
+                idempotency_key: submission.idempotency_key.clone(),
+                request_sha256,
+                canonical,
+                deliveries,
+                audit: audit.clone(),
+            })
+            .await?;
+        match outcome {
+            AcceptOutcome::Created(id) => {
+                self.metrics.records_accepted.get_or_create(&labels).inc();
+                tracing::info!(record_id = %id, source = %labels.source, record_type = %labels.record_type, "record accepted");
+                Ok(Accepted {
+                    id,
+                    replayed: false,
+                })
+            }
+            AcceptOutcome::Replayed(id) => {
+                self.metrics.records_replayed.get_or_create(&labels).inc();
+                tracing::info!(record_id = %id, "idempotent replay answered");
+                Ok(Accepted { id, replayed: true })
+            }
+            AcceptOutcome::Conflict(id) => {
+                let mut conflict = AuditEvent::new(
+                    AuditKind::IdempotencyConflict,
+                    received_at,
+                    submission.client_id,
+                    &submission.source.name,
+                );
+                conflict.record_id = Some(id.to_string());
+                conflict.body_sha256 = audit.body_sha256;
+                self.store.append_audit(conflict).await?;
+                self.count_rejection(submission.source, "idempotency_conflict");
+                Err(IntakeError::IdempotencyConflict(id))
+            }
+        }
+    }
+
+    /// Bounded parse and validation. Returns the record type and canonical bytes.
+    fn parse(&self, submission: &Submission<'_>) -> Result<(RecordType, Vec<u8>), IntakeError> {
+        match submission.source.format {
+            SourceFormat::Canonical => {}
+            SourceFormat::Primero | SourceFormat::FhirR4 => {
+                return Err(IntakeError::UnsupportedSource(
+                    submission.source.format.as_str(),
+                ));
+            }
+        }
+        if exceeds_depth(submission.body, self.max_json_depth) {
+            return Err(IntakeError::Invalid(vec![Violation {
+                pointer: String::new(),
+                code: "max_depth",
+                message: format!(
+                    "nests objects and arrays deeper than {} levels",
+                    self.max_json_depth
+                ),
+            }]));
+        }
+        let value: Value = serde_json::from_slice(submission.body).map_err(|e| {
+            IntakeError::Invalid(vec![Violation {
+                pointer: String::new(),
+                code: "malformed_json",
+                message: format!(
+                    "is not well-formed JSON (error at line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            }])
+        })?;
+        let record_type = value
+            .get("record_type")
+            .and_then(Value::as_str)
+            .and_then(RecordType::parse)
+            .ok_or_else(|| {
+                IntakeError::Invalid(vec![Violation {
+                    pointer: "/record_type".into(),
+                    code: "record_type",
+                    message: "must be one of \"birth-notification\", \"child-protection-case\", \"consent\"".into(),
+                }])
+            })?;
+        let violations = self.schemas.validate(record_type, &value);
+        if !violations.is_empty() {
+            return Err(IntakeError::Invalid(violations));
+        }
+        let canonical = serde_json::to_vec(&value).expect("a parsed JSON value serialises");
+        Ok((record_type, canonical))
+    }
+
+    async fn reject(
+        &self,
+        mut audit: AuditEvent,
+        source: &SourceConfig,
+        violations: Vec<Violation>,
+    ) -> IntakeError {
+        audit.problems = violations
+            .iter()
+            .map(|v| ProblemRef {
+                pointer: v.pointer.clone(),
+                code: v.code,
+            })
+            .collect();
+        // The rejection is answered only once it is in the exchange log.
+        if let Err(e) = self.store.append_audit(audit).await {
+            return IntakeError::Unavailable(e);
+        }
+        self.count_rejection(source, "invalid");
+        tracing::info!(source = %source.name, problems = violations.len(), "record rejected");
+        IntakeError::Invalid(violations)
+    }
+
+    fn count_rejection(&self, source: &SourceConfig, reason: &'static str) {
+        self.metrics
+            .records_rejected
+            .get_or_create(&RejectLabels {
+                source: source.name.clone(),
+                reason,
+            })
+            .inc();
+    }
+}
+
+/// Two requests are "the same" when source and body are byte-for-byte equal.
+fn request_hash(source: &str, body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0u8]);
+    h.update(body);
+    h.finalize().into()
+}

@@ -1,0 +1,99 @@
+//! Wiring: config -> schemas -> store -> router -> listener, and a shutdown
+//! that stops accepting, lets in-flight requests finish, then closes the store.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{AppState, auth::Clients, router};
+use crate::config::{Config, StoreLocation};
+use crate::intake::Intake;
+use crate::schema::{SchemaError, SchemaRegistry};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Metrics;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("schemas do not load: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Schemas(Vec<SchemaError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A gateway that is serving.
+pub struct RunningGateway {
+    pub local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    store: Arc<dyn Store>,
+}
+
+impl RunningGateway {
+    /// Stop accepting connections, finish in-flight requests, close the store.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        let served = self.task.await.unwrap_or(Ok(()));
+        self.store.close().await;
+        served
+    }
+}
+
+pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.server.store {
+        StoreLocation::Embedded { data_dir } => Ok(Arc::new(
+            SqliteStore::open(data_dir, metrics.store.clone()).await?,
+        )),
+    }
+}
+
+/// Load schemas, open the store, bind the listener and start serving.
+pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    let config = Arc::new(config);
+    let schemas = Arc::new(SchemaRegistry::load().map_err(StartError::Schemas)?);
+    let metrics = Metrics::default();
+    let store = open_store(&config, &metrics).await?;
+    let intake = Arc::new(Intake::new(
+        config.clone(),
+        schemas,
+        store.clone(),
+        metrics.clone(),
+    ));
+    let state = AppState {
+        clients: Arc::new(Clients::new(&config.clients)),
+        config: config.clone(),
+        intake,
+        store: store.clone(),
+        metrics,
+    };
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let (stop, mut stopped) = watch::channel(false);
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    Ok(RunningGateway {
+        local_addr,
+        stop,
+        task,
+        store,
+    })
+}

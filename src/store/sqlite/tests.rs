@@ -1,0 +1,185 @@
+use chrono::{Duration as ChronoDuration, Utc};
+use tempfile::TempDir;
+
+use super::*;
+use crate::audit::AuditKind;
+use crate::model::RecordType;
+use crate::store::NewDelivery;
+
+async fn open() -> (TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+fn new_record(key: Option<&str>, body_hash: u8) -> NewRecord {
+    let id = RecordId::new();
+    let at = Utc::now();
+    let mut audit = AuditEvent::new(AuditKind::RecordAccepted, at, "agency-a", "canonical");
+    audit.record_id = Some(id.to_string());
+    NewRecord {
+        id,
+        client_id: "agency-a".into(),
+        source: "canonical".into(),
+        record_type: RecordType::BirthNotification,
+        received_at: at,
+        idempotency_key: key.map(str::to_string),
+        request_sha256: [body_hash; 32],
+        canonical: br#"{"record_type":"birth-notification"}"#.to_vec(),
+        deliveries: vec![
+            NewDelivery {
+                route: "birth-notification-to-a".into(),
+                destination: "a".into(),
+            },
+            NewDelivery {
+                route: "birth-notification-to-b".into(),
+                destination: "b".into(),
+            },
+        ],
+        audit,
+    }
+}
+
+async fn count(store: &SqliteStore, table: &str) -> i64 {
+    sqlx::query(&format!("SELECT count(*) AS n FROM {table}"))
+        .fetch_one(&store.reads)
+        .await
+        .unwrap()
+        .get("n")
+}
+
+#[tokio::test]
+async fn accept_commits_record_deliveries_and_audit_together() {
+    let (_dir, store) = open().await;
+    let record = new_record(None, 1);
+    let id = record.id;
+    assert_eq!(
+        store.accept(record).await.unwrap(),
+        AcceptOutcome::Created(id)
+    );
+    let status = store.record_status(id).await.unwrap().unwrap();
+    assert_eq!(status.routes.len(), 2);
+    assert!(status.routes.iter().all(|r| r.status == "pending"));
+    assert_eq!(count(&store, "audit_log").await, 1);
+    let events = store.audit_events(1, 10).await.unwrap();
+    assert_eq!(events[0].leaf_hash, leaf_hash(&events[0].event));
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_or_conflict_and_store_nothing_new() {
+    let (_dir, store) = open().await;
+    let first = new_record(Some("k1"), 1);
+    let id = first.id;
+    store.accept(first).await.unwrap();
+    assert_eq!(
+        store.accept(new_record(Some("k1"), 1)).await.unwrap(),
+        AcceptOutcome::Replayed(id)
+    );
+    assert_eq!(
+        store.accept(new_record(Some("k1"), 2)).await.unwrap(),
+        AcceptOutcome::Conflict(id)
+    );
+    assert_eq!(count(&store, "records").await, 1);
+    assert_eq!(count(&store, "deliveries").await, 2);
+    assert_eq!(count(&store, "audit_log").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_accepts_with_one_key_store_one_record() {
+    let (_dir, store) = open().await;
+    let store = std::sync::Arc::new(store);
+    let results = futures::future::join_all(
+        (0..50).map(|_| {
+            let store = store.clone();
+            async move { store.accept(new_record(Some("same"), 7)).await.unwrap() }
+        }),
+    )
+    .await;
+    let created = results
+        .iter()
+        .filter(|r| matches!(r, AcceptOutcome::Created(_)))
+        .count();
+    assert_eq!(created, 1);
+    assert_eq!(count(&store, "records").await, 1);
+}
+
+#[tokio::test]
+async fn a_failing_request_does_not_take_its_group_down() {
+    let (_dir, store) = open().await;
+    let store = std::sync::Arc::new(store);
+    let mut duplicate = new_record(None, 3);
+    // Two deliveries on one route violate UNIQUE (record_id, route).
+    duplicate.deliveries.push(duplicate.deliveries[0].clone());
+    let good: Vec<_> = (0..20).map(|i| new_record(None, i)).collect();
+    let mut tasks = Vec::new();
+    for r in good {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.accept(r).await.is_ok() }));
+    }
+    let bad = {
+        let store = store.clone();
+        tokio::spawn(async move { store.accept(duplicate).await })
+    };
+    for t in tasks {
+        assert!(t.await.unwrap());
+    }
+    assert!(bad.await.unwrap().is_err());
+    assert_eq!(count(&store, "records").await, 20);
+    assert_eq!(count(&store, "deliveries").await, 40);
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_updates_and_deletes() {
+    let (_dir, store) = open().await;
+    store.accept(new_record(None, 1)).await.unwrap();
+    let update = sqlx::query("UPDATE audit_log SET kind = 'x'")
+        .execute(&store.reads)
+        .await;
+    let delete = sqlx::query("DELETE FROM audit_log")
+        .execute(&store.reads)
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    assert!(delete.unwrap_err().to_string().contains("append-only"));
+}
+
+#[tokio::test]
+async fn claims_lease_each_delivery_to_one_worker_until_the_lease_expires() {
+    let (_dir, store) = open().await;
+    for i in 0..3 {
+        store.accept(new_record(None, i)).await.unwrap();
+    }
+    let now = Utc::now();
+    let lease = Duration::from_secs(30);
+    let w1 = store.claim_due("a", "w1", 2, lease, now).await.unwrap();
+    let w2 = store.claim_due("a", "w2", 5, lease, now).await.unwrap();
+    assert_eq!(w1.len(), 2);
+    assert_eq!(w2.len(), 1, "only the unleased delivery is left");
+    assert!(w1.iter().all(|c| c.destination == "a" && c.attempt == 1));
+    assert!(w1.iter().all(|c| !w2.contains(c)));
+    // Nothing is due while leases hold; all of it once they have expired.
+    assert!(store.claim_due("a", "w3", 5, lease, now).await.unwrap().is_empty());
+    let later = now + ChronoDuration::seconds(31);
+    let again = store.claim_due("a", "w3", 5, lease, later).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|c| c.attempt == 2));
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = new_record(Some("k"), 1);
+    let id = record.id;
+    {
+        let store = SqliteStore::open(dir.path(), StoreMetrics::default()).await.unwrap();
+        store.accept(record).await.unwrap();
+        store.close().await;
+    }
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default()).await.unwrap();
+    assert_eq!(store.record_status(id).await.unwrap().unwrap().routes.len(), 2);
+    assert_eq!(
+        store.accept(new_record(Some("k"), 1)).await.unwrap(),
+        AcceptOutcome::Replayed(id)
+    );
+}
