@@ -18,6 +18,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod intake;
+pub mod mapping;
 pub mod model;
 pub mod schema;
 pub mod server;

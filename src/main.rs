@@ -10,7 +10,11 @@ use registry_gateway::schema::SchemaRegistry;
 use registry_gateway::{server, telemetry};
 
 #[derive(Parser)]
-#[command(name = "registry-gateway", version, about = "Interoperability gateway between humanitarian agencies and the registries of a State")]
+#[command(
+    name = "registry-gateway",
+    version,
+    about = "Interoperability gateway between humanitarian agencies and the registries of a State"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -40,7 +40,11 @@ pub async fn submit(
         idempotency_key,
         body: &body,
     };
-    let accepted = state.intake.submit(submission).await.map_err(intake_problem)?;
+    let accepted = state
+        .intake
+        .submit(submission)
+        .await
+        .map_err(intake_problem)?;
     let status_url = format!("/v1/records/{}", accepted.id);
     let mut response = (
         StatusCode::ACCEPTED,

@@ -16,6 +16,7 @@ use crate::model::{RecordType, Role, route_name};
 use raw::RawConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";
 pub const DEFAULT_DATA_DIR: &str = "registry-gateway-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
@@ -24,6 +25,8 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Config {
     pub server: ServerConfig,
+    /// Where mapping files and code lists live (resolved against the config file's folder).
+    pub mappings_dir: PathBuf,
     pub clients: Vec<ClientConfig>,
     pub sources: BTreeMap<String, SourceConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
@@ -212,16 +215,23 @@ impl Config {
         if let Some(url) = &overrides.database_url {
             raw.server.database_url = Some(url.clone());
         }
-        validate(raw).map_err(|errors| ConfigErrors {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = validate(raw).map_err(|errors| ConfigErrors {
             file: path.to_path_buf(),
             errors,
-        })
+        })?;
+        config.mappings_dir = base.join(&config.mappings_dir);
+        Ok(config)
     }
 }
 
 /// Turn raw config into [`Config`], or list every problem.
 pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let mut errors = Errors::default();
+    let mappings_dir = PathBuf::from(
+        raw.mappings_dir
+            .unwrap_or_else(|| DEFAULT_MAPPINGS_DIR.into()),
+    );
     let server = validate_server(raw.server, &mut errors);
     let clients = validate_clients(raw.clients, &mut errors);
     let sources = validate_sources(raw.sources, &mut errors);
@@ -230,6 +240,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     match server {
         Some(server) if errors.0.is_empty() => Ok(Config {
             server,
+            mappings_dir,
             clients,
             sources,
             destinations,

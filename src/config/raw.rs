@@ -8,6 +8,8 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Folder of mapping files, relative to the config file.
+    pub mappings_dir: Option<String>,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]

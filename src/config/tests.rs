@@ -152,10 +152,16 @@ fn duplicate_clients_tokens_and_routes_are_refused() {
     .unwrap_err();
     let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
     assert!(
-        messages.iter().any(|m| m.contains("declared twice") && m.starts_with("clients[1].id")),
+        messages
+            .iter()
+            .any(|m| m.contains("declared twice") && m.starts_with("clients[1].id")),
         "{messages:?}"
     );
-    assert!(messages.iter().any(|m| m.starts_with("clients[1].token_sha256")));
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("clients[1].token_sha256"))
+    );
     assert!(
         messages
             .iter()

@@ -10,7 +10,7 @@
 
 mod sensitivity;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -62,6 +62,7 @@ impl fmt::Display for SchemaError {
 struct Compiled {
     validator: jsonschema::Validator,
     sensitive_fields: Vec<SensitiveField>,
+    paths: BTreeSet<String>,
 }
 
 /// Compiled validators and sensitivity tags for every record type.
@@ -112,6 +113,12 @@ impl SchemaRegistry {
     pub fn sensitive_fields(&self, record_type: RecordType) -> &[SensitiveField] {
         &self.compiled[&record_type].sensitive_fields
     }
+
+    /// Every field path a record of this type may hold (`mother/identifiers/*/value`):
+    /// what a mapping may read from it, or write into it.
+    pub fn field_paths(&self, record_type: RecordType) -> &BTreeSet<String> {
+        &self.compiled[&record_type].paths
+    }
 }
 
 fn compile(record_type: RecordType, source: &str) -> Result<Compiled, Vec<SchemaError>> {
@@ -119,21 +126,22 @@ fn compile(record_type: RecordType, source: &str) -> Result<Compiled, Vec<Schema
         record_type,
         message,
     };
-    let schema: Value = serde_json::from_str(source)
-        .map_err(|e| vec![error(format!("not valid JSON: {e}"))])?;
+    let schema: Value =
+        serde_json::from_str(source).map_err(|e| vec![error(format!("not valid JSON: {e}"))])?;
     let mut errors = Vec::new();
     let validator = jsonschema::draft202012::options()
         .should_validate_formats(true)
         .build(&schema)
         .map_err(|e| errors.push(error(format!("does not compile: {e}"))))
         .ok();
-    let sensitive_fields = sensitivity::collect(&schema)
+    let facts = sensitivity::collect(&schema)
         .map_err(|es| errors.extend(es.into_iter().map(error)))
         .ok();
-    match (validator, sensitive_fields) {
-        (Some(validator), Some(sensitive_fields)) if errors.is_empty() => Ok(Compiled {
+    match (validator, facts) {
+        (Some(validator), Some(facts)) if errors.is_empty() => Ok(Compiled {
             validator,
-            sensitive_fields,
+            sensitive_fields: facts.sensitive_fields,
+            paths: facts.paths,
         }),
         _ => Err(errors),
     }

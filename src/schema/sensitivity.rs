@@ -3,7 +3,7 @@
 //! The policy work relies on this list to refuse, at load time, a mapping that
 //! would send a category to a route whose policy does not allow it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -57,11 +57,20 @@ pub struct SensitiveField {
     pub category: Sensitivity,
 }
 
-/// Walk a schema, following local `$ref`s and combinators, and list its tags.
-pub(super) fn collect(schema: &Value) -> Result<Vec<SensitiveField>, Vec<String>> {
+/// What a walk over a schema learns: its tagged fields and every field path
+/// (`mother/identifiers/*/value`) a record of it may hold.
+#[derive(Debug)]
+pub(super) struct SchemaFacts {
+    pub sensitive_fields: Vec<SensitiveField>,
+    pub paths: BTreeSet<String>,
+}
+
+/// Walk a schema, following local `$ref`s and combinators.
+pub(super) fn collect(schema: &Value) -> Result<SchemaFacts, Vec<String>> {
     let mut walk = Walk {
         root: schema,
         found: HashSet::new(),
+        paths: BTreeSet::new(),
         errors: Vec::new(),
         refs_in_progress: Vec::new(),
     };
@@ -69,7 +78,10 @@ pub(super) fn collect(schema: &Value) -> Result<Vec<SensitiveField>, Vec<String>
     if walk.errors.is_empty() {
         let mut fields: Vec<_> = walk.found.into_iter().collect();
         fields.sort();
-        Ok(fields)
+        Ok(SchemaFacts {
+            sensitive_fields: fields,
+            paths: walk.paths,
+        })
     } else {
         Err(walk.errors)
     }
@@ -78,6 +90,7 @@ pub(super) fn collect(schema: &Value) -> Result<Vec<SensitiveField>, Vec<String>
 struct Walk<'a> {
     root: &'a Value,
     found: HashSet<SensitiveField>,
+    paths: BTreeSet<String>,
     errors: Vec<String>,
     refs_in_progress: Vec<String>,
 }
@@ -87,11 +100,18 @@ impl<'a> Walk<'a> {
         let Some(obj) = schema.as_object() else {
             return;
         };
+        if let Some(field_path) = path.strip_prefix('/') {
+            self.paths.insert(field_path.to_string());
+        }
         if let Some(tag) = obj.get("x-sensitivity") {
             match tag.as_str().and_then(Sensitivity::parse) {
                 Some(category) => {
                     self.found.insert(SensitiveField {
-                        path: if path.is_empty() { "/".into() } else { path.into() },
+                        path: if path.is_empty() {
+                            "/".into()
+                        } else {
+                            path.into()
+                        },
                         category,
                     });
                 }
@@ -174,7 +194,10 @@ mod tests {
                 "health": {"oneOf": [{"properties": {"hiv": {"x-sensitivity": "health"}}}]}
             }
         });
-        let fields = collect(&schema).unwrap();
+        let facts = collect(&schema).unwrap();
+        assert!(facts.paths.contains("incidents/*/narrative"));
+        assert!(facts.paths.contains("mother/religion"));
+        let fields = facts.sensitive_fields;
         let listed: Vec<_> = fields
             .iter()
             .map(|f| (f.path.as_str(), f.category.as_str()))
@@ -207,7 +230,7 @@ mod tests {
             "child": {"$ref": "#/$defs/node"},
             "note": {"x-sensitivity": "mhpss"}}}},
             "$ref": "#/$defs/node"});
-        let fields = collect(&schema).unwrap();
+        let fields = collect(&schema).unwrap().sensitive_fields;
         assert!(fields.iter().any(|f| f.path == "/note"));
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! Writes that answer an agency (`accept`, `append_audit`) go through one
 //! writer task that commits them in groups: every request waiting when a
-//! transaction starts rides in it, each inside its own savepoint, so a failing
-//! request cannot take its neighbours down and one fsync serves many accepts.
+//! transaction starts rides in it, written with a few multi-row statements, so
+//! one fsync and a handful of statements serve hundreds of accepts. A group
+//! that fails is retried request by request, so a bad request cannot take its
+//! neighbours down.
 //! Reads use a small pool; WAL lets them run beside the writer.
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Acquire, Connection, Row};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -45,16 +47,18 @@ pub struct SqliteStore {
 }
 
 enum WriteOp {
-    Accept(Box<NewRecord>, oneshot::Sender<Result<AcceptOutcome, StoreError>>),
+    Accept(
+        Box<NewRecord>,
+        oneshot::Sender<Result<AcceptOutcome, StoreError>>,
+    ),
     Audit(AuditEvent, oneshot::Sender<Result<i64, StoreError>>),
 }
 
 impl SqliteStore {
     /// Open (creating if needed) the store in `data_dir` and run migrations.
     pub async fn open(data_dir: &Path, metrics: StoreMetrics) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
-            StoreError::Open(format!("cannot create {}: {e}", data_dir.display()))
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", data_dir.display())))?;
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| StoreError::Open(e.to_string()))?
             .filename(data_dir.join(DB_FILE))
@@ -252,7 +256,7 @@ async fn run_writer(
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = Instant::now();
         metrics.commit_group_size.observe(group.len() as f64);
-        commit_group(&mut conn, &mut group).await;
+        commit_group(&mut conn, std::mem::take(&mut group)).await;
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -260,169 +264,247 @@ async fn run_writer(
     let _ = conn.close().await;
 }
 
-/// A request's result, held until the group's commit is durable.
-enum Pending {
-    Accept(
-        oneshot::Sender<Result<AcceptOutcome, StoreError>>,
-        Result<AcceptOutcome, sqlx::Error>,
-    ),
-    Audit(
-        oneshot::Sender<Result<i64, StoreError>>,
-        Result<i64, sqlx::Error>,
-    ),
+/// What one request of a group gets once the group has committed.
+enum Outcome {
+    Accept(AcceptOutcome),
+    /// Index of the event among the group's appended events; the sequence
+    /// number is known after the insert.
+    Audit(i64),
 }
 
-async fn commit_group(conn: &mut SqliteConnection, group: &mut Vec<WriteOp>) {
-    let mut waiting: VecDeque<WriteOp> = group.drain(..).collect();
-    let mut pending = Vec::with_capacity(waiting.len());
-    let committed = async {
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        while let Some(op) = waiting.pop_front() {
-            let mut savepoint = tx.begin().await?;
-            let (ok, result) = match op {
-                WriteOp::Accept(record, reply) => {
-                    let r = insert_record(&mut savepoint, &record).await;
-                    (r.is_ok(), Pending::Accept(reply, r))
-                }
-                WriteOp::Audit(event, reply) => {
-                    let r = insert_audit(&mut savepoint, &event, None).await;
-                    (r.is_ok(), Pending::Audit(reply, r))
-                }
-            };
-            if ok {
-                savepoint.commit().await?;
-            } else {
-                savepoint.rollback().await?;
+/// Commit a group in one transaction with a handful of multi-row statements.
+/// If the group fails, each request is retried alone, so one bad request is
+/// refused without taking its neighbours down. Nobody is answered before the
+/// commit that holds their request.
+async fn commit_group(conn: &mut SqliteConnection, ops: Vec<WriteOp>) {
+    match write_group(conn, &ops).await {
+        Ok(outcomes) => reply(ops, outcomes.into_iter().map(Ok).collect()),
+        Err(e) if ops.len() > 1 => {
+            tracing::warn!(error = %e, requests = ops.len(), "group commit failed; committing its requests one by one");
+            for op in ops {
+                let result = write_group(conn, std::slice::from_ref(&op))
+                    .await
+                    .map(|mut outcomes| outcomes.remove(0))
+                    .map_err(StoreError::from);
+                reply(vec![op], vec![result]);
             }
-            pending.push(result);
         }
-        tx.commit().await
-    }
-    .await;
-    // Only now, with the commit durable (or failed), is anyone answered.
-    let commit_failed = match committed {
-        Ok(()) => false,
         Err(e) => {
-            tracing::error!(error = %e, "group commit failed; every request in it is refused");
-            true
-        }
-    };
-    for p in pending {
-        match p {
-            Pending::Accept(reply, r) => {
-                let _ = reply.send(settle(commit_failed, r));
-            }
-            Pending::Audit(reply, r) => {
-                let _ = reply.send(settle(commit_failed, r));
-            }
+            tracing::warn!(error = %e, "commit failed");
+            reply(ops, vec![Err(StoreError::CommitFailed)]);
         }
     }
-    for op in waiting {
+}
+
+fn reply(ops: Vec<WriteOp>, results: Vec<Result<Outcome, StoreError>>) {
+    let mut results = results.into_iter();
+    for op in ops {
+        let result = results.next().unwrap_or(Err(StoreError::CommitFailed));
         match op {
             WriteOp::Accept(_, reply) => {
-                let _ = reply.send(Err(StoreError::CommitFailed));
+                let _ = reply.send(result.and_then(|o| match o {
+                    Outcome::Accept(a) => Ok(a),
+                    Outcome::Audit(_) => Err(StoreError::CommitFailed),
+                }));
             }
             WriteOp::Audit(_, reply) => {
-                let _ = reply.send(Err(StoreError::CommitFailed));
+                let _ = reply.send(result.and_then(|o| match o {
+                    Outcome::Audit(seq) => Ok(seq),
+                    Outcome::Accept(_) => Err(StoreError::CommitFailed),
+                }));
             }
         }
     }
 }
 
-fn settle<T>(commit_failed: bool, result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
-    if commit_failed {
-        Err(StoreError::CommitFailed)
-    } else {
-        result.map_err(StoreError::from)
-    }
-}
+/// SQLite allows 32,766 bound parameters per statement; stay well below.
+const ROWS_PER_STATEMENT: usize = 1000;
 
-async fn insert_record(
+async fn write_group(
     conn: &mut SqliteConnection,
-    record: &NewRecord,
-) -> Result<AcceptOutcome, sqlx::Error> {
-    if let Some(key) = &record.idempotency_key {
-        let existing = sqlx::query(
-            "SELECT request_sha256, record_id FROM idempotency_keys WHERE client_id = ? AND key = ?",
-        )
-        .bind(&record.client_id)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = existing {
-            let hash: Vec<u8> = row.get("request_sha256");
-            let id: String = row.get("record_id");
-            let id = RecordId::parse(&id)
-                .ok_or_else(|| sqlx::Error::Decode("malformed record id in idempotency_keys".into()))?;
-            return Ok(if hash == record.request_sha256 {
-                AcceptOutcome::Replayed(id)
-            } else {
-                AcceptOutcome::Conflict(id)
-            });
+    ops: &[WriteOp],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let mut known = existing_keys(&mut tx, ops).await?;
+    let mut outcomes = Vec::with_capacity(ops.len());
+    let mut records: Vec<&NewRecord> = Vec::new();
+    let mut events: Vec<(&AuditEvent, Option<String>)> = Vec::new();
+    for op in ops {
+        match op {
+            WriteOp::Accept(record, _) => {
+                let key = record
+                    .idempotency_key
+                    .as_ref()
+                    .map(|k| (record.client_id.clone(), k.clone()));
+                if let Some((hash, id)) = key.as_ref().and_then(|k| known.get(k)) {
+                    outcomes.push(Outcome::Accept(if *hash == record.request_sha256 {
+                        AcceptOutcome::Replayed(*id)
+                    } else {
+                        AcceptOutcome::Conflict(*id)
+                    }));
+                    continue;
+                }
+                if let Some(k) = key {
+                    known.insert(k, (record.request_sha256, record.id));
+                }
+                records.push(record);
+                events.push((&record.audit, Some(record.id.to_string())));
+                outcomes.push(Outcome::Accept(AcceptOutcome::Created(record.id)));
+            }
+            WriteOp::Audit(event, _) => {
+                outcomes.push(Outcome::Audit(events.len() as i64));
+                events.push((event, event.record_id.clone()));
+            }
         }
     }
-    let id = record.id.to_string();
-    let received_at = record.received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    sqlx::query(
-        "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(&record.client_id)
-    .bind(&record.source)
-    .bind(record.record_type.as_str())
-    .bind(&received_at)
-    .bind(&record.request_sha256[..])
-    .bind(&record.canonical)
-    .execute(&mut *conn)
-    .await?;
-    if let Some(key) = &record.idempotency_key {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (client_id, key, request_sha256, record_id) VALUES (?, ?, ?, ?)",
-        )
-        .bind(&record.client_id)
-        .bind(key)
-        .bind(&record.request_sha256[..])
-        .bind(&id)
-        .execute(&mut *conn)
-        .await?;
+    insert_records(&mut tx, &records).await?;
+    let first_seq = insert_events(&mut tx, &events).await?;
+    tx.commit().await?;
+    for o in &mut outcomes {
+        if let Outcome::Audit(index) = o {
+            *index += first_seq;
+        }
     }
-    let due_ms = record.received_at.timestamp_millis();
-    for d in &record.deliveries {
-        sqlx::query(
-            "INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms)
-             VALUES (?, ?, ?, 'pending', ?)",
-        )
-        .bind(&id)
-        .bind(&d.route)
-        .bind(&d.destination)
-        .bind(due_ms)
-        .execute(&mut *conn)
-        .await?;
-    }
-    insert_audit(conn, &record.audit, Some(&id)).await?;
-    Ok(AcceptOutcome::Created(record.id))
+    Ok(outcomes)
 }
 
-async fn insert_audit(
+type KnownKeys = HashMap<(String, String), ([u8; 32], RecordId)>;
+
+/// The idempotency keys of this group that are already stored.
+async fn existing_keys(
     conn: &mut SqliteConnection,
-    event: &AuditEvent,
-    record_id: Option<&str>,
+    ops: &[WriteOp],
+) -> Result<KnownKeys, sqlx::Error> {
+    let keyed: Vec<(&str, &str)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            WriteOp::Accept(r, _) => r
+                .idempotency_key
+                .as_deref()
+                .map(|k| (r.client_id.as_str(), k)),
+            WriteOp::Audit(..) => None,
+        })
+        .collect();
+    let mut known = HashMap::new();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT client_id, key, request_sha256, record_id FROM idempotency_keys
+             WHERE (client_id, key) IN (",
+        );
+        let mut list = q.separated(", ");
+        for (client, key) in chunk {
+            list.push("(")
+                .push_bind_unseparated(*client)
+                .push_unseparated(", ")
+                .push_bind_unseparated(*key)
+                .push_unseparated(")");
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *conn).await? {
+            let hash: Vec<u8> = row.get("request_sha256");
+            let id: String = row.get("record_id");
+            let corrupt = || sqlx::Error::Decode("malformed row in idempotency_keys".into());
+            known.insert(
+                (row.get("client_id"), row.get("key")),
+                (
+                    hash.try_into().map_err(|_| corrupt())?,
+                    RecordId::parse(&id).ok_or_else(corrupt)?,
+                ),
+            );
+        }
+    }
+    Ok(known)
+}
+
+async fn insert_records(
+    conn: &mut SqliteConnection,
+    records: &[&NewRecord],
+) -> Result<(), sqlx::Error> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical) ",
+        );
+        q.push_values(chunk, |mut row, r| {
+            row.push_bind(r.id.to_string())
+                .push_bind(r.client_id.as_str())
+                .push_bind(r.source.as_str())
+                .push_bind(r.record_type.as_str())
+                .push_bind(
+                    r.received_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                )
+                .push_bind(&r.request_sha256[..])
+                .push_bind(r.canonical.as_slice());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    let keyed: Vec<&&NewRecord> = records
+        .iter()
+        .filter(|r| r.idempotency_key.is_some())
+        .collect();
+    for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO idempotency_keys (client_id, key, request_sha256, record_id) ",
+        );
+        q.push_values(chunk, |mut row, r| {
+            row.push_bind(r.client_id.as_str())
+                .push_bind(r.idempotency_key.as_deref())
+                .push_bind(&r.request_sha256[..])
+                .push_bind(r.id.to_string());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    let deliveries: Vec<(&NewRecord, &super::NewDelivery)> = records
+        .iter()
+        .flat_map(|r| r.deliveries.iter().map(move |d| (*r, d)))
+        .collect();
+    for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms) ",
+        );
+        q.push_values(chunk, |mut row, (r, d)| {
+            row.push_bind(r.id.to_string())
+                .push_bind(d.route.as_str())
+                .push_bind(d.destination.as_str())
+                .push_bind("pending")
+                .push_bind(r.received_at.timestamp_millis());
+        });
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Append events with explicit, gap-free sequence numbers; returns the first.
+/// Safe because this transaction holds SQLite's write lock.
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    events: &[(&AuditEvent, Option<String>)],
 ) -> Result<i64, sqlx::Error> {
-    let bytes = event.canonical_bytes();
-    let hash = leaf_hash(&bytes);
-    let row = sqlx::query(
-        "INSERT INTO audit_log (at, kind, record_id, event, leaf_hash) VALUES (?, ?, ?, ?, ?)
-         RETURNING seq",
-    )
-    .bind(&event.at)
-    .bind(event.kind.as_str())
-    .bind(record_id.or(event.record_id.as_deref()))
-    .bind(&bytes)
-    .bind(&hash[..])
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(row.get("seq"))
+    let (last,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM audit_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let first = last + 1;
+    for (n, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let offset = first + (n * ROWS_PER_STATEMENT) as i64;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO audit_log (seq, at, kind, record_id, event, leaf_hash) ",
+        );
+        q.push_values(
+            chunk.iter().enumerate(),
+            |mut row, (i, (event, record_id))| {
+                let bytes = event.canonical_bytes();
+                let hash = leaf_hash(&bytes);
+                row.push_bind(offset + i as i64)
+                    .push_bind(event.at.clone())
+                    .push_bind(event.kind.as_str())
+                    .push_bind(record_id.clone())
+                    .push_bind(bytes)
+                    .push_bind(hash.to_vec());
+            },
+        );
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(first)
 }
 
 #[cfg(test)]

@@ -90,12 +90,10 @@ async fn idempotency_keys_replay_or_conflict_and_store_nothing_new() {
 async fn concurrent_accepts_with_one_key_store_one_record() {
     let (_dir, store) = open().await;
     let store = std::sync::Arc::new(store);
-    let results = futures::future::join_all(
-        (0..50).map(|_| {
-            let store = store.clone();
-            async move { store.accept(new_record(Some("same"), 7)).await.unwrap() }
-        }),
-    )
+    let results = futures::future::join_all((0..50).map(|_| {
+        let store = store.clone();
+        async move { store.accept(new_record(Some("same"), 7)).await.unwrap() }
+    }))
     .await;
     let created = results
         .iter()
@@ -159,7 +157,13 @@ async fn claims_lease_each_delivery_to_one_worker_until_the_lease_expires() {
     assert!(w1.iter().all(|c| c.destination == "a" && c.attempt == 1));
     assert!(w1.iter().all(|c| !w2.contains(c)));
     // Nothing is due while leases hold; all of it once they have expired.
-    assert!(store.claim_due("a", "w3", 5, lease, now).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due("a", "w3", 5, lease, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let later = now + ChronoDuration::seconds(31);
     let again = store.claim_due("a", "w3", 5, lease, later).await.unwrap();
     assert_eq!(again.len(), 3);
@@ -172,12 +176,19 @@ async fn data_survives_reopening() {
     let record = new_record(Some("k"), 1);
     let id = record.id;
     {
-        let store = SqliteStore::open(dir.path(), StoreMetrics::default()).await.unwrap();
+        let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+            .await
+            .unwrap();
         store.accept(record).await.unwrap();
         store.close().await;
     }
-    let store = SqliteStore::open(dir.path(), StoreMetrics::default()).await.unwrap();
-    assert_eq!(store.record_status(id).await.unwrap().unwrap().routes.len(), 2);
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.record_status(id).await.unwrap().unwrap().routes.len(),
+        2
+    );
     assert_eq!(
         store.accept(new_record(Some("k"), 1)).await.unwrap(),
         AcceptOutcome::Replayed(id)

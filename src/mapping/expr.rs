@@ -1,0 +1,115 @@
+//! Conditions and computed values in mapping files, in CEL (Common Expression
+//! Language): small, side-effect free, not Turing-complete. Variables: `value`
+//! (what `from` selected), `record` (the whole input) and `ctx` (the route
+//! context: record_id, route, message_id, idempotency_key, timestamp...).
+
+use serde_json::Value;
+
+pub struct Expr {
+    pub source: String,
+    program: cel::Program,
+    uses_record: bool,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// Inputs of one evaluation. `record` is converted once per mapping run, and
+/// only when some expression reads it.
+pub struct Scope<'a> {
+    pub value: Option<&'a Value>,
+    pub record: Option<&'a cel::Value>,
+    pub ctx: &'a cel::Value,
+}
+
+impl Expr {
+    pub fn compile(source: &str) -> Result<Expr, String> {
+        let program = cel::Program::compile(source).map_err(|e| e.to_string())?;
+        let refs = program.references();
+        for name in refs.variables() {
+            if !matches!(name, "value" | "record" | "ctx") {
+                return Err(format!(
+                    "unknown variable {name:?}: expressions may use value, record and ctx"
+                ));
+            }
+        }
+        let uses_record = refs.has_variable("record");
+        Ok(Expr {
+            source: source.to_string(),
+            program,
+            uses_record,
+        })
+    }
+
+    pub fn uses_record(&self) -> bool {
+        self.uses_record
+    }
+
+    /// Evaluate to JSON. `null` means "no value": the rule writes nothing.
+    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
+        let mut context = cel::Context::default();
+        if let Some(v) = scope.value {
+            context.add_variable_from_value("value", to_cel(v)?);
+        }
+        if let Some(r) = scope.record {
+            context.add_variable_from_value("record", r.clone());
+        }
+        context.add_variable_from_value("ctx", scope.ctx.clone());
+        let result = self.program.execute(&context).map_err(|e| e.to_string())?;
+        result.json().map_err(|e| e.to_string())
+    }
+
+    /// Evaluate a condition; anything but `true` is false.
+    pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
+        Ok(self.eval(scope)? == Value::Bool(true))
+    }
+}
+
+pub fn to_cel(value: &Value) -> Result<cel::Value, String> {
+    cel::to_value(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ctx() -> cel::Value {
+        to_cel(&json!({"route": "r"})).unwrap()
+    }
+
+    #[test]
+    fn computes_from_value_record_and_ctx() {
+        let e = Expr::compile("value.unit == 'kg' ? int(value.value * 1000.0) : int(value.value)")
+            .unwrap();
+        let c = ctx();
+        let v = json!({"value": 3.25, "unit": "kg"});
+        let scope = Scope {
+            value: Some(&v),
+            record: None,
+            ctx: &c,
+        };
+        assert_eq!(e.eval(&scope).unwrap(), json!(3250));
+        let r = to_cel(&json!({"father": {"x": 1}})).unwrap();
+        let cond = Expr::compile("has(record.father) && ctx.route == 'r'").unwrap();
+        assert!(cond.uses_record());
+        assert!(
+            cond.holds(&Scope {
+                value: None,
+                record: Some(&r),
+                ctx: &c
+            })
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn unknown_variables_and_syntax_errors_are_refused_at_compile_time() {
+        assert!(Expr::compile("secret + 1").unwrap_err().contains("secret"));
+        assert!(Expr::compile("value +").is_err());
+    }
+}

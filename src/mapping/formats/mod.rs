@@ -1,0 +1,80 @@
+//! Registry and source formats: what each side of a mapping may name (its
+//! catalogue), how a mapped tree becomes the bytes a registry receives
+//! (encoders) and how a source payload becomes a tree a mapping reads (decoders).
+//!
+//! A closed set: adding a registry kind is a variant of
+//! [`DestinationKind`], a file here, and a folder under `mappings/destinations/`;
+//! the compiler lists every match that needs an arm.
+//!
+//! Architecture invariant: an encoder sees only the tree its mapping produced,
+//! so nothing reaches a registry that a mapping file does not name.
+
+pub mod opencrvs;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{Catalogue, RouteContext};
+use crate::config::{DestinationKind, SourceFormat};
+
+/// The bytes for a registry, and how to label them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// File extension `translate` uses: `json` or `xml`.
+    pub extension: &'static str,
+    pub content_type: &'static str,
+}
+
+/// A mapped tree the format cannot carry. Names paths, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("{0} is required by the format but the mapping produced none")]
+    Missing(String),
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+}
+
+/// What a mapping into `kind` may write. `folder` is the destination's mapping
+/// folder, for formats whose fields are configured per country.
+pub fn destination_catalogue(kind: DestinationKind, folder: &Path) -> Result<Catalogue, String> {
+    match kind {
+        DestinationKind::Opencrvs => opencrvs::catalogue(folder),
+        DestinationKind::OpencrvsV1
+        | DestinationKind::FhirR4
+        | DestinationKind::Primero
+        | DestinationKind::ExampliaCrvs => {
+            Err(format!("the {} format is not built yet", kind.as_str()))
+        }
+    }
+}
+
+/// Turn a mapped tree into the registry's bytes.
+pub fn encode(
+    kind: DestinationKind,
+    tree: &Value,
+    ctx: &RouteContext,
+) -> Result<Encoded, EncodeError> {
+    match kind {
+        DestinationKind::Opencrvs => opencrvs::encode(tree, ctx),
+        DestinationKind::OpencrvsV1
+        | DestinationKind::FhirR4
+        | DestinationKind::Primero
+        | DestinationKind::ExampliaCrvs => Err(EncodeError::Invalid {
+            path: String::new(),
+            reason: format!("the {} format is not built yet", kind.as_str()),
+        }),
+    }
+}
+
+/// What a mapping from a source format may read.
+pub fn source_catalogue(format: SourceFormat, _folder: &Path) -> Result<Catalogue, String> {
+    match format {
+        SourceFormat::Canonical => Err("canonical records need no mapping".into()),
+        SourceFormat::Primero | SourceFormat::FhirR4 => Err(format!(
+            "the {} source format is not built yet",
+            format.as_str()
+        )),
+    }
+}

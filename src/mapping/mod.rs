@@ -1,0 +1,259 @@
+//! Mappings: declarative files that say, field by field, what each registry
+//! receives and where it comes from. Hub and spoke: every source maps into a
+//! canonical record, every registry format maps out of one.
+//!
+//! A mapping file is read once at start-up and compiled: paths are split into
+//! segments (a plain path is a direct lookup), code lists are resolved, CEL
+//! expressions are parsed. Every `from` must exist in the source's catalogue and
+//! every `to` in the target's, or loading fails naming the file and line.
+//!
+//! Architecture invariant: no I/O after loading, no clock, no randomness. The
+//! same record and route context give the same output, byte for byte. Errors
+//! name paths, rules and lines, never a value.
+
+pub mod codelist;
+mod context;
+mod expr;
+pub mod formats;
+mod load;
+pub mod path;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+
+use codelist::CodeList;
+pub use context::RouteContext;
+use expr::{Expr, Scope, to_cel};
+pub use load::{Mappings, load};
+use path::{FieldPath, compact};
+
+/// Which vocabulary a side of a mapping speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Canonical(crate::model::RecordType),
+    Source(crate::config::SourceFormat),
+    Destination(crate::config::DestinationKind),
+}
+
+/// The paths a side allows (`*` for array elements; an entry ending in `/**`
+/// allows everything beneath it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalogue {
+    paths: BTreeSet<String>,
+}
+
+impl Catalogue {
+    pub fn new(paths: impl IntoIterator<Item = String>) -> Catalogue {
+        Catalogue {
+            paths: paths.into_iter().collect(),
+        }
+    }
+
+    pub fn allows(&self, path: &FieldPath) -> bool {
+        let text = path.to_string();
+        if self.paths.contains(&text) {
+            return true;
+        }
+        self.paths.iter().any(|p| {
+            p.strip_suffix("/**").is_some_and(|prefix| {
+                text.starts_with(prefix) && text[prefix.len()..].starts_with('/')
+            })
+        })
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().map(String::as_str)
+    }
+}
+
+/// Where a rule's input comes from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A field of the input record.
+    Field(FieldPath),
+    /// A field of the route context (`$ctx/message_id`).
+    Context(String),
+    /// A constant written in the mapping file.
+    Constant(Value),
+    /// Nothing: the rule's expression computes the value from `record`/`ctx`.
+    Computed,
+}
+
+/// One line of a mapping: `to` <- input, through an expression and/or a code list.
+#[derive(Debug)]
+pub struct Rule {
+    pub line: usize,
+    pub to: FieldPath,
+    pub input: Input,
+    pub expr: Option<Expr>,
+    pub codelist: Option<Arc<CodeList>>,
+    pub when: Option<Expr>,
+    pub required: bool,
+    pub note: Option<String>,
+}
+
+/// A compiled mapping file.
+#[derive(Debug)]
+pub struct Mapping {
+    pub file: PathBuf,
+    pub description: String,
+    pub source: Side,
+    pub target: Side,
+    pub rules: Vec<Rule>,
+    uses_record: bool,
+    uses_expressions: bool,
+}
+
+/// Why a record could not be mapped. Carries rule lines and paths only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("line {line}: required input {from} is missing (for {to})")]
+    MissingRequired {
+        line: usize,
+        from: String,
+        to: String,
+    },
+    #[error("line {line}: code list {codelist} has no code for the value of {from}")]
+    NoCode {
+        line: usize,
+        codelist: String,
+        from: String,
+    },
+    #[error("line {line}: expression failed for {to}")]
+    Expression { line: usize, to: String },
+    #[error("line {line}: cannot write {to}: {reason}")]
+    Write {
+        line: usize,
+        to: String,
+        reason: String,
+    },
+}
+
+impl Mapping {
+    /// Map one record. The output holds exactly what the rules wrote.
+    pub fn apply(&self, input: &Value, ctx: &RouteContext) -> Result<Value, MappingError> {
+        let ctx_json = ctx.to_value();
+        let ctx_cel = if self.uses_expressions {
+            to_cel(&ctx_json).ok()
+        } else {
+            None
+        };
+        let record_cel = if self.uses_record {
+            to_cel(input).ok()
+        } else {
+            None
+        };
+        let null_cel = cel::Value::Null;
+        let mut out = Value::Object(Map::new());
+        for rule in &self.rules {
+            let ctx_cel = ctx_cel.as_ref().unwrap_or(&null_cel);
+            let expression_failed = || MappingError::Expression {
+                line: rule.line,
+                to: rule.to.to_string(),
+            };
+            if let Some(when) = &rule.when
+                && !when
+                    .holds(&Scope {
+                        value: None,
+                        record: record_cel.as_ref(),
+                        ctx: ctx_cel,
+                    })
+                    .map_err(|_| expression_failed())?
+            {
+                continue;
+            }
+            let inputs: Vec<(Vec<usize>, Value)> = match &rule.input {
+                Input::Field(path) => path
+                    .select(input)
+                    .into_iter()
+                    .map(|(i, v)| (i, v.clone()))
+                    .collect(),
+                Input::Context(key) => ctx_json
+                    .get(key)
+                    .map(|v| vec![(Vec::new(), v.clone())])
+                    .unwrap_or_default(),
+                Input::Constant(v) => vec![(Vec::new(), v.clone())],
+                Input::Computed => vec![(Vec::new(), Value::Null)],
+            };
+            if inputs.is_empty() && rule.required {
+                return Err(MappingError::MissingRequired {
+                    line: rule.line,
+                    from: rule.input_name(),
+                    to: rule.to.to_string(),
+                });
+            }
+            let mut written = false;
+            for (indices, value) in inputs {
+                let mut value = match &rule.expr {
+                    Some(e) => e
+                        .eval(&Scope {
+                            value: Some(&value),
+                            record: record_cel.as_ref(),
+                            ctx: ctx_cel,
+                        })
+                        .map_err(|_| expression_failed())?,
+                    None => value,
+                };
+                if value.is_null() {
+                    continue;
+                }
+                if let Some(list) = &rule.codelist {
+                    value = list.lookup(&value).ok_or_else(|| MappingError::NoCode {
+                        line: rule.line,
+                        codelist: list.name.clone(),
+                        from: rule.input_name(),
+                    })?;
+                }
+                normalize_text(&mut value);
+                rule.to
+                    .set(&mut out, &indices, value)
+                    .map_err(|reason| MappingError::Write {
+                        line: rule.line,
+                        to: rule.to.to_string(),
+                        reason,
+                    })?;
+                written = true;
+            }
+            if !written && rule.required {
+                return Err(MappingError::MissingRequired {
+                    line: rule.line,
+                    from: rule.input_name(),
+                    to: rule.to.to_string(),
+                });
+            }
+        }
+        compact(&mut out);
+        Ok(out)
+    }
+}
+
+impl Rule {
+    /// How the manifest and errors name this rule's input.
+    pub fn input_name(&self) -> String {
+        match &self.input {
+            Input::Field(p) => p.to_string(),
+            Input::Context(k) => format!("$ctx/{k}"),
+            Input::Constant(_) => "(constant)".into(),
+            Input::Computed => "(computed)".into(),
+        }
+    }
+}
+
+/// Text leaves in Unicode NFC: registries store names exactly as sent.
+fn normalize_text(value: &mut Value) {
+    match value {
+        Value::String(s) if is_nfc_quick(s.chars()) != IsNormalized::Yes => {
+            *s = s.nfc().collect();
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_text),
+        Value::Object(map) => map.values_mut().for_each(normalize_text),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

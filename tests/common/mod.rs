@@ -1,0 +1,109 @@
+//! Shared by the integration tests: a real gateway on 127.0.0.1:0 with the
+//! example config and a fresh embedded store.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use registry_gateway::config::{Config, Overrides};
+use registry_gateway::server::{self, RunningGateway};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub const AGENCY: &str = "demo-agency-token";
+pub const AGENCY_2: &str = "demo-agency-2-token";
+pub const AUDITOR: &str = "demo-auditor-token";
+pub const ADMIN: &str = "demo-admin-token";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn example_config_path() -> PathBuf {
+    repo_path("deploy/gateway.example.toml")
+}
+
+pub fn example_record(record_type: &str) -> Value {
+    let path = repo_path(&format!("schemas/examples/{record_type}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub struct TestGateway {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub data_dir: TempDir,
+    gateway: Option<RunningGateway>,
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        let data_dir = tempfile::tempdir().unwrap();
+        let config = Config::load(
+            &example_config_path(),
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                data_dir: Some(data_dir.path().to_path_buf()),
+                database_url: None,
+            },
+        )
+        .unwrap();
+        let gateway = server::start(config).await.unwrap();
+        TestGateway {
+            base: format!("http://{}", gateway.local_addr),
+            http: reqwest::Client::new(),
+            data_dir,
+            gateway: Some(gateway),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn submit(
+        &self,
+        source: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/v1/sources/{source}/records")))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(g) = self.gateway.take() {
+            g.shutdown().await.unwrap();
+        }
+        self.data_dir
+    }
+}
+
+/// Count rows of a table in the embedded store of `data_dir`, read-only.
+pub async fn count_rows(data_dir: &Path, table: &str, filter: &str) -> i64 {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", data_dir.join("gateway.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table} {filter}"))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    n
+}
