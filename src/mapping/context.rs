@@ -18,10 +18,13 @@ pub struct RouteContext {
     pub route: String,
     pub destination: String,
     pub timestamp: DateTime<Utc>,
+    /// Which delivery attempt this rendering is for (1 for `translate`). Only
+    /// per-request ids (X-Road's `xrd:id`) may depend on it.
+    pub attempt: u32,
 }
 
 /// The names `$ctx/...` and CEL's `ctx.` may use.
-pub const CONTEXT_FIELDS: [&str; 8] = [
+pub const CONTEXT_FIELDS: [&str; 10] = [
     "record_id",
     "record_version",
     "route",
@@ -29,7 +32,9 @@ pub const CONTEXT_FIELDS: [&str; 8] = [
     "message_id",
     "idempotency_key",
     "document_id",
+    "request_id",
     "timestamp",
+    "attempt",
 ];
 
 impl RouteContext {
@@ -56,6 +61,12 @@ impl RouteContext {
         )
     }
 
+    /// A per-request id that is new for every attempt yet reproducible
+    /// (X-Road `xrd:id`: "a new UUID for every HTTP request").
+    pub fn request_id(&self) -> Uuid {
+        self.derived(&format!("request/{}", self.attempt))
+    }
+
     /// The idempotency key for registries that take a string (OpenCRVS transactionId).
     pub fn idempotency_key(&self) -> String {
         format!(
@@ -73,6 +84,8 @@ impl RouteContext {
             "message_id": self.message_id().to_string(),
             "idempotency_key": self.idempotency_key(),
             "document_id": self.document_id().to_string(),
+            "request_id": self.request_id().to_string(),
+            "attempt": self.attempt,
             "timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
         })
     }
@@ -89,6 +102,7 @@ mod tests {
             route: route.into(),
             destination: "d".into(),
             timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            attempt: 1,
         }
     }
 

@@ -17,6 +17,7 @@ fn ctx() -> RouteContext {
         route: "birth-notification-to-x".into(),
         destination: "x".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+        attempt: 1,
     }
 }
 

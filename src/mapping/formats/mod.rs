@@ -9,7 +9,13 @@
 //! Architecture invariant: an encoder sees only the tree its mapping produced,
 //! so nothing reaches a registry that a mapping file does not name.
 
+pub mod examplia;
+pub mod fhir_r4;
+pub mod fhir_r4_source;
 pub mod opencrvs;
+pub mod opencrvs_v1;
+pub mod primero;
+pub mod primero_source;
 
 use std::path::Path;
 
@@ -17,6 +23,7 @@ use serde_json::Value;
 
 use super::{Catalogue, RouteContext};
 use crate::config::{DestinationKind, SourceFormat};
+use crate::schema::Violation;
 
 /// The bytes for a registry, and how to label them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,23 +65,28 @@ pub fn encode(
 ) -> Result<Encoded, EncodeError> {
     match kind {
         DestinationKind::Opencrvs => opencrvs::encode(tree, ctx),
-        DestinationKind::OpencrvsV1
-        | DestinationKind::FhirR4
-        | DestinationKind::Primero
-        | DestinationKind::ExampliaCrvs => Err(EncodeError::Invalid {
-            path: String::new(),
-            reason: format!("the {} format is not built yet", kind.as_str()),
-        }),
+        DestinationKind::OpencrvsV1 => opencrvs_v1::encode(tree, ctx),
+        DestinationKind::FhirR4 => fhir_r4::encode(tree, ctx),
+        DestinationKind::Primero => primero::encode(tree, ctx),
+        DestinationKind::ExampliaCrvs => examplia::encode(tree, ctx),
     }
 }
 
 /// What a mapping from a source format may read.
-pub fn source_catalogue(format: SourceFormat, _folder: &Path) -> Result<Catalogue, String> {
+pub fn source_catalogue(format: SourceFormat, folder: &Path) -> Result<Catalogue, String> {
     match format {
         SourceFormat::Canonical => Err("canonical records need no mapping".into()),
-        SourceFormat::Primero | SourceFormat::FhirR4 => Err(format!(
-            "the {} source format is not built yet",
-            format.as_str()
-        )),
+        SourceFormat::Primero => primero_source::catalogue(folder),
+        SourceFormat::FhirR4 => fhir_r4_source::catalogue(folder),
+    }
+}
+
+/// Turn a source payload (already parsed, depth-bounded JSON) into the tree its
+/// inbound mapping reads, or every problem with its JSON pointer into the payload.
+pub fn decode(format: SourceFormat, payload: &Value) -> Result<Value, Vec<Violation>> {
+    match format {
+        SourceFormat::Canonical => Ok(payload.clone()),
+        SourceFormat::Primero => primero_source::decode(payload),
+        SourceFormat::FhirR4 => fhir_r4_source::decode(payload),
     }
 }
