@@ -28,7 +28,7 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 use codelist::CodeList;
 pub use context::RouteContext;
 use expr::{Expr, Scope, to_cel};
-pub use load::{Mappings, load};
+pub use load::{LoadError, Mappings, load, load_file};
 use path::{FieldPath, compact};
 
 /// Which vocabulary a side of a mapping speaks.
