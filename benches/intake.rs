@@ -12,8 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use registry_gateway::config::{Config, Overrides};
 use registry_gateway::intake::{Intake, Submission};
 use registry_gateway::model::RecordType;
-use registry_gateway::schema::SchemaRegistry;
-use registry_gateway::server::open_store;
+use registry_gateway::server::{load_pipeline, open_store};
 use registry_gateway::telemetry::Metrics;
 use serde_json::Value;
 
@@ -39,15 +38,11 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let config = Arc::new(config);
-    let schemas = Arc::new(SchemaRegistry::load().unwrap());
+    let pipeline = Arc::new(load_pipeline(config.clone()).unwrap());
+    let schemas = pipeline.schemas.clone();
     let metrics = Metrics::default();
     let store = runtime.block_on(open_store(&config, &metrics)).unwrap();
-    let intake = Arc::new(Intake::new(
-        config.clone(),
-        schemas.clone(),
-        store.clone(),
-        metrics,
-    ));
+    let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics));
     let body = Arc::new(example("birth-notification"));
     let source = config.sources["canonical"].clone();
 

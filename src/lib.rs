@@ -17,10 +17,14 @@
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod conformance;
 pub mod intake;
+pub mod manifest;
 pub mod mapping;
 pub mod model;
+pub mod pipeline;
 pub mod schema;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod translate;

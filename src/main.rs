@@ -1,13 +1,15 @@
 //! The `registry-gateway` command line. Parsing only; the work is in the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use registry_gateway::config::{Config, Overrides};
+use registry_gateway::pipeline::Pipeline;
 use registry_gateway::schema::SchemaRegistry;
-use registry_gateway::{server, telemetry};
+use registry_gateway::{server, telemetry, translate};
 
 #[derive(Parser)]
 #[command(
@@ -41,10 +43,49 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run one record through validation, mapping and every route, without
+    /// delivering. Writes OUT/<route>.<ext> (the exact bytes each registry would
+    /// get) and OUT/decisions.json. Exit 0 if the record is valid, 2 if not.
+    Translate {
+        #[arg(long)]
+        config: PathBuf,
+        /// A source name from the config: canonical, primero, fhir-r4, ...
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Injected timestamp (RFC 3339); default: the record's own notification or decision time.
+        #[arg(long)]
+        timestamp: Option<String>,
+    },
+    /// The data-sharing manifest: per route, every field sent, from where, how.
+    Manifest {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ManifestFormat,
+    },
+    /// Run the conformance cases in DIR (conformance/ in this repository).
+    Conformance {
+        dir: PathBuf,
+        #[arg(long, default_value = "deploy/gateway.example.toml")]
+        config: PathBuf,
+        /// Write the current outputs as the expected ones (review the diff!).
+        #[arg(long)]
+        bless: bool,
+    },
     /// NOT YET BUILT: will run the gateway with local mock registries and sample
     /// records (delivery work). Today it only says so and exits with status 2;
     /// use `serve --config deploy/gateway.example.toml`.
     Demo,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ManifestFormat {
+    Json,
+    Md,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +116,15 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { config },
         } => return config_check(&config),
+        Command::Translate {
+            config,
+            source,
+            input,
+            out,
+            timestamp,
+        } => return run_translate(&config, &source, &input, &out, timestamp.as_deref()),
+        Command::Manifest { config, format } => manifest(&config, format),
+        Command::Conformance { dir, config, bless } => return conformance(&dir, &config, bless),
         Command::Demo => {
             eprintln!(
                 "registry-gateway demo is not built yet (it comes with the delivery engine).\n\
@@ -93,13 +143,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn config_check(path: &std::path::Path) -> ExitCode {
+fn config_check(path: &Path) -> ExitCode {
     let mut problems = Vec::new();
-    if let Err(e) = Config::load(path, &Overrides::default()) {
-        problems.extend(e.errors.iter().map(|p| format!("{}: {p}", path.display())));
-    }
-    if let Err(errors) = SchemaRegistry::load() {
-        problems.extend(errors.iter().map(ToString::to_string));
+    match Config::load(path, &Overrides::default()) {
+        Err(e) => problems.extend(e.errors.iter().map(|p| format!("{}: {p}", path.display()))),
+        Ok(config) => match SchemaRegistry::load() {
+            Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
+            Ok(schemas) => {
+                if let Err(errors) = registry_gateway::mapping::load(&config, &schemas) {
+                    problems.extend(errors.iter().map(ToString::to_string));
+                }
+            }
+        },
     }
     if problems.is_empty() {
         println!("{}: configuration is valid", path.display());
@@ -109,6 +164,127 @@ fn config_check(path: &std::path::Path) -> ExitCode {
             eprintln!("{p}");
         }
         eprintln!("{} problem(s)", problems.len());
+        ExitCode::FAILURE
+    }
+}
+
+fn pipeline(config: &Path) -> anyhow::Result<Pipeline> {
+    let config = Config::load(config, &Overrides::default())?;
+    Ok(server::load_pipeline(Arc::new(config))?)
+}
+
+fn run_translate(
+    config: &Path,
+    source: &str,
+    input: &Path,
+    out: &Path,
+    timestamp: Option<&str>,
+) -> ExitCode {
+    let result = (|| -> anyhow::Result<Result<translate::Translation, Vec<String>>> {
+        let pipeline = pipeline(config)?;
+        let timestamp = timestamp
+            .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()))
+            .transpose()
+            .context("--timestamp must be an RFC 3339 date-time")?;
+        let bytes =
+            std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+        match translate::translate(&pipeline, source, &bytes, timestamp) {
+            Ok(t) => Ok(Ok(t)),
+            Err(translate::TranslateError::Invalid(violations)) => Ok(Err(violations
+                .iter()
+                .map(|v| format!("{} [{}] {}", display_pointer(&v.pointer), v.code, v.message))
+                .collect())),
+            Err(e) => Err(e.into()),
+        }
+    })();
+    match result {
+        Ok(Ok(translation)) => {
+            if let Err(e) = write_outputs(out, &translation) {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            for d in &translation.decisions {
+                println!("{}: {} ({})", d.route, d.decision, d.reason);
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Err(problems)) => {
+            eprintln!(
+                "{}: invalid, {} problem(s):",
+                input.display(),
+                problems.len()
+            );
+            for p in problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn display_pointer(pointer: &str) -> &str {
+    if pointer.is_empty() {
+        "(document)"
+    } else {
+        pointer
+    }
+}
+
+fn write_outputs(out: &Path, translation: &translate::Translation) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for file in &translation.files {
+        let path = out.join(&file.name);
+        std::fs::write(&path, &file.bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn manifest(config: &Path, format: ManifestFormat) -> anyhow::Result<()> {
+    let pipeline = pipeline(config)?;
+    let manifest = registry_gateway::manifest::build(&pipeline);
+    match format {
+        ManifestFormat::Json => println!("{}", serde_json::to_string_pretty(&manifest)?),
+        ManifestFormat::Md => print!("{}", registry_gateway::manifest::to_markdown(&manifest)),
+    }
+    Ok(())
+}
+
+fn conformance(dir: &Path, config: &Path, bless: bool) -> ExitCode {
+    let results = pipeline(config).and_then(|p| {
+        registry_gateway::conformance::run(&p, dir, bless).map_err(anyhow::Error::msg)
+    });
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    for r in &results {
+        println!(
+            "{} {}  {}",
+            if r.passed() { "ok  " } else { "FAIL" },
+            r.name,
+            r.description
+        );
+        for f in &r.failures {
+            println!("       {f}");
+        }
+    }
+    println!(
+        "{} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     }
 }

@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 use crate::api::{AppState, auth::Clients, router};
 use crate::config::{Config, StoreLocation};
 use crate::intake::Intake;
+use crate::mapping::{self, LoadError};
+use crate::pipeline::Pipeline;
 use crate::schema::{SchemaError, SchemaRegistry};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -20,6 +22,8 @@ use crate::telemetry::Metrics;
 pub enum StartError {
     #[error("schemas do not load: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Schemas(Vec<SchemaError>),
+    #[error("mappings do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Mappings(Vec<LoadError>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -47,6 +51,18 @@ impl RunningGateway {
     }
 }
 
+/// Schemas and mappings, compiled once: everything `serve`, `translate` and
+/// `config check` need besides the config itself.
+pub fn load_pipeline(config: Arc<Config>) -> Result<Pipeline, StartError> {
+    let schemas = SchemaRegistry::load().map_err(StartError::Schemas)?;
+    let mappings = mapping::load(&config, &schemas).map_err(StartError::Mappings)?;
+    Ok(Pipeline {
+        config,
+        schemas: Arc::new(schemas),
+        mappings: Arc::new(mappings),
+    })
+}
+
 pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn Store>, StoreError> {
     match &config.server.store {
         StoreLocation::Embedded { data_dir } => Ok(Arc::new(
@@ -58,15 +74,10 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn St
 /// Load schemas, open the store, bind the listener and start serving.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
-    let schemas = Arc::new(SchemaRegistry::load().map_err(StartError::Schemas)?);
+    let pipeline = Arc::new(load_pipeline(config.clone())?);
     let metrics = Metrics::default();
     let store = open_store(&config, &metrics).await?;
-    let intake = Arc::new(Intake::new(
-        config.clone(),
-        schemas,
-        store.clone(),
-        metrics.clone(),
-    ));
+    let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()));
     let state = AppState {
         clients: Arc::new(Clients::new(&config.clients)),
         config: config.clone(),

@@ -13,7 +13,6 @@ use super::auth::Caller;
 use super::problem::Problem;
 use crate::intake::{IntakeError, Submission};
 use crate::model::{RecordId, Role};
-use crate::schema::Violation;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -134,20 +133,6 @@ fn intake_problem(error: IntakeError) -> Problem {
             "This Idempotency-Key was already used for a different request",
         )
         .detail("use a new key for a new record; resend the original body to read its id"),
-        IntakeError::UnsupportedSource(format) => {
-            let mut p = Problem::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "urn:registry-gateway:problem:unsupported-source",
-                "This source format is not handled by this build yet",
-            )
-            .detail(format!("source format {format}; use the canonical source"));
-            p.errors = vec![Violation {
-                pointer: String::new(),
-                code: "unsupported_source",
-                message: "source format not supported yet".into(),
-            }];
-            p
-        }
         IntakeError::Unavailable(e) => {
             tracing::warn!(error = %e, "store refused a submission");
             Problem::unavailable("the record was not stored; send it again", 2)

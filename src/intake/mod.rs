@@ -11,13 +11,13 @@ mod json_limits;
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
-use crate::config::{Config, SourceConfig, SourceFormat};
-use crate::model::{RecordId, RecordType};
-use crate::schema::{SchemaRegistry, Violation};
+use crate::config::SourceConfig;
+use crate::model::RecordId;
+use crate::pipeline::{Canonical, Pipeline};
+use crate::schema::Violation;
 use crate::store::{AcceptOutcome, NewDelivery, NewRecord, Store, StoreError};
 use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
 pub use json_limits::exceeds_depth;
@@ -47,36 +47,23 @@ pub enum IntakeError {
     /// The same Idempotency-Key was used before with a different body.
     #[error("the Idempotency-Key was already used for a different request")]
     IdempotencyConflict(RecordId),
-    /// This source's format is declared but not handled by this build.
-    #[error("source format {0} is not supported by this build yet")]
-    UnsupportedSource(&'static str),
     /// Nothing was stored; the same request may be sent again later.
     #[error(transparent)]
     Unavailable(#[from] StoreError),
 }
 
 pub struct Intake {
-    config: Arc<Config>,
-    schemas: Arc<SchemaRegistry>,
+    pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     metrics: Metrics,
-    max_json_depth: usize,
 }
 
 impl Intake {
-    pub fn new(
-        config: Arc<Config>,
-        schemas: Arc<SchemaRegistry>,
-        store: Arc<dyn Store>,
-        metrics: Metrics,
-    ) -> Intake {
-        let max_json_depth = config.server.max_json_depth;
+    pub fn new(pipeline: Arc<Pipeline>, store: Arc<dyn Store>, metrics: Metrics) -> Intake {
         Intake {
-            config,
-            schemas,
+            pipeline,
             store,
             metrics,
-            max_json_depth,
         }
     }
 
@@ -92,16 +79,19 @@ impl Intake {
         );
         audit.body_sha256 = Some(hex::encode(Sha256::digest(submission.body)));
 
-        let (record_type, canonical) = match self.parse(&submission) {
-            Ok(parsed) => parsed,
+        let canonical = match self.parse(&submission) {
+            Ok(canonical) => canonical,
             Err(IntakeError::Invalid(violations)) => {
                 return Err(self.reject(audit, submission.source, violations).await);
             }
             Err(other) => return Err(other),
         };
 
+        let record_type = canonical.record_type;
+        let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
         let id = RecordId::new();
         let deliveries: Vec<NewDelivery> = self
+            .pipeline
             .config
             .routes_for(record_type)
             .map(|r| NewDelivery {
@@ -169,54 +159,15 @@ impl Intake {
         }
     }
 
-    /// Bounded parse and validation. Returns the record type and canonical bytes.
-    fn parse(&self, submission: &Submission<'_>) -> Result<(RecordType, Vec<u8>), IntakeError> {
-        match submission.source.format {
-            SourceFormat::Canonical => {}
-            SourceFormat::Primero | SourceFormat::FhirR4 => {
-                return Err(IntakeError::UnsupportedSource(
-                    submission.source.format.as_str(),
-                ));
-            }
-        }
-        if exceeds_depth(submission.body, self.max_json_depth) {
-            return Err(IntakeError::Invalid(vec![Violation {
-                pointer: String::new(),
-                code: "max_depth",
-                message: format!(
-                    "nests objects and arrays deeper than {} levels",
-                    self.max_json_depth
-                ),
-            }]));
-        }
-        let value: Value = serde_json::from_slice(submission.body).map_err(|e| {
-            IntakeError::Invalid(vec![Violation {
-                pointer: String::new(),
-                code: "malformed_json",
-                message: format!(
-                    "is not well-formed JSON (error at line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            }])
-        })?;
-        let record_type = value
-            .get("record_type")
-            .and_then(Value::as_str)
-            .and_then(RecordType::parse)
-            .ok_or_else(|| {
-                IntakeError::Invalid(vec![Violation {
-                    pointer: "/record_type".into(),
-                    code: "record_type",
-                    message: "must be one of \"birth-notification\", \"child-protection-case\", \"consent\"".into(),
-                }])
-            })?;
-        let violations = self.schemas.validate(record_type, &value);
-        if !violations.is_empty() {
-            return Err(IntakeError::Invalid(violations));
-        }
-        let canonical = serde_json::to_vec(&value).expect("a parsed JSON value serialises");
-        Ok((record_type, canonical))
+    /// Bounded parse, then the pipeline: decode, map, validate.
+    fn parse(&self, submission: &Submission<'_>) -> Result<Canonical, IntakeError> {
+        let value = self
+            .pipeline
+            .parse_json(submission.body)
+            .map_err(IntakeError::Invalid)?;
+        self.pipeline
+            .canonicalize(submission.source, &value)
+            .map_err(IntakeError::Invalid)
     }
 
     async fn reject(

@@ -1,0 +1,324 @@
+//! The record's path through the gateway, without I/O: a source payload becomes
+//! a canonical record (decode, inbound mapping, validation), and a canonical
+//! record becomes the bytes each route would send (outbound mapping, encoder).
+//!
+//! Intake, `translate` and (later) the delivery workers all go through here, so
+//! what `translate` shows is what the gateway sends.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::config::{Config, RouteConfig, SourceConfig, SourceFormat};
+use crate::intake::exceeds_depth;
+use crate::mapping::formats::{self, EncodeError, Encoded};
+use crate::mapping::{MappingError, Mappings, RouteContext};
+use crate::model::{RecordId, RecordType};
+use crate::schema::{SchemaRegistry, Violation};
+
+/// A validated canonical record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical {
+    pub record_type: RecordType,
+    pub record: Value,
+}
+
+impl Canonical {
+    pub fn version(&self) -> i64 {
+        self.record
+            .get("record_version")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+    }
+
+    /// The time the record itself states (notification or decision time), used
+    /// as the injected timestamp where no clock may be read.
+    pub fn stated_time(&self) -> Option<DateTime<Utc>> {
+        for field in ["notified_at", "decided_at"] {
+            if let Some(t) = self.record.get(field).and_then(Value::as_str)
+                && let Ok(t) = DateTime::parse_from_rfc3339(t)
+            {
+                return Some(t.with_timezone(&Utc));
+            }
+        }
+        self.record
+            .get("registration_date")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc())
+    }
+}
+
+/// Why a route could not be rendered. Names rules and paths, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("no mapping is loaded for route {0}")]
+    NoMapping(String),
+    #[error("mapping {file}: {source}")]
+    Mapping {
+        file: String,
+        #[source]
+        source: MappingError,
+    },
+    #[error("encoding: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+pub struct Pipeline {
+    pub config: Arc<Config>,
+    pub schemas: Arc<SchemaRegistry>,
+    pub mappings: Arc<Mappings>,
+}
+
+impl Pipeline {
+    /// Parse a request body as JSON within the configured nesting limit.
+    pub fn parse_json(&self, body: &[u8]) -> Result<Value, Vec<Violation>> {
+        let max = self.config.server.max_json_depth;
+        if exceeds_depth(body, max) {
+            return Err(vec![Violation {
+                pointer: String::new(),
+                code: "max_depth",
+                message: format!("nests objects and arrays deeper than {max} levels"),
+            }]);
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            vec![Violation {
+                pointer: String::new(),
+                code: "malformed_json",
+                message: format!(
+                    "is not well-formed JSON (error at line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            }]
+        })
+    }
+
+    /// Turn a parsed payload from `source` into a validated canonical record,
+    /// or list every problem (pointers into the payload for decoding problems,
+    /// into the canonical record for what the mapping produced).
+    pub fn canonicalize(
+        &self,
+        source: &SourceConfig,
+        payload: &Value,
+    ) -> Result<Canonical, Vec<Violation>> {
+        let (record_type, record) = match source.format {
+            SourceFormat::Canonical => (record_type_of(payload)?, payload.clone()),
+            format => self.map_inbound(source, format, payload)?,
+        };
+        let mut violations = self.schemas.validate(record_type, &record);
+        if violations.is_empty() {
+            violations = semantic_violations(record_type, &record);
+        }
+        if violations.is_empty() {
+            Ok(Canonical {
+                record_type,
+                record,
+            })
+        } else {
+            Err(violations)
+        }
+    }
+
+    fn map_inbound(
+        &self,
+        source: &SourceConfig,
+        format: SourceFormat,
+        payload: &Value,
+    ) -> Result<(RecordType, Value), Vec<Violation>> {
+        let tree = formats::decode(format, payload)?;
+        let Some(((_, record_type), mapping)) = self
+            .mappings
+            .inbound
+            .iter()
+            .find(|((name, _), _)| *name == source.name)
+        else {
+            return Err(vec![Violation {
+                pointer: String::new(),
+                code: "unsupported_source",
+                message: "no inbound mapping is configured for this source".into(),
+            }]);
+        };
+        // Inbound mappings read only the payload; the context is a placeholder.
+        let ctx = RouteContext {
+            record_id: RecordId(uuid::Uuid::nil()),
+            record_version: 1,
+            route: format!("inbound:{}", source.name),
+            destination: String::new(),
+            timestamp: DateTime::UNIX_EPOCH,
+            attempt: 1,
+        };
+        let record = mapping.apply(&tree, &ctx).map_err(|e| {
+            vec![Violation {
+                pointer: String::new(),
+                code: "unmappable",
+                message: format!("the payload cannot be mapped: {e}"),
+            }]
+        })?;
+        Ok((*record_type, record))
+    }
+
+    /// The bytes `route` would send for `record`.
+    pub fn render(
+        &self,
+        route: &RouteConfig,
+        record: &Canonical,
+        ctx: &RouteContext,
+    ) -> Result<Encoded, RenderError> {
+        let mapping = self
+            .mappings
+            .outbound
+            .get(&route.name)
+            .ok_or_else(|| RenderError::NoMapping(route.name.clone()))?;
+        let tree = mapping
+            .apply(&record.record, ctx)
+            .map_err(|source| RenderError::Mapping {
+                file: mapping.file.display().to_string(),
+                source,
+            })?;
+        let kind = self.config.destinations[&route.destination].kind;
+        Ok(formats::encode(kind, &tree, ctx)?)
+    }
+
+    /// The route context of `record` on `route`.
+    pub fn context(
+        &self,
+        route: &RouteConfig,
+        record_id: RecordId,
+        record: &Canonical,
+        timestamp: DateTime<Utc>,
+        attempt: u32,
+    ) -> RouteContext {
+        RouteContext {
+            record_id,
+            record_version: record.version(),
+            route: route.name.clone(),
+            destination: route.destination.clone(),
+            timestamp,
+            attempt,
+        }
+    }
+}
+
+/// Which canonical record type a canonical payload claims to be.
+pub fn record_type_of(payload: &Value) -> Result<RecordType, Vec<Violation>> {
+    payload
+        .get("record_type")
+        .and_then(Value::as_str)
+        .and_then(RecordType::parse)
+        .ok_or_else(|| {
+            vec![Violation {
+                pointer: "/record_type".into(),
+                code: "record_type",
+                message:
+                    "must be one of \"birth-notification\", \"child-protection-case\", \"consent\""
+                        .into(),
+            }]
+        })
+}
+
+/// Rules a JSON Schema cannot state: dates in the future relative to the
+/// record's own notification time, a parent born after the child.
+pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if record_type != RecordType::BirthNotification {
+        return out;
+    }
+    let date = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    };
+    // The local date of notification: the offset in notified_at is the place's.
+    let notified = record
+        .get("notified_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.date_naive());
+    let birth = date("/child/date_of_birth");
+    if let (Some(birth), Some(notified)) = (birth, notified)
+        && birth > notified
+    {
+        out.push(Violation {
+            pointer: "/child/date_of_birth".into(),
+            code: "date_in_future",
+            message: "is after the date of notification (notified_at)".into(),
+        });
+    }
+    if let (Some(year), Some(notified)) = (
+        record
+            .pointer("/child/estimated_year_of_birth")
+            .and_then(Value::as_i64),
+        notified,
+    ) && year > i64::from(chrono::Datelike::year(&notified))
+    {
+        out.push(Violation {
+            pointer: "/child/estimated_year_of_birth".into(),
+            code: "date_in_future",
+            message: "is after the year of notification (notified_at)".into(),
+        });
+    }
+    for parent in ["mother", "father"] {
+        let pointer = format!("/{parent}/date_of_birth");
+        if let (Some(parent_birth), Some(birth)) = (date(&pointer), birth)
+            && parent_birth >= birth
+        {
+            out.push(Violation {
+                pointer,
+                code: "parent_born_after_child",
+                message: "must be before the child's date of birth".into(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_birth_after_notification_is_in_the_future() {
+        let record = json!({
+            "notified_at": "2026-10-22T00:10:00+02:00",
+            "child": {"date_of_birth": "2026-10-23"},
+            "mother": {"date_of_birth": "2026-10-23"}
+        });
+        let v = semantic_violations(RecordType::BirthNotification, &record);
+        let codes: Vec<_> = v.iter().map(|v| (v.pointer.as_str(), v.code)).collect();
+        assert_eq!(
+            codes,
+            [
+                ("/child/date_of_birth", "date_in_future"),
+                ("/mother/date_of_birth", "parent_born_after_child")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_local_date_of_notification_counts_not_utc() {
+        // 00:10 at UTC+2 on the 22nd is the 21st in UTC; a birth on the 22nd is fine.
+        let record = json!({
+            "notified_at": "2026-10-22T00:10:00+02:00",
+            "child": {"date_of_birth": "2026-10-22"}
+        });
+        assert!(semantic_violations(RecordType::BirthNotification, &record).is_empty());
+    }
+
+    #[test]
+    fn stated_time_comes_from_the_record() {
+        let c = Canonical {
+            record_type: RecordType::Consent,
+            record: json!({"decided_at": "2026-01-02T03:04:05Z"}),
+        };
+        assert_eq!(
+            c.stated_time().unwrap().to_rfc3339(),
+            "2026-01-02T03:04:05+00:00"
+        );
+    }
+}
