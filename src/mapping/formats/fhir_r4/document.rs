@@ -1,0 +1,625 @@
+//! The mapped tree -> an R4 document Bundle (JSON). Each function builds one
+//! resource from one part of the tree; ids come from the route context only.
+
+use serde_json::{Map, Number, Value, json};
+
+use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
+use crate::mapping::RouteContext;
+use crate::mapping::formats::EncodeError;
+
+const SECTIONS: &str = "http://opencrvs.org/specs/sections";
+const LOINC: &str = "http://loinc.org";
+const UCUM: &str = "http://unitsofmeasure.org";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+const ROLE_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
+const EMPTY_REASON: &str = "http://terminology.hl7.org/CodeSystem/list-empty-reason";
+const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+const EXT_BIRTH_TIME: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthTime";
+const EXT_BIRTH_PLACE: &str = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace";
+const EXT_NATIONALITY: &str = "http://hl7.org/fhir/StructureDefinition/patient-nationality";
+const EXT_NAME_REPRESENTATION: &str =
+    "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation";
+/// Identifier systems of UNHCR's proGres registration numbers.
+const UNHCR_SYSTEMS: &str = "urn:unhcr:progres:";
+/// v2-0203 identifier types a UNHCR number must never be sent as.
+const STATE_DOCUMENT_TYPES: [&str; 2] = ["NI", "PPN"];
+
+/// v3 ActCode encounter classes a birth encounter may have, with their displays.
+const ENCOUNTER_CLASSES: [(&str, &str); 6] = [
+    ("IMP", "inpatient encounter"),
+    ("AMB", "ambulatory"),
+    ("EMER", "emergency"),
+    ("HH", "home health"),
+    ("FLD", "field"),
+    ("VR", "virtual"),
+];
+
+/// list-empty-reason codes, for a father-details section without a father.
+const EMPTY_REASONS: [(&str, &str); 6] = [
+    ("nilknown", "Nil Known"),
+    ("notasked", "Not Asked"),
+    ("withheld", "Information Withheld"),
+    ("unavailable", "Unavailable"),
+    ("notstarted", "Not Started"),
+    ("closed", "Closed"),
+];
+
+const GENDERS: [&str; 4] = ["male", "female", "other", "unknown"];
+
+/// One resource of the document and its place in it.
+struct Entry {
+    role: &'static str,
+    resource: Value,
+}
+
+/// Stable per-role ids: the entry's `fullUrl` is `urn:uuid:<id>` and the resource's `id` is `<id>`.
+struct Ids<'c>(&'c RouteContext);
+
+impl Ids<'_> {
+    fn id(&self, role: &str) -> String {
+        self.0.derived(role).to_string()
+    }
+    fn url(&self, role: &str) -> String {
+        format!("urn:uuid:{}", self.id(role))
+    }
+    fn reference(&self, role: &str) -> Value {
+        json!({"reference": self.url(role)})
+    }
+}
+
+pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
+    let t = Tree(tree);
+    let ids = Ids(ctx);
+    let timestamp = t.required_text("document/timestamp")?;
+    if !is_instant(timestamp) {
+        return Err(invalid(
+            "document/timestamp",
+            "must be a date-time to the second with an offset (FHIR instant)",
+        ));
+    }
+    if !t.has("child") {
+        return Err(EncodeError::Missing("child".into()));
+    }
+    let mut entries = vec![Entry {
+        role: "child",
+        resource: child(&t)?,
+    }];
+    let mut sections = vec![section(
+        "child-details",
+        "Child details",
+        &[&ids.url("child")],
+    )];
+    if t.has("mother") {
+        entries.push(Entry {
+            role: "mother",
+            resource: mother(&t)?,
+        });
+        sections.push(section(
+            "mother-details",
+            "Mother details",
+            &[&ids.url("mother")],
+        ));
+    }
+    match (t.has("father"), t.has("father_absent")) {
+        (true, true) => {
+            return Err(invalid(
+                "father_absent",
+                "cannot be given together with father",
+            ));
+        }
+        (true, false) => {
+            entries.push(Entry {
+                role: "father",
+                resource: father(&t, &ids)?,
+            });
+            sections.push(section(
+                "father-details",
+                "Father details",
+                &[&ids.url("father")],
+            ));
+        }
+        (false, true) => sections.push(father_absent(&t)?),
+        (false, false) => {}
+    }
+    if t.has("informant") {
+        entries.push(Entry {
+            role: "informant",
+            resource: informant(&t, &ids)?,
+        });
+        sections.push(section(
+            "informant-details",
+            "Informant details",
+            &[&ids.url("informant")],
+        ));
+    }
+    let encounter = t.has("encounter");
+    let mut birth = Vec::new();
+    if encounter {
+        entries.push(Entry {
+            role: "encounter",
+            resource: birth_encounter(&t, &ids)?,
+        });
+    }
+    if let Some(obs) = birth_weight(&t, &ids, encounter)? {
+        entries.push(Entry {
+            role: "birth-weight",
+            resource: obs,
+        });
+    }
+    if let Some(obs) = plurality(&t, &ids, encounter)? {
+        entries.push(Entry {
+            role: "plurality",
+            resource: obs,
+        });
+    }
+    for e in &entries {
+        if matches!(e.role, "encounter" | "birth-weight" | "plurality") {
+            birth.push(ids.url(e.role));
+        }
+    }
+    if !birth.is_empty() {
+        let refs: Vec<&str> = birth.iter().map(String::as_str).collect();
+        sections.push(section("birth-encounter", "Birth encounter", &refs));
+    }
+    entries.push(Entry {
+        role: "author",
+        resource: author(&t)?,
+    });
+    let composition = composition(&t, &ids, timestamp, encounter, sections)?;
+    let mut all = vec![Entry {
+        role: "composition",
+        resource: composition,
+    }];
+    all.extend(entries);
+    Ok(json!({
+        "resourceType": "Bundle",
+        "meta": {"lastUpdated": timestamp},
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
+        "type": "document",
+        "timestamp": timestamp,
+        "entry": all.into_iter().map(|e| entry(&ids, e)).collect::<Vec<_>>(),
+    }))
+}
+
+fn entry(ids: &Ids, e: Entry) -> Value {
+    let mut resource = e.resource;
+    resource["id"] = Value::String(ids.id(e.role));
+    json!({"fullUrl": ids.url(e.role), "resource": resource})
+}
+
+fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
+    let mut c = json!({"system": system, "code": code});
+    if let Some(d) = display {
+        c["display"] = json!(d);
+    }
+    c
+}
+
+fn section(code: &str, title: &str, refs: &[&str]) -> Value {
+    json!({
+        "title": title,
+        "code": {"coding": [coding(SECTIONS, code, None)]},
+        "entry": refs.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
+    })
+}
+
+fn composition(
+    t: &Tree,
+    ids: &Ids,
+    timestamp: &str,
+    encounter: bool,
+    sections: Vec<Value>,
+) -> Result<Value, EncodeError> {
+    let code = t
+        .code("document/type/code")?
+        .ok_or_else(|| EncodeError::Missing("document/type/code".into()))?;
+    let system = t
+        .uri("document/type/system")?
+        .ok_or_else(|| EncodeError::Missing("document/type/system".into()))?;
+    let mut doc_type = json!({"coding": [coding(system, code, t.text("document/type/display")?)]});
+    if let Some(display) = t.text("document/type/display")? {
+        doc_type["text"] = json!(display);
+    }
+    let mut c = json!({
+        "resourceType": "Composition",
+        "status": "final",
+        "type": doc_type,
+        "subject": ids.reference("child"),
+        "date": timestamp,
+        "author": [ids.reference("author")],
+        "title": t.required_text("document/title")?,
+        "section": sections,
+    });
+    if encounter {
+        c["encounter"] = ids.reference("encounter");
+    }
+    Ok(c)
+}
+
+/// A name in its original script, and its Latin transliteration (marked
+/// alphabetic, ISO 21090 `ABC`) when the tree has one.
+fn names(t: &Tree, person: &str) -> Result<Option<Value>, EncodeError> {
+    let mut names = Vec::new();
+    if let Some(n) = human_name(t, person)? {
+        names.push(n);
+    }
+    if let Some(mut n) = human_name(t, &format!("{person}/name_latin"))? {
+        n["extension"] = json!([{"url": EXT_NAME_REPRESENTATION, "valueCode": "ABC"}]);
+        names.push(n);
+    }
+    Ok((!names.is_empty()).then_some(Value::Array(names)))
+}
+
+fn human_name(t: &Tree, base: &str) -> Result<Option<Value>, EncodeError> {
+    let given_path = format!("{base}/given");
+    let given: Vec<&str> = match t.get(&given_path) {
+        Some(Value::Array(items)) => (0..items.len())
+            .map(|i| t.required_text(&format!("{given_path}/{i}")))
+            .collect::<Result<_, _>>()?,
+        _ => t.text(&given_path)?.into_iter().collect(),
+    };
+    let family = t.text(&format!("{base}/family"))?;
+    if given.is_empty() && family.is_none() {
+        return Ok(None);
+    }
+    let mut name = json!({"use": "official"});
+    if let Some(f) = family {
+        name["family"] = json!(f);
+    }
+    if !given.is_empty() {
+        name["given"] = json!(given);
+    }
+    Ok(Some(name))
+}
+
+fn gender(t: &Tree, person: &str) -> Result<Option<&'static str>, EncodeError> {
+    let path = format!("{person}/gender");
+    match t.code(&path)? {
+        None => Ok(None),
+        Some(g) => GENDERS
+            .iter()
+            .find(|x| **x == g)
+            .copied()
+            .map(Some)
+            .ok_or_else(|| invalid(&path, "must be male, female, other or unknown")),
+    }
+}
+
+fn birth_date<'a>(t: &Tree<'a>, person: &str) -> Result<Option<&'a str>, EncodeError> {
+    let path = format!("{person}/birth_date");
+    let date = t.text(&path)?;
+    if date.is_some_and(|d| !is_date(d)) {
+        return Err(invalid(
+            &path,
+            "must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)",
+        ));
+    }
+    Ok(date)
+}
+
+/// Name, gender, birth date and identifiers: what every person resource here carries.
+fn person(t: &Tree, who: &str, resource_type: &str) -> Result<Value, EncodeError> {
+    let mut r = Map::new();
+    r.insert("resourceType".into(), json!(resource_type));
+    if let Some(n) = names(t, who)? {
+        r.insert("name".into(), n);
+    }
+    if let Some(g) = gender(t, who)? {
+        r.insert("gender".into(), json!(g));
+    }
+    if let Some(d) = birth_date(t, who)? {
+        r.insert("birthDate".into(), json!(d));
+    }
+    if let Some(ids) = identifiers(t, who)? {
+        r.insert("identifier".into(), ids);
+    }
+    Ok(Value::Object(r))
+}
+
+fn child(t: &Tree) -> Result<Value, EncodeError> {
+    let mut p = person(t, "child", "Patient")?;
+    let mut extensions = Vec::new();
+    if let Some(place) = address(t, "child/birth_place")? {
+        extensions.push(json!({"url": EXT_BIRTH_PLACE, "valueAddress": place}));
+    }
+    if !extensions.is_empty() {
+        p["extension"] = Value::Array(extensions);
+    }
+    if let Some(time) = t.text("child/birth_time")? {
+        let date = p["birthDate"]
+            .as_str()
+            .filter(|d| is_full_date(d))
+            .ok_or_else(|| invalid("child/birth_time", "needs child/birth_date as a full date"))?;
+        if !is_time(time) {
+            return Err(invalid("child/birth_time", "must be a local time HH:MM:SS"));
+        }
+        let offset = t.required_text("child/birth_time_offset")?;
+        if !is_offset(offset) {
+            return Err(invalid(
+                "child/birth_time_offset",
+                "must be Z or +HH:MM / -HH:MM",
+            ));
+        }
+        // The birth date stays the local date; the time is written with its
+        // offset, never converted to UTC.
+        p["_birthDate"] = json!({"extension": [{
+            "url": EXT_BIRTH_TIME,
+            "valueDateTime": format!("{date}T{time}{offset}"),
+        }]});
+    }
+    if let Some(order) = t.integer("birth_order", 1)? {
+        p["multipleBirthInteger"] = json!(order);
+    }
+    Ok(p)
+}
+
+fn mother(t: &Tree) -> Result<Value, EncodeError> {
+    let mut p = person(t, "mother", "Patient")?;
+    if t.has("mother/nationality") {
+        let code = t
+            .code("mother/nationality/code")?
+            .ok_or_else(|| EncodeError::Missing("mother/nationality/code".into()))?;
+        let system = t
+            .uri("mother/nationality/system")?
+            .ok_or_else(|| EncodeError::Missing("mother/nationality/system".into()))?;
+        p["extension"] = json!([{
+            "url": EXT_NATIONALITY,
+            "extension": [{"url": "code", "valueCodeableConcept": {"coding": [coding(system, code, None)]}}],
+        }]);
+    }
+    if let Some(mut a) = address(t, "mother/address")? {
+        a["use"] = json!("home");
+        p["address"] = json!([a]);
+    }
+    Ok(p)
+}
+
+/// A related person of the child: `patient` is always the child.
+fn related_person(
+    t: &Tree,
+    ids: &Ids,
+    who: &str,
+    relationship: Value,
+) -> Result<Value, EncodeError> {
+    let mut r = person(t, who, "RelatedPerson")?;
+    r["patient"] = ids.reference("child");
+    r["relationship"] = json!([relationship]);
+    Ok(r)
+}
+
+fn father(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
+    let relationship = json!({"coding": [coding(ROLE_CODE, "FTH", Some("father"))]});
+    related_person(t, ids, "father", relationship)
+}
+
+fn informant(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
+    let code = t.code("informant/relationship/code")?;
+    let text = t.text("informant/relationship/text")?;
+    let mut relationship = Map::new();
+    if let Some(code) = code {
+        let system = t
+            .uri("informant/relationship/system")?
+            .ok_or_else(|| EncodeError::Missing("informant/relationship/system".into()))?;
+        relationship.insert("coding".into(), json!([coding(system, code, None)]));
+    }
+    if let Some(text) = text {
+        relationship.insert("text".into(), json!(text));
+    }
+    if relationship.is_empty() {
+        return Err(EncodeError::Missing("informant/relationship/code".into()));
+    }
+    let mut r = related_person(t, ids, "informant", Value::Object(relationship))?;
+    if let Some(phone) = t.text("informant/phone")? {
+        r["telecom"] = json!([{"system": "phone", "value": phone}]);
+    }
+    Ok(r)
+}
+
+/// A section that says why there is no father, instead of a father (cmp-1
+/// wants text in an empty section; cmp-2 allows emptyReason only there).
+fn father_absent(t: &Tree) -> Result<Value, EncodeError> {
+    let code = t
+        .code("father_absent/reason")?
+        .ok_or_else(|| EncodeError::Missing("father_absent/reason".into()))?;
+    let (code, display) = EMPTY_REASONS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .ok_or_else(|| invalid("father_absent/reason", "must be a list-empty-reason code"))?;
+    Ok(json!({
+        "title": "Father details",
+        "code": {"coding": [coding(SECTIONS, "father-details", None)]},
+        "text": {
+            "status": "generated",
+            "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">No father details: {display}.</div>"),
+        },
+        "emptyReason": {"coding": [coding(EMPTY_REASON, code, Some(display))]},
+    }))
+}
+
+/// `text`, `district` (an admin-area code) and `country` of an address.
+fn address(t: &Tree, base: &str) -> Result<Option<Value>, EncodeError> {
+    let mut a = Map::new();
+    for part in ["text", "district", "country"] {
+        if let Some(v) = t.text(&format!("{base}/{part}"))? {
+            a.insert(part.into(), json!(v));
+        }
+    }
+    Ok((!a.is_empty()).then_some(Value::Object(a)))
+}
+
+/// Identifiers with a real type. A UNHCR number keeps its proGres system and
+/// is never typed as a national id or a passport.
+fn identifiers(t: &Tree, who: &str) -> Result<Option<Value>, EncodeError> {
+    let list = format!("{who}/identifiers");
+    let mut out = Vec::new();
+    for i in 0..t.count(&list)? {
+        let base = format!("{list}/{i}");
+        let value = t.required_text(&format!("{base}/value"))?;
+        let system = t.uri(&format!("{base}/system"))?;
+        let type_code = t.code(&format!("{base}/type/code"))?;
+        if system.is_some_and(|s| s.starts_with(UNHCR_SYSTEMS))
+            && type_code.is_some_and(|c| STATE_DOCUMENT_TYPES.contains(&c))
+        {
+            return Err(invalid(
+                &format!("{base}/type/code"),
+                "a UNHCR number is never a national id or a passport",
+            ));
+        }
+        let mut id = json!({"value": value});
+        if let Some(s) = system {
+            id["system"] = json!(s);
+        }
+        let mut id_type = Map::new();
+        if let Some(code) = type_code {
+            let type_system = t
+                .uri(&format!("{base}/type/system"))?
+                .ok_or_else(|| EncodeError::Missing(format!("{base}/type/system")))?;
+            id_type.insert("coding".into(), json!([coding(type_system, code, None)]));
+        }
+        if let Some(text) = t.text(&format!("{base}/type/text"))? {
+            id_type.insert("text".into(), json!(text));
+        }
+        if id_type.is_empty() {
+            return Err(EncodeError::Missing(format!("{base}/type/code")));
+        }
+        id["type"] = Value::Object(id_type);
+        if let Some(assigner) = t.text(&format!("{base}/assigner"))? {
+            id["assigner"] = json!({"display": assigner});
+        }
+        out.push(id);
+    }
+    Ok((!out.is_empty()).then_some(Value::Array(out)))
+}
+
+fn birth_encounter(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
+    let class = t
+        .code("encounter/class")?
+        .ok_or_else(|| EncodeError::Missing("encounter/class".into()))?;
+    let (code, display) = ENCOUNTER_CLASSES
+        .iter()
+        .find(|(c, _)| *c == class)
+        .ok_or_else(|| invalid("encounter/class", "must be a v3 ActCode encounter class"))?;
+    let mut e = json!({
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": coding(ACT_CODE, code, Some(display)),
+        "subject": ids.reference("child"),
+    });
+    if let Some(value) = t.text("encounter/facility/value")? {
+        let mut identifier = json!({"value": value});
+        if let Some(system) = t.uri("encounter/facility/system")? {
+            identifier["system"] = json!(system);
+        }
+        // A facility is named by its master-facility-list code, a logical reference.
+        e["location"] = json!([{"location": {"identifier": identifier}}]);
+    }
+    Ok(e)
+}
+
+fn observation(ids: &Ids, code: Value, subject: &str, encounter: bool) -> Value {
+    let mut o = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": code,
+        "subject": ids.reference(subject),
+    });
+    if encounter {
+        o["encounter"] = ids.reference("encounter");
+    }
+    o
+}
+
+/// Birth weight, LOINC 8339-4, always in grams (UCUM `g`).
+fn birth_weight(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, EncodeError> {
+    let Some(value) = t.positive_decimal("birth_weight/value")? else {
+        return Ok(None);
+    };
+    let grams = match t.required_text("birth_weight/unit")? {
+        "g" => value.clone(),
+        "kg" => kilograms_to_grams(value)
+            .ok_or_else(|| invalid("birth_weight/value", "cannot be converted to grams"))?,
+        _ => return Err(invalid("birth_weight/unit", "must be g or kg")),
+    };
+    let code = json!({
+        "coding": [coding(LOINC, "8339-4", Some("Birth weight Measured"))],
+        "text": "Birth weight",
+    });
+    let mut o = observation(ids, code, "child", encounter);
+    o["category"] =
+        json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
+    o["valueQuantity"] = json!({"value": grams, "unit": "g", "system": UCUM, "code": "g"});
+    Ok(Some(o))
+}
+
+/// Plurality of the pregnancy, LOINC 57722-1, about the mother.
+fn plurality(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, EncodeError> {
+    let Some(count) = t.integer("plurality", 1)? else {
+        return Ok(None);
+    };
+    if !t.has("mother") {
+        return Err(invalid("plurality", "is about the mother, so needs mother"));
+    }
+    let code = json!({"coding": [coding(LOINC, "57722-1", Some("Birth plurality of Pregnancy"))]});
+    let mut o = observation(ids, code, "mother", encounter);
+    o["valueInteger"] = json!(count);
+    Ok(Some(o))
+}
+
+/// The notifier, as the Organization that authors the document (org-1: a name or an identifier).
+fn author(t: &Tree) -> Result<Value, EncodeError> {
+    let mut o = json!({"resourceType": "Organization"});
+    if let Some(value) = t.text("author/identifier/value")? {
+        let mut identifier = json!({"value": value});
+        if let Some(system) = t.uri("author/identifier/system")? {
+            identifier["system"] = json!(system);
+        }
+        o["identifier"] = json!([identifier]);
+    }
+    if let Some(name) = t.text("author/name")? {
+        o["name"] = json!(name);
+    }
+    if o.get("identifier").is_none() && o.get("name").is_none() {
+        return Err(EncodeError::Missing("author/identifier/value".into()));
+    }
+    Ok(o)
+}
+
+/// Shift the decimal point three places, on the number's text, so that
+/// 3.12 kg is exactly 3120 g (no binary floating-point rounding).
+fn kilograms_to_grams(kg: &Number) -> Option<Number> {
+    let text = kg.to_string();
+    if text.contains(['e', 'E', '-']) {
+        return None;
+    }
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let frac = format!("{frac:0<3}");
+    let (moved, rest) = frac.split_at(3);
+    let int = format!("{int}{moved}");
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let rest = rest.trim_end_matches('0');
+    let grams = if rest.is_empty() {
+        int.to_string()
+    } else {
+        format!("{int}.{rest}")
+    };
+    serde_json::from_str(&grams).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kilograms_become_grams_exactly() {
+        let g = |kg: f64| kilograms_to_grams(&Number::from_f64(kg).unwrap()).map(|n| n.to_string());
+        assert_eq!(g(3.12).as_deref(), Some("3120"));
+        assert_eq!(g(0.95).as_deref(), Some("950"));
+        assert_eq!(g(3.1255).as_deref(), Some("3125.5"));
+        assert_eq!(g(3.0).as_deref(), Some("3000"));
+        assert_eq!(
+            kilograms_to_grams(&Number::from(4)).unwrap().to_string(),
+            "4000"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+use std::collections::BTreeSet;
+
+use chrono::DateTime;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::model::RecordId;
+
+fn ctx() -> RouteContext {
+    RouteContext {
+        record_id: RecordId::parse("0192f0c2-7b1e-7c3a-9f00-000000000001").unwrap(),
+        record_version: 1,
+        route: "birth-notification-to-fhir-r4".into(),
+        destination: "fhir-r4".into(),
+        timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+        attempt: 1,
+    }
+}
+
+fn tree() -> Value {
+    json!({
+        "document": {
+            "timestamp": "2026-10-22T09:12:05+02:00",
+            "title": "Birth notification",
+            "type": {"system": "http://opencrvs.org/doc-types", "code": "birth-notification", "display": "Birth notification"}
+        },
+        "author": {"identifier": {"system": "urn:examplia:master-facility-list", "value": "HF-040907"}},
+        "child": {
+            "given": "ሊያ", "family": "ሃብተ",
+            "name_latin": {"given": "Liya", "family": "Habte"},
+            "gender": "female", "birth_date": "2026-10-21",
+            "birth_time": "23:48:00", "birth_time_offset": "+02:00",
+            "birth_place": {"district": "EX0409012", "country": "EXA"}
+        },
+        "birth_order": 1,
+        "plurality": 1,
+        "mother": {
+            "given": "ሰናይት", "family": "ሃብተ", "gender": "female",
+            "nationality": {"system": "urn:icao:doc-9303:nationality", "code": "XXB"},
+            "identifiers": [
+                {"system": "urn:unhcr:progres:individual", "value": "EXA-26-0052217",
+                 "type": {"text": "UNHCR individual number (proGres)"}, "assigner": "UNHCR"}
+            ]
+        },
+        "father_absent": {"reason": "unavailable"},
+        "informant": {"relationship": {"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH", "text": "mother"}},
+        "encounter": {"class": "IMP", "facility": {"system": "urn:examplia:master-facility-list", "value": "HF-040907"}},
+        "birth_weight": {"value": 3.12, "unit": "kg"}
+    })
+}
+
+fn bundle(tree: &Value) -> Value {
+    serde_json::from_slice(&encode(tree, &ctx()).unwrap().bytes).unwrap()
+}
+
+fn resource<'a>(bundle: &'a Value, resource_type: &str) -> Vec<&'a Value> {
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == resource_type)
+        .collect()
+}
+
+/// Every `reference` anywhere under `v`.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::String(r)) = m.get("reference") {
+                out.push(r.clone());
+            }
+            m.values().for_each(|x| references(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_catalogue_is_the_field_table() {
+    let c = catalogue(Path::new("unused")).unwrap();
+    assert_eq!(c.paths().count(), FIELDS.len());
+    let p = |s: &str| crate::mapping::path::FieldPath::parse(s).unwrap();
+    assert!(c.allows(&p("mother/identifiers/*/system")));
+    assert!(!c.allows(&p("maternal_health_notes")));
+}
+
+#[test]
+fn a_document_bundle_with_the_composition_first_and_resolving_references() {
+    let b = bundle(&tree());
+    assert_eq!(b["type"], "document");
+    assert_eq!(b["identifier"]["system"], "urn:ietf:rfc:3986");
+    assert_eq!(
+        b["identifier"]["value"],
+        format!("urn:uuid:{}", ctx().document_id())
+    );
+    assert_eq!(b["timestamp"], "2026-10-22T09:12:05+02:00");
+    assert_eq!(b["meta"]["lastUpdated"], b["timestamp"]);
+    let entries = b["entry"].as_array().unwrap();
+    assert_eq!(entries[0]["resource"]["resourceType"], "Composition");
+    let urls: BTreeSet<&str> = entries
+        .iter()
+        .map(|e| e["fullUrl"].as_str().unwrap())
+        .collect();
+    assert_eq!(urls.len(), entries.len(), "fullUrls are unique");
+    for e in entries {
+        assert!(e.get("request").is_none() && e.get("response").is_none());
+        let id = e["resource"]["id"].as_str().unwrap();
+        assert_eq!(e["fullUrl"], format!("urn:uuid:{id}"));
+    }
+    let mut refs = Vec::new();
+    references(&b, &mut refs);
+    assert!(refs.len() >= 10);
+    for r in &refs {
+        assert!(urls.contains(r.as_str()), "{r} does not resolve");
+    }
+}
+
+#[test]
+fn resources_carry_what_the_tree_says() {
+    let b = bundle(&tree());
+    let patients = resource(&b, "Patient");
+    let child = patients[0];
+    assert_eq!(child["birthDate"], "2026-10-21");
+    assert_eq!(
+        child["_birthDate"]["extension"][0]["valueDateTime"],
+        "2026-10-21T23:48:00+02:00"
+    );
+    assert_eq!(child["name"][0]["given"], json!(["ሊያ"]));
+    assert_eq!(child["name"][1]["given"], json!(["Liya"]));
+    assert_eq!(child["multipleBirthInteger"], 1);
+    let mother = patients[1];
+    assert_eq!(
+        mother["identifier"][0]["system"],
+        "urn:unhcr:progres:individual"
+    );
+    let weight = &resource(&b, "Observation")[0]["valueQuantity"];
+    assert_eq!(
+        weight,
+        &json!({"value": 3120, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"})
+    );
+    let composition = resource(&b, "Composition")[0];
+    let father = &composition["section"][2];
+    assert_eq!(father["emptyReason"]["coding"][0]["code"], "unavailable");
+    assert!(father.get("entry").is_none());
+    assert_eq!(resource(&b, "Encounter")[0]["class"]["code"], "IMP");
+}
+
+#[test]
+fn same_tree_same_bytes() {
+    let a = encode(&tree(), &ctx()).unwrap();
+    let b = encode(&tree(), &ctx()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.content_type, "application/fhir+json");
+    assert_eq!(a.extension, "json");
+}
+
+#[test]
+fn errors_name_paths_and_never_values() {
+    let mut t = tree();
+    t["child"]["birth_date"] = json!("CANARY-date");
+    let err = encode(&t, &ctx()).unwrap_err();
+    assert!(err.to_string().contains("child/birth_date"));
+    assert!(!err.to_string().contains("CANARY"));
+
+    let mut t = tree();
+    t["mother"]["identifiers"][0]["type"] =
+        json!({"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NI"});
+    let err = encode(&t, &ctx()).unwrap_err();
+    assert!(err.to_string().contains("UNHCR"), "{err}");
+
+    let mut t = tree();
+    t["father"] = json!({"given": "X"});
+    assert!(encode(&t, &ctx()).is_err());
+
+    let mut t = tree();
+    t["document"].as_object_mut().unwrap().remove("timestamp");
+    assert_eq!(
+        encode(&t, &ctx()).unwrap_err(),
+        EncodeError::Missing("document/timestamp".into())
+    );
+
+    let mut t = tree();
+    t["child"]["birth_time"] = json!("23:48");
+    assert!(encode(&t, &ctx()).is_err());
+}
+
+#[test]
+fn odd_trees_are_errors_not_panics() {
+    for t in [
+        json!(null),
+        json!([]),
+        json!({"child": 3, "document": {"timestamp": "2026-10-22T09:12:05Z"}}),
+        json!({"child": {"given": [1]}, "document": {"timestamp": "2026-10-22T09:12:05Z"}}),
+        json!({"child": {"given": "A"}, "mother": {"identifiers": {"value": "x"}}, "document": {"timestamp": "2026-10-22T09:12:05Z"}}),
+    ] {
+        assert!(encode(&t, &ctx()).is_err(), "{t}");
+    }
+}
+
+#[test]
+fn xml_follows_the_fhir_rules() {
+    let patient = json!({
+        "resourceType": "Patient",
+        "id": "p1",
+        "gender": "female",
+        "name": [{"given": ["A & B", "C\"<D>"], "family": "O'Neil", "use": "official"}],
+        "_birthDate": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": "2026-10-21T23:48:00+02:00"}]},
+        "birthDate": "2026-10-21",
+        "extension": [{"url": "http://x/ext", "valueString": "line\nbreak"}],
+        "multipleBirthInteger": 2,
+        "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">A &amp; <b>B</b></div>"}
+    });
+    let xml = to_xml(&patient).unwrap();
+    assert_eq!(
+        xml,
+        concat!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"p1\"/>",
+            "<text><status value=\"generated\"/><div xmlns=\"http://www.w3.org/1999/xhtml\">A &amp; <b>B</b></div></text>",
+            "<extension url=\"http://x/ext\"><valueString value=\"line&#10;break\"/></extension>",
+            "<name><use value=\"official\"/><family value=\"O'Neil\"/>",
+            "<given value=\"A &amp; B\"/><given value=\"C&quot;&lt;D&gt;\"/></name>",
+            "<gender value=\"female\"/>",
+            "<birthDate value=\"2026-10-21\"><extension url=\"http://hl7.org/fhir/StructureDefinition/patient-birthTime\">",
+            "<valueDateTime value=\"2026-10-21T23:48:00+02:00\"/></extension></birthDate>",
+            "<multipleBirthInteger value=\"2\"/></Patient>"
+        )
+    );
+}
+
+#[test]
+fn xml_wraps_entry_resources_and_aligns_primitive_metadata() {
+    let b = json!({
+        "resourceType": "Bundle",
+        "type": "document",
+        "entry": [{"fullUrl": "urn:uuid:1", "resource": {"resourceType": "Patient", "name": [{
+            "given": ["A", null], "_given": [null, {"id": "g2", "extension": [{"url": "u", "valueCode": "x"}]}]
+        }]}}]
+    });
+    let xml = to_xml(&b).unwrap();
+    assert!(xml.contains(concat!(
+        "<entry><fullUrl value=\"urn:uuid:1\"/><resource><Patient><name>",
+        "<given value=\"A\"/><given id=\"g2\"><extension url=\"u\"><valueCode value=\"x\"/></extension></given>",
+        "</name></Patient></resource></entry>"
+    )), "{xml}");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"document\"/>"));
+}
+
+#[test]
+fn xml_refuses_what_fhir_does_not_define_without_echoing_values() {
+    let cases = [
+        json!({"resourceType": "Patient", "bogus": "CANARY"}),
+        json!({"resourceType": "Nope"}),
+        json!({"resourceType": "Patient", "gender": ""}),
+        json!({"resourceType": "Patient", "name": []}),
+        json!({"resourceType": "Patient", "name": [{}]}),
+        json!({"resourceType": "Patient", "gender": {"x": 1}}),
+        json!({"resourceType": "Patient", "_gender": {"bogus": "CANARY"}}),
+        json!({"resourceType": "Patient", "name": {"given": ["a"], "_given": [null, null]}}),
+        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>no namespace</div>"}}),
+        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">&CANARY;</div>"}}),
+        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"><b></div>"}}),
+        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\"/><div xmlns=\"http://www.w3.org/1999/xhtml\"/>"}}),
+        json!("CANARY"),
+    ];
+    for c in cases {
+        let err = to_xml(&c).unwrap_err().to_string();
+        assert!(!err.contains("CANARY"), "{err}");
+    }
+    let mut deep = json!({"url": "u", "valueString": "x"});
+    for _ in 0..200 {
+        deep = json!({"url": "u", "extension": [deep]});
+    }
+    assert!(to_xml(&json!({"resourceType": "Patient", "extension": [deep]})).is_err());
+}

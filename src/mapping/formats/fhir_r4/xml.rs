@@ -1,0 +1,404 @@
+//! FHIR R4 JSON -> XML, by the rules of https://hl7.org/fhir/R4/xml.html
+//! (../shared/specs/FORMATS.md §3.1): default namespace `http://hl7.org/fhir`,
+//! primitives as `value` attributes, arrays as repeated elements, `_x` primitive
+//! metadata merged into `x`, `url` (Extension) and element `id` as attributes,
+//! a resource's own `id` as an element, nested resources wrapped in an element
+//! named after their type, `Narrative.div` inline, and every element in
+//! StructureDefinition order (from [`super::order`]).
+//!
+//! Strict: an element the type does not define, an empty element or a value of
+//! the wrong shape is an error naming the path, never the value.
+
+use std::fmt::Write;
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+use serde_json::{Map, Value};
+
+use super::order::{self, Kind, TypeDef};
+use crate::mapping::formats::EncodeError;
+
+const FHIR_NS: &str = "http://hl7.org/fhir";
+const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
+/// Deeper than any real resource; bounds recursion on nested extensions.
+const MAX_DEPTH: usize = 64;
+
+/// Convert one resource (a Bundle, a Patient...) to its XML form, with an XML declaration.
+pub fn to_xml(resource: &Value) -> Result<String, EncodeError> {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    let root = Path::root();
+    write_resource(&mut out, resource, true, &root, 0)?;
+    Ok(out)
+}
+
+/// Where the converter is, for error messages: element names and indices only.
+#[derive(Clone)]
+struct Path(String);
+
+impl Path {
+    fn root() -> Path {
+        Path(String::new())
+    }
+
+    fn child(&self, segment: &str) -> Path {
+        if self.0.is_empty() {
+            Path(segment.to_string())
+        } else {
+            Path(format!("{}/{segment}", self.0))
+        }
+    }
+
+    fn index(&self, i: usize) -> Path {
+        self.child(&i.to_string())
+    }
+
+    fn invalid(&self, reason: &str) -> EncodeError {
+        EncodeError::Invalid {
+            path: if self.0.is_empty() {
+                "(root)".into()
+            } else {
+                self.0.clone()
+            },
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A key from the input named in an error: only if it looks like an element name.
+fn key_name(key: &str) -> &str {
+    let plain = key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if plain { key } else { "(unnamed)" }
+}
+
+fn write_resource(
+    out: &mut String,
+    value: &Value,
+    root: bool,
+    path: &Path,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| path.invalid("a resource must be a JSON object"))?;
+    let type_name = obj
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .ok_or_else(|| path.invalid("a resource needs a resourceType"))?;
+    let def = order::lookup(type_name)
+        .filter(|d| d.is_resource)
+        .ok_or_else(|| path.invalid("resourceType is not an R4 resource"))?;
+    let path = path.child(type_name);
+    out.push('<');
+    out.push_str(type_name);
+    if root {
+        write!(out, " xmlns=\"{FHIR_NS}\"").expect("writing to a String");
+    }
+    out.push('>');
+    write_children(out, obj, def, type_name, &path, depth)?;
+    write!(out, "</{type_name}>").expect("writing to a String");
+    Ok(())
+}
+
+/// Is `key` written as an attribute of this type's element rather than a child?
+fn is_attribute(def: &TypeDef, type_name: &str, key: &str) -> bool {
+    (!def.is_resource && key == "id") || (type_name == "Extension" && key == "url")
+}
+
+/// Write a datatype or backbone element: `<name attrs>children</name>`.
+fn write_complex(
+    out: &mut String,
+    name: &str,
+    value: &Value,
+    type_name: &'static str,
+    path: &Path,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| path.invalid("a complex element must be a JSON object"))?;
+    if obj.is_empty() {
+        return Err(path.invalid("FHIR elements must not be empty"));
+    }
+    let def = order::lookup(type_name).ok_or_else(|| path.invalid("unknown FHIR type"))?;
+    out.push('<');
+    out.push_str(name);
+    for attr in ["id", "url"] {
+        if is_attribute(def, type_name, attr)
+            && let Some(v) = obj.get(attr)
+        {
+            let text = primitive_text(v, &path.child(attr))?;
+            write_attribute(out, attr, &text);
+        }
+    }
+    let mut children = String::new();
+    write_children(&mut children, obj, def, type_name, path, depth)?;
+    if children.is_empty() {
+        out.push_str("/>");
+    } else {
+        out.push('>');
+        out.push_str(&children);
+        write!(out, "</{name}>").expect("writing to a String");
+    }
+    Ok(())
+}
+
+fn write_children(
+    out: &mut String,
+    obj: &Map<String, Value>,
+    def: &TypeDef,
+    type_name: &str,
+    path: &Path,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    if depth > MAX_DEPTH {
+        return Err(path.invalid("nested too deeply"));
+    }
+    check_keys(obj, def, path)?;
+    for (name, kind) in &def.elements {
+        let name = *name;
+        if is_attribute(def, type_name, name) {
+            continue;
+        }
+        let value = obj.get(name);
+        let meta = obj.get(&format!("_{name}"));
+        if value.is_none() && meta.is_none() {
+            continue;
+        }
+        let path = path.child(name);
+        match kind {
+            Kind::Primitive => write_primitives(out, name, value, meta, &path, depth)?,
+            Kind::Xhtml => write_xhtml(out, value, &path)?,
+            Kind::Resource => {
+                for (i, item) in each(value, &path)? {
+                    write!(out, "<{name}>").expect("writing to a String");
+                    write_resource(out, item, false, &i, depth + 1)?;
+                    write!(out, "</{name}>").expect("writing to a String");
+                }
+            }
+            Kind::Complex(t) => {
+                for (i, item) in each(value, &path)? {
+                    write_complex(out, name, item, t, &i, depth + 1)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every key must be an element of the type, `_x` metadata of a primitive
+/// element, or `resourceType` on a resource.
+fn check_keys(obj: &Map<String, Value>, def: &TypeDef, path: &Path) -> Result<(), EncodeError> {
+    for key in obj.keys() {
+        let known = match key.strip_prefix('_') {
+            Some(base) => def.element(base) == Some(Kind::Primitive),
+            None => def.element(key).is_some() || (def.is_resource && key == "resourceType"),
+        };
+        if !known {
+            return Err(path
+                .child(key_name(key))
+                .invalid("not an element of this FHIR type"));
+        }
+    }
+    Ok(())
+}
+
+/// The items of a repeating or single element, each with its path.
+fn each<'v>(value: Option<&'v Value>, path: &Path) -> Result<Vec<(Path, &'v Value)>, EncodeError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) if items.is_empty() => {
+            Err(path.invalid("FHIR arrays must not be empty"))
+        }
+        Some(Value::Array(items)) => Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (path.index(i), v))
+            .collect()),
+        Some(v) => Ok(vec![(path.clone(), v)]),
+    }
+}
+
+/// Primitives: `"given": ["A", null]` with `"_given": [null, {"id": "x"}]`
+/// become `<given value="A"/><given id="x"/>`.
+fn write_primitives(
+    out: &mut String,
+    name: &str,
+    value: Option<&Value>,
+    meta: Option<&Value>,
+    path: &Path,
+    depth: usize,
+) -> Result<(), EncodeError> {
+    let values: Vec<Option<&Value>> = match value {
+        Some(Value::Array(items)) => items.iter().map(Some).collect(),
+        Some(v) => vec![Some(v)],
+        None => Vec::new(),
+    };
+    let metas: Vec<Option<&Value>> = match meta {
+        Some(Value::Array(items)) => items.iter().map(Some).collect(),
+        Some(v) => vec![Some(v)],
+        None => Vec::new(),
+    };
+    let is_array = |v: Option<&Value>| matches!(v, Some(Value::Array(_)));
+    let repeated = is_array(value) || is_array(meta);
+    if (value.is_some() && values.is_empty()) || (meta.is_some() && metas.is_empty()) {
+        return Err(path.invalid("FHIR arrays must not be empty"));
+    }
+    let shapes_differ = value.is_some() && meta.is_some() && is_array(value) != is_array(meta);
+    if shapes_differ || (!values.is_empty() && !metas.is_empty() && values.len() != metas.len()) {
+        return Err(path.invalid("a primitive and its _ metadata differ in shape"));
+    }
+    for i in 0..values.len().max(metas.len()) {
+        let item_path = if repeated {
+            path.index(i)
+        } else {
+            path.clone()
+        };
+        let v = values.get(i).copied().flatten().filter(|v| !v.is_null());
+        let m = metas.get(i).copied().flatten().filter(|m| !m.is_null());
+        if v.is_none() && m.is_none() {
+            return Err(item_path.invalid("an element needs a value or metadata"));
+        }
+        out.push('<');
+        out.push_str(name);
+        let mut extensions = String::new();
+        if let Some(m) = m {
+            let meta_obj = m
+                .as_object()
+                .ok_or_else(|| item_path.invalid("primitive metadata must be an object"))?;
+            for key in meta_obj.keys() {
+                if key != "id" && key != "extension" {
+                    return Err(item_path
+                        .child(key_name(key))
+                        .invalid("primitive metadata holds only id and extension"));
+                }
+            }
+            if let Some(id) = meta_obj.get("id") {
+                let text = primitive_text(id, &item_path.child("id"))?;
+                write_attribute(out, "id", &text);
+            }
+            let ext_path = item_path.child("extension");
+            for (p, ext) in each(meta_obj.get("extension"), &ext_path)? {
+                write_complex(
+                    &mut extensions,
+                    "extension",
+                    ext,
+                    "Extension",
+                    &p,
+                    depth + 1,
+                )?;
+            }
+        }
+        if let Some(v) = v {
+            let text = primitive_text(v, &item_path)?;
+            write_attribute(out, "value", &text);
+        }
+        if extensions.is_empty() {
+            out.push_str("/>");
+        } else {
+            out.push('>');
+            out.push_str(&extensions);
+            write!(out, "</{name}>").expect("writing to a String");
+        }
+    }
+    Ok(())
+}
+
+/// The lexical form of a JSON primitive. Numbers keep serde_json's rendering.
+fn primitive_text(value: &Value, path: &Path) -> Result<String, EncodeError> {
+    match value {
+        Value::String(s) if s.is_empty() => Err(path.invalid("FHIR strings must not be empty")),
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(path.invalid("a primitive must be a string, number or boolean")),
+    }
+}
+
+/// `name="value"` with XML escaping; whitespace that attribute-value
+/// normalisation would turn into spaces is written as character references.
+fn write_attribute(out: &mut String, name: &str, value: &str) {
+    write!(out, " {name}=\"").expect("writing to a String");
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `Narrative.div` is already XHTML: check that it is one well-formed `div`
+/// in the XHTML namespace, with no DTD or processing instruction, then write it as is.
+fn write_xhtml(out: &mut String, value: Option<&Value>, path: &Path) -> Result<(), EncodeError> {
+    let text = value
+        .and_then(Value::as_str)
+        .ok_or_else(|| path.invalid("div must be an XHTML string"))?;
+    check_xhtml(text).map_err(|reason| path.invalid(reason))?;
+    out.push_str(text);
+    Ok(())
+}
+
+fn check_xhtml(text: &str) -> Result<(), &'static str> {
+    let mut reader = Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    let mut seen_root = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|_| "div is not well-formed XML")?;
+        match event {
+            Event::Start(ref start) | Event::Empty(ref start) if depth == 0 => {
+                if seen_root || start.name().as_ref() != b"div" {
+                    return Err("div must be a single <div> element");
+                }
+                let has_ns = start
+                    .attributes()
+                    .flatten()
+                    .any(|a| a.key.as_ref() == b"xmlns" && a.value.as_ref() == XHTML_NS.as_bytes());
+                if !has_ns {
+                    return Err("div must declare the XHTML namespace");
+                }
+                seen_root = true;
+                if matches!(event, Event::Start(_)) {
+                    depth += 1;
+                }
+            }
+            Event::Start(_) => depth += 1,
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Empty(_) | Event::CData(_) | Event::Comment(_) => {}
+            Event::Text(t) => {
+                if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) {
+                    return Err("div must be a single <div> element");
+                }
+            }
+            // XHTML in FHIR may use only XML's own entities and character references.
+            Event::GeneralRef(r) => {
+                let name = r.decode().map_err(|_| "div is not well-formed XML")?;
+                let known = ["lt", "gt", "amp", "quot", "apos"].contains(&name.as_ref())
+                    || matches!(r.resolve_char_ref(), Ok(Some(_)));
+                if !known {
+                    return Err("div holds an undefined entity");
+                }
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {
+                return Err("div must not hold declarations, DTDs or processing instructions");
+            }
+        }
+    }
+    if seen_root && depth == 0 {
+        Ok(())
+    } else {
+        Err("div is not well-formed XML")
+    }
+}
