@@ -48,12 +48,10 @@ pub enum EncodeError {
 pub fn destination_catalogue(kind: DestinationKind, folder: &Path) -> Result<Catalogue, String> {
     match kind {
         DestinationKind::Opencrvs => opencrvs::catalogue(folder),
-        DestinationKind::OpencrvsV1
-        | DestinationKind::FhirR4
-        | DestinationKind::Primero
-        | DestinationKind::ExampliaCrvs => {
-            Err(format!("the {} format is not built yet", kind.as_str()))
-        }
+        DestinationKind::OpencrvsV1 => opencrvs_v1::catalogue(folder),
+        DestinationKind::FhirR4 => fhir_r4::catalogue(folder),
+        DestinationKind::Primero => primero::catalogue(folder),
+        DestinationKind::ExampliaCrvs => examplia::catalogue(folder),
     }
 }
 
