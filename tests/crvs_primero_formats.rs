@@ -405,8 +405,9 @@ fn twin_with_father() -> Value {
     }))
 }
 
-/// A home birth, father unknown, Cyrillic names with apostrophes, a mother
-/// with only a passport, a grandmother informing.
+/// A home birth, father unknown, Cyrillic names with an apostrophe and one
+/// in decomposed form (NFD), a mother with a passport and a UNHCR number, a
+/// grandmother informing.
 fn home_birth_father_unknown() -> Value {
     birth(json!({
         "record_type": "birth-notification",
@@ -424,7 +425,7 @@ fn home_birth_father_unknown() -> Value {
         "birth_weight": {"value": 3480, "unit": "g"},
         "attendant_at_birth": "traditional_birth_attendant",
         "mother": {
-            "name": {"given_names": "Олена", "family_name": "Коваль"},
+            "name": {"given_names": "\u{418}\u{306}осипа", "family_name": "Коваль"},
             "age_years": 19,
             "nationality": "UKR",
             "identifiers": [
@@ -594,6 +595,10 @@ fn opencrvs_home_birth_with_father_unknown() {
     );
     assert_eq!(d["child.weightAtBirth"], 3.48);
     assert_eq!(d["child.attendantAtBirth"], "TRADITIONAL_BIRTH_ATTENDANT");
+    assert_eq!(
+        d["mother.name"]["firstname"], "\u{419}осипа",
+        "names leave in NFC, whatever form they came in"
+    );
     assert_eq!(d["mother.idType"], "PASSPORT");
     assert_eq!(d["mother.passport"], "FX998877");
     assert!(
@@ -908,5 +913,139 @@ fn opencrvs_v1_bytes_are_deterministic_and_ids_follow_the_version() {
     assert_ne!(
         bundle_a["entry"][0]["fullUrl"],
         bundle_b["entry"][0]["fullUrl"]
+    );
+}
+
+// ---------------------------------------------- OpenCRVS 1.x against STU3
+//
+// The dialect is STU3-shaped, so fhir.resources' STU3 models (an oracle we
+// did not write) check every element name, type and cardinality. The one
+// documented departure it must report is the plurality code sent as a string
+// quantity value (FORMATS.md §2); anything else is a bug.
+
+/// Interpreter with `fhir.resources` 8.x (STU3 models); see STU3_INSTALL.
+const STU3_PYTHON_VAR: &str = "FHIR_STU3_PYTHON";
+const STU3_INSTALL: &str = "apt-get install -y python3-venv && python3 -m venv /opt/fhir-stu3 && \
+     /opt/fhir-stu3/bin/pip install 'fhir.resources==8.3.0' && export FHIR_STU3_PYTHON=/opt/fhir-stu3/bin/python";
+
+const STU3_CHECK: &str = r#"
+import json, sys
+try:
+    from pydantic import ValidationError
+    from fhir.resources.STU3 import get_fhir_model_class
+except ImportError as e:
+    print("fhir.resources 8.x with STU3 models is not installed:", e, file=sys.stderr)
+    sys.exit(3)
+bundle = json.load(open(sys.argv[1], encoding="utf-8"))
+try:
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    problems = []
+except ValidationError as e:
+    problems = [{"loc": list(err["loc"]), "type": err["type"]} for err in e.errors()]
+print(json.dumps(problems))
+"#;
+
+fn stu3_problems(bundle: &Value) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("stu3_check.py");
+    let input = dir.path().join("bundle.json");
+    std::fs::write(&script, STU3_CHECK).unwrap();
+    std::fs::write(&input, serde_json::to_vec(bundle).unwrap()).unwrap();
+    let python = std::env::var(STU3_PYTHON_VAR).unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(&input)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {python} ({e}); install the oracle: {STU3_INSTALL}")
+        });
+    assert!(
+        out.status.success(),
+        "the STU3 oracle did not run ({}); install it: {STU3_INSTALL}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn opencrvs_v1_bundles_are_stu3_but_for_the_documented_plurality_string() {
+    for (record, version) in [
+        (birth(example("birth-notification")), 1),
+        (twin_with_father(), 1),
+        (home_birth_father_unknown(), 5),
+    ] {
+        let (_, bundle) = render(OPENCRVS_V1, BIRTH, &record, version);
+        let entries = bundle["entry"].as_array().unwrap();
+        let plurality = entries
+            .iter()
+            .position(|e| e["resource"]["code"]["coding"][0]["code"] == "57722-1")
+            .unwrap();
+        let expected = json!({
+            "loc": ["entry", plurality, "resource", "valueQuantity", "value"],
+            "type": "value_error"
+        });
+        assert_eq!(stu3_problems(&bundle), vec![expected]);
+    }
+}
+
+#[test]
+fn the_stu3_oracle_sees_a_broken_bundle() {
+    let (_, mut bundle) = render(OPENCRVS_V1, BIRTH, &twin_with_father(), 1);
+    bundle["entry"][2]["resource"]["name"][0]["family"] = json!(["as before 1.7"]);
+    bundle["entry"][1]["resource"]["focus"] = json!("not a reference");
+    let locs: Vec<Value> = stu3_problems(&bundle)
+        .into_iter()
+        .map(|p| p["loc"].clone())
+        .collect();
+    assert!(
+        locs.contains(&json!(["entry", 2, "resource", "name", 0, "family"])),
+        "{locs:?}"
+    );
+    assert!(
+        locs.contains(&json!(["entry", 1, "resource", "focus"])),
+        "{locs:?}"
+    );
+}
+
+#[test]
+fn examplia_place_rules_are_mapping_errors_that_name_the_rule_not_the_value() {
+    let target = target(OPENCRVS);
+    let mapping = mapping(OPENCRVS, BIRTH, &target);
+    let ctx = ctx(OPENCRVS, BIRTH, 1);
+    let mut no_facility = twin_with_father();
+    no_facility["child"]["place_of_birth"]
+        .as_object_mut()
+        .unwrap()
+        .remove("facility_code");
+    let err = mapping
+        .apply(&validated(BIRTH, no_facility), &ctx)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required input child/place_of_birth/facility_code is missing"),
+        "{err}"
+    );
+    let mut unknown_facility = twin_with_father();
+    unknown_facility["child"]["place_of_birth"]["facility_code"] = json!("HF-CANARY9");
+    let err = mapping
+        .apply(&validated(BIRTH, unknown_facility), &ctx)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("opencrvs-health-facility"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("CANARY"));
+    let mut home_without_area = home_birth_father_unknown();
+    home_without_area["child"]["place_of_birth"]
+        .as_object_mut()
+        .unwrap()
+        .remove("admin_area");
+    let err = mapping
+        .apply(&validated(BIRTH, home_without_area), &ctx)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("child/place_of_birth/admin_area"),
+        "{err}"
     );
 }
