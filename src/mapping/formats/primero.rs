@@ -392,4 +392,67 @@ relation_nationality = "multi_select_box"
             assert!(!err.to_string().contains("CANARY"));
         }
     }
+
+    mod no_panic {
+        use proptest::prelude::*;
+        use serde_json::{Map, Value};
+
+        use super::*;
+
+        const KEYS: [&str; 8] = [
+            "data",
+            "id",
+            "module_id",
+            "0",
+            "1",
+            "unique_id",
+            "sex",
+            "family_details_section",
+        ];
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                Just(json!("5d112008-0cfd-5d6a-979a-fcb0f0b37a3c")),
+                ".{0,8}".prop_map(Value::String),
+            ]
+        }
+
+        fn tree() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(5, 64, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    proptest::collection::vec(
+                        (proptest::sample::select(KEYS.to_vec()), inner),
+                        0..6
+                    )
+                    .prop_map(|kv| Value::Object(
+                        kv.into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect::<Map<_, _>>()
+                    )),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_tree_encodes_or_is_refused_without_panicking(t in tree()) {
+                let _ = encode(&t, &ctx(1));
+            }
+
+            #[test]
+            fn any_field_value_encodes_or_is_refused(v in tree(), key in proptest::sample::select(KEYS.to_vec())) {
+                let id = ctx(1).message_id().to_string();
+                let mut t = json!({"data": {"id": id, "module_id": "m"}});
+                t["data"][key] = v;
+                if let Ok(encoded) = encode(&t, &ctx(1)) {
+                    let body: Value = serde_json::from_slice(&encoded.bytes).unwrap();
+                    prop_assert!(body["data"]["id"].is_string());
+                }
+            }
+        }
+    }
 }

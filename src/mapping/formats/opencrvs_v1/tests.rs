@@ -358,3 +358,76 @@ fn the_catalogue_is_the_logical_tree() {
         assert!(!allows(p), "{p}");
     }
 }
+
+mod no_panic {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Keys of the logical tree plus a stranger, so random trees hit the
+    /// paths the encoder reads with values of every type.
+    const KEYS: [&str; 20] = [
+        "bundle",
+        "last_updated",
+        "task",
+        "office_id",
+        "contact",
+        "child",
+        "mother",
+        "father",
+        "name",
+        "given",
+        "identifiers",
+        "type",
+        "value",
+        "address",
+        "state",
+        "district",
+        "details_not_available",
+        "informant",
+        "encounter",
+        "location_id",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            Just(json!(OFFICE)),
+            Just(json!("2026-10-22T09:12:05+02:00")),
+            ".{0,8}".prop_map(Value::String),
+        ]
+    }
+
+    fn tree() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((proptest::sample::select(KEYS.to_vec()), inner), 0..6)
+                    .prop_map(|kv| Value::Object(
+                        kv.into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect::<Map<_, _>>()
+                    )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_tree_encodes_or_is_refused_without_panicking(t in tree()) {
+            let _ = encode(&t, &ctx(1));
+        }
+
+        #[test]
+        fn any_value_under_a_valid_tree_encodes_or_is_refused(v in tree(), key in proptest::sample::select(KEYS.to_vec())) {
+            let mut t = full();
+            t["mother"][key] = v.clone();
+            t["task"][key] = v;
+            let _ = encode(&t, &ctx(1));
+        }
+    }
+}
