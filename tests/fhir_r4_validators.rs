@@ -462,7 +462,9 @@ fn the_shipped_xml_order_table_is_generated_from_the_official_schema() {
         .arg("--check")
         .arg(&table)
         .status()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 ({e}); install it with: apt-get install -y python3")
+        });
     assert!(
         status.success(),
         "r4-element-order.txt is stale: regenerate it with {}",

@@ -135,13 +135,13 @@ fn write_complex(
     }
     let mut children = String::new();
     write_children(&mut children, obj, def, type_name, path, depth)?;
+    // ele-1: an element holds more than its id (and an Extension more than its url).
     if children.is_empty() {
-        out.push_str("/>");
-    } else {
-        out.push('>');
-        out.push_str(&children);
-        write!(out, "</{name}>").expect("writing to a String");
+        return Err(path.invalid("FHIR elements must have a value or children"));
     }
+    out.push('>');
+    out.push_str(&children);
+    write!(out, "</{name}>").expect("writing to a String");
     Ok(())
 }
 
@@ -294,6 +294,8 @@ fn write_primitives(
         if let Some(v) = v {
             let text = primitive_text(v, &item_path)?;
             write_attribute(out, "value", &text);
+        } else if extensions.is_empty() {
+            return Err(item_path.invalid("FHIR elements must have a value or children"));
         }
         if extensions.is_empty() {
             out.push_str("/>");
