@@ -428,3 +428,100 @@ fn a_tree_the_format_cannot_carry_is_refused_by_path_without_values() {
         assert!(!err.to_string().contains("CANARY"), "{err}");
     }
 }
+
+mod properties {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            let key = prop_oneof![
+                Just("$text".to_string()),
+                Just("@script".to_string()),
+                Just("GivenNames".to_string()),
+                ".{0,6}",
+            ];
+            prop_oneof![
+                vec(inner.clone(), 0..4).prop_map(Value::Array),
+                btree_map(key, inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const PLACES: [&[&str]; 8] = [
+        &["Header"],
+        &["Header", "client", "memberCode"],
+        &["BirthNotification", "Child"],
+        &["BirthNotification", "Child", "Name", "GivenNames"],
+        &["BirthNotification", "Mother", "Identifiers", "Identifier"],
+        &["BirthNotification", "MultipleBirthSiblings"],
+        &["BirthNotification", "BirthOrder"],
+        &["BirthNotification", "Unknown"],
+    ];
+
+    /// Reads the whole document; any error means it is not well-formed.
+    fn well_formed(bytes: &[u8]) -> bool {
+        let mut reader = Reader::from_reader(bytes);
+        let mut buf = Vec::new();
+        loop {
+            match reader.read_event_into(&mut buf) {
+                Ok(Event::Eof) => return true,
+                Ok(_) => buf.clear(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_tree_encodes_to_well_formed_xml_or_an_error(place in 0..PLACES.len(), value in json()) {
+            let mut t = tree();
+            let mut target = &mut t;
+            for key in PLACES[place] {
+                target = &mut target[*key];
+            }
+            *target = value;
+            if let Ok(encoded) = encode(&t, &ctx(1)) {
+                prop_assert!(well_formed(&encoded.bytes));
+            }
+        }
+
+        #[test]
+        fn any_text_is_refused_or_arrives_unchanged(text in any::<String>(), attribute in any::<String>()) {
+            let mut t = tree();
+            t["BirthNotification"]["Child"]["Name"]["GivenNames"] =
+                json!({"$text": text, "@script": attribute});
+            let Ok(encoded) = encode(&t, &ctx(1)) else { return Ok(()) };
+            let xml = String::from_utf8(encoded.bytes).unwrap();
+            let mut reader = Reader::from_str(&xml);
+            loop {
+                match reader.read_event().unwrap() {
+                    Event::Start(e) if e.local_name().as_ref() == b"GivenNames" => {
+                        // An empty attribute is no attribute: nothing is written empty.
+                        match e.try_get_attribute("script").unwrap() {
+                            Some(script) => prop_assert_eq!(
+                                script.unescape_value().unwrap(),
+                                attribute.as_str()
+                            ),
+                            None => prop_assert!(attribute.is_empty()),
+                        }
+                        let raw = reader.read_text(e.name()).unwrap();
+                        prop_assert_eq!(quick_xml::escape::unescape(&raw).unwrap(), text.as_str());
+                        break;
+                    }
+                    Event::Eof => prop_assert!(false, "no GivenNames"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
