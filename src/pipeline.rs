@@ -175,7 +175,12 @@ impl Pipeline {
         let tree = mapping
             .apply(&record.record, ctx)
             .map_err(|source| RenderError::Mapping {
-                file: mapping.file.display().to_string(),
+                // Relative, so that reasons read the same on every machine.
+                file: mapping
+                    .file
+                    .strip_prefix(&self.config.mappings_dir)
+                    .map(|p| format!("mappings/{}", p.display()))
+                    .unwrap_or_else(|_| mapping.file.display().to_string()),
                 source,
             })?;
         let kind = self.config.destinations[&route.destination].kind;

@@ -14,11 +14,20 @@ fn every_conformance_case_passes() {
     let pipeline = registry_gateway::server::load_pipeline(Arc::new(config)).unwrap();
     let results =
         registry_gateway::conformance::run(&pipeline, &repo_path("conformance"), false).unwrap();
-    assert!(results.len() >= 40, "only {} conformance cases", results.len());
+    assert!(
+        results.len() >= 40,
+        "only {} conformance cases",
+        results.len()
+    );
     let failed: Vec<String> = results
         .iter()
         .filter(|r| !r.passed())
         .map(|r| format!("{}: {}", r.name, r.failures.join("; ")))
         .collect();
-    assert!(failed.is_empty(), "{} case(s) failed:\n{}", failed.len(), failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{} case(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }

@@ -40,7 +40,12 @@ fn a_valid_birth_notification_gives_one_file_per_route_and_decisions() {
     let out = tempfile::tempdir().unwrap();
     let input = repo_path("schemas/examples/birth-notification.json");
     let run = translate("canonical", &input, out.path());
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let names: Vec<String> = files_of(out.path()).into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
@@ -55,7 +60,14 @@ fn a_valid_birth_notification_gives_one_file_per_route_and_decisions() {
     let decisions: Value =
         serde_json::from_slice(&std::fs::read(out.path().join("decisions.json")).unwrap()).unwrap();
     for d in decisions.as_array().unwrap() {
-        for key in ["route", "destination", "decision", "reason", "legal_basis", "redactions"] {
+        for key in [
+            "route",
+            "destination",
+            "decision",
+            "reason",
+            "legal_basis",
+            "redactions",
+        ] {
             assert!(d.get(key).is_some(), "{key} missing in {d}");
         }
         assert!(["deliver", "deny"].contains(&d["decision"].as_str().unwrap()));
@@ -65,8 +77,14 @@ fn a_valid_birth_notification_gives_one_file_per_route_and_decisions() {
 #[test]
 fn translate_is_byte_for_byte_deterministic() {
     for (source, input) in [
-        ("canonical", repo_path("schemas/examples/birth-notification.json")),
-        ("canonical", repo_path("schemas/examples/child-protection-case.json")),
+        (
+            "canonical",
+            repo_path("schemas/examples/birth-notification.json"),
+        ),
+        (
+            "canonical",
+            repo_path("schemas/examples/child-protection-case.json"),
+        ),
     ] {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
@@ -90,5 +108,8 @@ fn an_invalid_record_exits_2_and_lists_every_problem_without_values() {
     assert!(stderr.contains("/child/sex"), "{stderr}");
     assert!(stderr.contains("/mother/nationality"), "{stderr}");
     assert!(!stderr.contains("CANARY"), "{stderr}");
-    assert!(!dir.path().join("out").exists(), "nothing is written for an invalid record");
+    assert!(
+        !dir.path().join("out").exists(),
+        "nothing is written for an invalid record"
+    );
 }

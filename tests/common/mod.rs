@@ -2,6 +2,8 @@
 //! example config and a fresh embedded store.
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::path::{Path, PathBuf};
 
 use registry_gateway::config::{Config, Overrides};

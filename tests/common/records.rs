@@ -9,15 +9,51 @@ use serde_json::{Map, Value, json};
 
 /// (script, given names, family names, Latin given, Latin family)
 const NAMES: &[(&str, &[&str], &[&str], &[&str], &[&str])] = &[
-    ("Latn", &["Amina", "Jean-Luc", "Zoë", "Seán", "Ben & Jerry", "<b>Ana</b>"], &["O'Brien", "Ndiaye", "Müller", "D'Souza"], &[], &[]),
-    ("Cyrl", &["Анастасия", "Олег"], &["Шевченко", "Іваненко"], &["Anastasiia", "Oleh"], &["Shevchenko", "Ivanenko"]),
-    ("Arab", &["فاطمة", "عبد الله"], &["الحسن", "حداد"], &["Fatima", "Abdullah"], &["Al-Hassan", "Haddad"]),
-    ("Beng", &["রহিমা", "আমিনুল"], &["বেগম", "ইসলাম"], &["Rahima", "Aminul"], &["Begum", "Islam"]),
+    (
+        "Latn",
+        &[
+            "Amina",
+            "Jean-Luc",
+            "Zoë",
+            "Seán",
+            "Ben & Jerry",
+            "<b>Ana</b>",
+        ],
+        &["O'Brien", "Ndiaye", "Müller", "D'Souza"],
+        &[],
+        &[],
+    ),
+    (
+        "Cyrl",
+        &["Анастасия", "Олег"],
+        &["Шевченко", "Іваненко"],
+        &["Anastasiia", "Oleh"],
+        &["Shevchenko", "Ivanenko"],
+    ),
+    (
+        "Arab",
+        &["فاطمة", "عبد الله"],
+        &["الحسن", "حداد"],
+        &["Fatima", "Abdullah"],
+        &["Al-Hassan", "Haddad"],
+    ),
+    (
+        "Beng",
+        &["রহিমা", "আমিনুল"],
+        &["বেগম", "ইসলাম"],
+        &["Rahima", "Aminul"],
+        &["Begum", "Islam"],
+    ),
     ("Ethi", &["ሊያ"], &["ሃብተ"], &["Liya"], &["Habte"]),
 ];
 
 fn name() -> impl Strategy<Value = Value> {
-    (0..NAMES.len(), any::<prop::sample::Index>(), any::<prop::sample::Index>(), any::<bool>())
+    (
+        0..NAMES.len(),
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        any::<bool>(),
+    )
         .prop_map(|(i, g, f, with_family)| {
             let (script, given, family, given_latin, family_latin) = NAMES[i];
             let gi = g.index(given.len());
@@ -29,9 +65,15 @@ fn name() -> impl Strategy<Value = Value> {
             }
             n.insert("script".into(), json!(script));
             if !given_latin.is_empty() {
-                n.insert("given_names_latin".into(), json!(given_latin[gi.min(given_latin.len() - 1)]));
+                n.insert(
+                    "given_names_latin".into(),
+                    json!(given_latin[gi.min(given_latin.len() - 1)]),
+                );
                 if with_family {
-                    n.insert("family_name_latin".into(), json!(family_latin[fi.min(family_latin.len() - 1)]));
+                    n.insert(
+                        "family_name_latin".into(),
+                        json!(family_latin[fi.min(family_latin.len() - 1)]),
+                    );
                 }
             }
             Value::Object(n)
@@ -41,12 +83,23 @@ fn name() -> impl Strategy<Value = Value> {
 /// An Examplia national id: 9 digits and a Luhn check digit.
 fn national_id() -> impl Strategy<Value = String> {
     (100_000_000u64..999_999_999).prop_map(|n| {
-        let digits: Vec<u32> = n.to_string().chars().map(|c| c.to_digit(10).unwrap()).collect();
+        let digits: Vec<u32> = n
+            .to_string()
+            .chars()
+            .map(|c| c.to_digit(10).unwrap())
+            .collect();
         let sum: u32 = digits
             .iter()
             .rev()
             .enumerate()
-            .map(|(i, d)| if i % 2 == 0 { let x = d * 2; if x > 9 { x - 9 } else { x } } else { *d })
+            .map(|(i, d)| {
+                if i % 2 == 0 {
+                    let x = d * 2;
+                    if x > 9 { x - 9 } else { x }
+                } else {
+                    *d
+                }
+            })
             .sum();
         format!("{n}{}", (10 - sum % 10) % 10)
     })
@@ -55,8 +108,10 @@ fn national_id() -> impl Strategy<Value = String> {
 fn identifiers() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(json!([])),
-        national_id().prop_map(|id| json!([{"scheme": "national_id", "value": id, "issuer": "EXA"}])),
-        (100_000_000u64..999_999_999).prop_map(|n| json!([{"scheme": "passport", "value": n.to_string(), "issuer": "SYR"}])),
+        national_id()
+            .prop_map(|id| json!([{"scheme": "national_id", "value": id, "issuer": "EXA"}])),
+        (100_000_000u64..999_999_999)
+            .prop_map(|n| json!([{"scheme": "passport", "value": n.to_string(), "issuer": "SYR"}])),
         (10_000_00u64..9_999_999).prop_map(|n| json!([
             {"scheme": "unhcr_individual", "value": format!("EXA-26-{n}")},
             {"scheme": "unhcr_case", "value": format!("EXA-26C{n}")}
@@ -65,12 +120,21 @@ fn identifiers() -> impl Strategy<Value = Value> {
 }
 
 fn parent(nationalities: &'static [&'static str]) -> impl Strategy<Value = Value> {
-    (name(), prop::sample::select(nationalities), identifiers(), any::<bool>(), 16i64..50)
+    (
+        name(),
+        prop::sample::select(nationalities),
+        identifiers(),
+        any::<bool>(),
+        16i64..50,
+    )
         .prop_map(|(name, nationality, ids, by_date, age)| {
             let mut p = Map::new();
             p.insert("name".into(), name);
             if by_date {
-                p.insert("date_of_birth".into(), json!(format!("{}-03-14", 2026 - age)));
+                p.insert(
+                    "date_of_birth".into(),
+                    json!(format!("{}-03-14", 2026 - age)),
+                );
             } else {
                 p.insert("age_years".into(), json!(age));
             }
@@ -168,6 +232,11 @@ prop_compose! {
 pub fn sample<S: Strategy>(strategy: S, n: usize) -> Vec<S::Value> {
     let mut runner = TestRunner::deterministic();
     (0..n)
-        .map(|_| strategy.new_tree(&mut runner).expect("strategy yields").current())
+        .map(|_| {
+            strategy
+                .new_tree(&mut runner)
+                .expect("strategy yields")
+                .current()
+        })
         .collect()
 }

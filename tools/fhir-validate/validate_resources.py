@@ -35,6 +35,12 @@ def canonical(xml_bytes):
     root = etree.fromstring(xml_bytes, parser)
     for element in root.iterfind(f".//{{{FHIR_NS}}}valueQuantity/{{{FHIR_NS}}}value"):
         element.set("value", str(Decimal(element.get("value")).normalize()))
+    # The library writes the UTC offset of an instant as +00:00 where the JSON
+    # said Z: the same instant (FHIR allows both), so compare them as one.
+    for element in root.iter():
+        value = element.get("value")
+        if value and len(value) > 19 and value[10:11] == "T" and value.endswith("+00:00"):
+            element.set("value", value[:-6] + "Z")
     return etree.tostring(root, method="c14n2", strip_text=True)
 
 
