@@ -1,0 +1,208 @@
+//! The document Bundle's envelope: the checks that make it a document at all
+//! (type, fullUrls, Composition first) and reference resolution among entries.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::read::{Reader, at};
+
+/// One entry of the Bundle, with the pointer of its resource.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'v> {
+    pub full_url: &'v str,
+    pub resource_type: &'v str,
+    pub resource: &'v Map<String, Value>,
+}
+
+impl Entry<'_> {
+    pub fn id(&self) -> Option<&str> {
+        self.resource.get("id").and_then(Value::as_str)
+    }
+}
+
+/// A Bundle whose envelope is valid: every entry has a fullUrl and a resource,
+/// and the first is the Composition.
+pub struct Bundle<'v> {
+    pub root: &'v Map<String, Value>,
+    /// Entries by index; `None` for an entry that was reported as malformed.
+    pub entries: Vec<Option<Entry<'v>>>,
+}
+
+/// Check the envelope. Problems go to `reader`; `None` when the payload cannot
+/// be read as a document at all.
+pub fn open<'v>(payload: &'v Value, reader: &mut Reader) -> Option<Bundle<'v>> {
+    let Value::Object(root) = payload else {
+        reader.push(
+            String::new(),
+            "type",
+            "must be a FHIR Bundle (a JSON object)",
+        );
+        return None;
+    };
+    if root.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        reader.push("/resourceType".into(), "const", "must be Bundle");
+    }
+    if root.get("type").and_then(Value::as_str) != Some("document") {
+        reader.push(
+            "/type".into(),
+            "const",
+            "must be document (a FHIR document Bundle)",
+        );
+    }
+    match root.get("timestamp") {
+        Some(Value::String(_)) => {}
+        None | Some(Value::Null) => reader.push(
+            "/timestamp".into(),
+            "required",
+            "is required in a document Bundle (bdl-10)",
+        ),
+        Some(_) => reader.push("/timestamp".into(), "type", "must be a string"),
+    }
+    let entries = read_entries(root, reader);
+    if entries.is_empty() {
+        reader.push(
+            "/entry".into(),
+            "required",
+            "must hold the document's resources",
+        );
+        return None;
+    }
+    match entries[0] {
+        Some(first) if first.resource_type == "Composition" => {}
+        Some(_) => reader.push(
+            "/entry/0/resource/resourceType".into(),
+            "composition_first",
+            "the first entry of a document must be its Composition (bdl-11)",
+        ),
+        None => {}
+    }
+    Some(Bundle { root, entries })
+}
+
+fn read_entries<'v>(root: &'v Map<String, Value>, reader: &mut Reader) -> Vec<Option<Entry<'v>>> {
+    let items = match root.get("entry") {
+        Some(Value::Array(items)) => items.as_slice(),
+        None | Some(Value::Null) => &[],
+        Some(_) => {
+            reader.push("/entry".into(), "type", "must be an array");
+            &[]
+        }
+    };
+    let mut seen = HashSet::new();
+    let mut entries = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let base = format!("/entry/{i}");
+        let Value::Object(entry) = item else {
+            reader.push(base, "type", "must be an object");
+            entries.push(None);
+            continue;
+        };
+        let full_url = match entry.get("fullUrl") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => {
+                reader.push(
+                    at(&base, "fullUrl"),
+                    "required",
+                    "every entry of a document needs a fullUrl",
+                );
+                None
+            }
+        };
+        if let Some(url) = full_url
+            && !seen.insert(url)
+        {
+            reader.push(
+                at(&base, "fullUrl"),
+                "duplicate",
+                "must be unique within the Bundle (bdl-7)",
+            );
+        }
+        let resource = match entry.get("resource") {
+            Some(Value::Object(r)) => Some(r),
+            _ => {
+                reader.push(at(&base, "resource"), "required", "must be a resource");
+                None
+            }
+        };
+        let resource_type = resource
+            .and_then(|r| r.get("resourceType"))
+            .and_then(Value::as_str);
+        if resource.is_some() && resource_type.is_none() {
+            reader.push(
+                at(&at(&base, "resource"), "resourceType"),
+                "required",
+                "is required",
+            );
+        }
+        entries.push(match (full_url, resource, resource_type) {
+            (Some(full_url), Some(resource), Some(resource_type)) => Some(Entry {
+                full_url,
+                resource_type,
+                resource,
+            }),
+            _ => None,
+        });
+    }
+    entries
+}
+
+impl<'v> Bundle<'v> {
+    /// The entries that were read, with their index.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Entry<'v>)> + '_ {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.map(|e| (i, e)))
+    }
+
+    /// Resolve a reference the way a document does: by fullUrl (`urn:uuid:...`),
+    /// or for a relative `Type/id`, by a fullUrl ending in it or the resource's
+    /// type and id.
+    pub fn resolve(&self, reference: &str) -> Option<(usize, Entry<'v>)> {
+        if let Some(found) = self.iter().find(|(_, e)| e.full_url == reference) {
+            return Some(found);
+        }
+        let (kind, id) = reference.split_once('/')?;
+        if id.contains('/') || id.is_empty() {
+            return None;
+        }
+        let suffix = format!("/{reference}");
+        self.iter().find(|(_, e)| {
+            e.full_url.ends_with(&suffix) || (e.resource_type == kind && e.id() == Some(id))
+        })
+    }
+
+    /// Resolve the `reference` of a Reference element at `base/key`, reporting
+    /// one that points at nothing in the Bundle.
+    pub fn follow(
+        &self,
+        reader: &mut Reader,
+        obj: &'v Map<String, Value>,
+        base: &str,
+        key: &str,
+    ) -> Option<(usize, Entry<'v>)> {
+        let target = reader.obj(obj, base, key)?;
+        self.follow_reference(reader, target, &at(base, key))
+    }
+
+    /// Resolve a Reference element found at `base`, reporting one that points
+    /// at nothing in the Bundle. A Reference by identifier only resolves to `None`.
+    pub fn follow_reference(
+        &self,
+        reader: &mut Reader,
+        reference: &'v Map<String, Value>,
+        base: &str,
+    ) -> Option<(usize, Entry<'v>)> {
+        let text = reader.str(reference, base, "reference")?;
+        let found = self.resolve(text);
+        if found.is_none() {
+            reader.push(
+                at(base, "reference"),
+                "unresolved_reference",
+                "does not resolve to an entry of the Bundle",
+            );
+        }
+        found
+    }
+}
