@@ -13,8 +13,10 @@
 //! mapping file and its code lists.
 
 mod document;
+mod json;
 mod order;
 mod tree;
+mod walk;
 mod xml;
 
 use std::path::Path;
@@ -229,12 +231,8 @@ pub fn catalogue(_folder: &Path) -> Result<Catalogue, String> {
 
 pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> {
     let bundle = document::build(tree, ctx)?;
-    let bytes = serde_json::to_vec(&bundle).map_err(|_| EncodeError::Invalid {
-        path: "(document)".into(),
-        reason: "cannot be serialised".into(),
-    })?;
     Ok(Encoded {
-        bytes,
+        bytes: json::to_vec(&bundle)?,
         extension: "json",
         content_type: "application/fhir+json",
     })

@@ -257,6 +257,10 @@ fn xml_refuses_what_fhir_does_not_define_without_echoing_values() {
         json!({"resourceType": "Patient", "name": []}),
         json!({"resourceType": "Patient", "name": [{}]}),
         json!({"resourceType": "Patient", "name": [{"id": "only-an-id"}]}),
+        json!({"resourceType": "Patient", "gender": ["CANARY"]}),
+        json!({"resourceType": "Patient", "name": {"family": "CANARY"}}),
+        json!({"resourceType": "Patient", "name": [{"given": "CANARY"}]}),
+        json!({"resourceType": "Patient", "name": [{"given": ["a"], "_given": [null, {"id": "x"}]}]}),
         json!({"resourceType": "Patient", "extension": [{"url": "http://x/no-value"}]}),
         json!({"resourceType": "Patient", "_gender": {"id": "only-an-id"}}),
         json!({"resourceType": "Patient", "gender": {"x": 1}}),
@@ -277,4 +281,37 @@ fn xml_refuses_what_fhir_does_not_define_without_echoing_values() {
         deep = json!({"url": "u", "extension": [deep]});
     }
     assert!(to_xml(&json!({"resourceType": "Patient", "extension": [deep]})).is_err());
+}
+
+#[test]
+fn json_is_written_in_element_order_and_loses_nothing() {
+    let bytes = encode(&tree(), &ctx()).unwrap().bytes;
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.starts_with("{\"resourceType\":\"Bundle\",\"meta\":{\"lastUpdated\":"),
+        "{text}"
+    );
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    assert!(at("\"identifier\":{\"system\"") < at("\"type\":\"document\""));
+    assert!(
+        at("\"type\":\"document\"") < at("\"timestamp\":")
+            && at("\"timestamp\":") < at("\"entry\":")
+    );
+    assert!(
+        at("\"entry\":[{\"fullUrl\":")
+            < at("\"resource\":{\"resourceType\":\"Composition\",\"id\":")
+    );
+    assert!(
+        at("\"birthDate\":") < at("\"_birthDate\":")
+            && at("\"_birthDate\":") < at("\"multipleBirthInteger\":")
+    );
+    let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(reparsed, document::build(&tree(), &ctx()).unwrap());
+    let metadata = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g"}]}]});
+    assert_eq!(
+        String::from_utf8(json::to_vec(&metadata).unwrap()).unwrap(),
+        r#"{"resourceType":"Patient","name":[{"given":["A",null],"_given":[null,{"id":"g"}]}]}"#
+    );
+    assert!(json::to_vec(&json!({"resourceType": "Patient", "gender": ["x"]})).is_err());
+    assert!(json::to_vec(&json!({"resourceType": "Patient", "bogus": 1})).is_err());
 }
