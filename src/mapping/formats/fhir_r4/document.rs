@@ -80,24 +80,16 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
     if !t.has("child") {
         return Err(EncodeError::Missing("child".into()));
     }
-    let mut entries = vec![Entry {
-        role: "child",
-        resource: child(&t)?,
-    }];
-    let mut sections = vec![section(
-        "child-details",
-        "Child details",
-        &[&ids.url("child")],
-    )];
+    let entry = |role, resource| Entry { role, resource };
+    let mut entries = vec![entry("child", child(&t)?)];
+    let mut sections = vec![section(&ids, "child-details", "Child details", &["child"])];
     if t.has("mother") {
-        entries.push(Entry {
-            role: "mother",
-            resource: mother(&t)?,
-        });
+        entries.push(entry("mother", mother(&t)?));
         sections.push(section(
+            &ids,
             "mother-details",
             "Mother details",
-            &[&ids.url("mother")],
+            &["mother"],
         ));
     }
     match (t.has("father"), t.has("father_absent")) {
@@ -108,80 +100,58 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
             ));
         }
         (true, false) => {
-            entries.push(Entry {
-                role: "father",
-                resource: father(&t, &ids)?,
-            });
+            entries.push(entry("father", father(&t, &ids)?));
             sections.push(section(
+                &ids,
                 "father-details",
                 "Father details",
-                &[&ids.url("father")],
+                &["father"],
             ));
         }
         (false, true) => sections.push(father_absent(&t)?),
         (false, false) => {}
     }
     if t.has("informant") {
-        entries.push(Entry {
-            role: "informant",
-            resource: informant(&t, &ids)?,
-        });
+        entries.push(entry("informant", informant(&t, &ids)?));
         sections.push(section(
+            &ids,
             "informant-details",
             "Informant details",
-            &[&ids.url("informant")],
+            &["informant"],
         ));
     }
     let encounter = t.has("encounter");
     let mut birth = Vec::new();
     if encounter {
-        entries.push(Entry {
-            role: "encounter",
-            resource: birth_encounter(&t, &ids)?,
-        });
+        entries.push(entry("encounter", birth_encounter(&t, &ids)?));
+        birth.push("encounter");
     }
     if let Some(obs) = birth_weight(&t, &ids, encounter)? {
-        entries.push(Entry {
-            role: "birth-weight",
-            resource: obs,
-        });
+        entries.push(entry("birth-weight", obs));
+        birth.push("birth-weight");
     }
     if let Some(obs) = plurality(&t, &ids, encounter)? {
-        entries.push(Entry {
-            role: "plurality",
-            resource: obs,
-        });
-    }
-    for e in &entries {
-        if matches!(e.role, "encounter" | "birth-weight" | "plurality") {
-            birth.push(ids.url(e.role));
-        }
+        entries.push(entry("plurality", obs));
+        birth.push("plurality");
     }
     if !birth.is_empty() {
-        let refs: Vec<&str> = birth.iter().map(String::as_str).collect();
-        sections.push(section("birth-encounter", "Birth encounter", &refs));
+        sections.push(section(&ids, "birth-encounter", "Birth encounter", &birth));
     }
-    entries.push(Entry {
-        role: "author",
-        resource: author(&t)?,
-    });
+    entries.push(entry("author", author(&t)?));
+    // bdl-11: the Composition is the first entry.
     let composition = composition(&t, &ids, timestamp, encounter, sections)?;
-    let mut all = vec![Entry {
-        role: "composition",
-        resource: composition,
-    }];
-    all.extend(entries);
+    entries.insert(0, entry("composition", composition));
     Ok(json!({
         "resourceType": "Bundle",
         "meta": {"lastUpdated": timestamp},
         "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
         "type": "document",
         "timestamp": timestamp,
-        "entry": all.into_iter().map(|e| entry(&ids, e)).collect::<Vec<_>>(),
+        "entry": entries.into_iter().map(|e| bundle_entry(&ids, e)).collect::<Vec<_>>(),
     }))
 }
 
-fn entry(ids: &Ids, e: Entry) -> Value {
+fn bundle_entry(ids: &Ids, e: Entry) -> Value {
     let mut resource = e.resource;
     resource["id"] = Value::String(ids.id(e.role));
     json!({"fullUrl": ids.url(e.role), "resource": resource})
@@ -195,11 +165,12 @@ fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
     c
 }
 
-fn section(code: &str, title: &str, refs: &[&str]) -> Value {
+/// A Composition section coded like the Examplia profile, listing the entries of `roles`.
+fn section(ids: &Ids, code: &str, title: &str, roles: &[&str]) -> Value {
     json!({
         "title": title,
         "code": {"coding": [coding(SECTIONS, code, None)]},
-        "entry": refs.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
+        "entry": roles.iter().map(|r| ids.reference(r)).collect::<Vec<_>>(),
     })
 }
 
@@ -216,8 +187,9 @@ fn composition(
     let system = t
         .uri("document/type/system")?
         .ok_or_else(|| EncodeError::Missing("document/type/system".into()))?;
-    let mut doc_type = json!({"coding": [coding(system, code, t.text("document/type/display")?)]});
-    if let Some(display) = t.text("document/type/display")? {
+    let display = t.text("document/type/display")?;
+    let mut doc_type = json!({"coding": [coding(system, code, display)]});
+    if let Some(display) = display {
         doc_type["text"] = json!(display);
     }
     let mut c = json!({
@@ -318,12 +290,8 @@ fn person(t: &Tree, who: &str, resource_type: &str) -> Result<Value, EncodeError
 
 fn child(t: &Tree) -> Result<Value, EncodeError> {
     let mut p = person(t, "child", "Patient")?;
-    let mut extensions = Vec::new();
     if let Some(place) = address(t, "child/birth_place")? {
-        extensions.push(json!({"url": EXT_BIRTH_PLACE, "valueAddress": place}));
-    }
-    if !extensions.is_empty() {
-        p["extension"] = Value::Array(extensions);
+        p["extension"] = json!([{"url": EXT_BIRTH_PLACE, "valueAddress": place}]);
     }
     if let Some(time) = t.text("child/birth_time")? {
         let date = p["birthDate"]
