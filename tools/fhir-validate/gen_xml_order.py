@@ -8,11 +8,12 @@ XML element order is fixed by the StructureDefinitions; the schema lists each
 definition's properties in that order (FORMATS.md 3.1), so the table is the
 property order with `_x` (primitive metadata) and `resourceType` dropped.
 
-Output, one definition per line:  <Name> <R|E> <element>:<type> ...
+Output, one definition per line:  <Name> <R|E> <element>:<type>[*] ...
   R = a resource (its `id` is an element), E = a datatype or backbone element
   (its `id` is an XML attribute). <type> is a definition name for complex
   elements, a lower-case primitive name, `xhtml` for Narrative.div, or
-  `Resource` for a contained resource (ResourceList).
+  `Resource` for a contained resource (ResourceList); `*` marks an element
+  that repeats (a JSON array).
 
 Usage: python3 gen_xml_order.py > ../../src/mapping/formats/fhir_r4/r4-element-order.txt
        python3 gen_xml_order.py --check FILE   (exit 1 when FILE is stale)
@@ -62,7 +63,7 @@ def generate():
             continue  # primitives, xhtml and ResourceList have no elements
         kind = "R" if "resourceType" in props else "E"
         cells = [
-            f"{p}:{element_type(p, v, primitives)}"
+            f"{p}:{element_type(p, v, primitives)}{'*' if v.get('type') == 'array' else ''}"
             for p, v in props.items()
             if not p.startswith("_") and p != "resourceType"
         ]

@@ -80,24 +80,16 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
     if !t.has("child") {
         return Err(EncodeError::Missing("child".into()));
     }
-    let mut entries = vec![Entry {
-        role: "child",
-        resource: child(&t)?,
-    }];
-    let mut sections = vec![section(
-        "child-details",
-        "Child details",
-        &[&ids.url("child")],
-    )];
+    let entry = |role, resource| Entry { role, resource };
+    let mut entries = vec![entry("child", child(&t)?)];
+    let mut sections = vec![section(&ids, "child-details", "Child details", &["child"])];
     if t.has("mother") {
-        entries.push(Entry {
-            role: "mother",
-            resource: mother(&t)?,
-        });
+        entries.push(entry("mother", mother(&t)?));
         sections.push(section(
+            &ids,
             "mother-details",
             "Mother details",
-            &[&ids.url("mother")],
+            &["mother"],
         ));
     }
     match (t.has("father"), t.has("father_absent")) {
@@ -108,80 +100,58 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
             ));
         }
         (true, false) => {
-            entries.push(Entry {
-                role: "father",
-                resource: father(&t, &ids)?,
-            });
+            entries.push(entry("father", father(&t, &ids)?));
             sections.push(section(
+                &ids,
                 "father-details",
                 "Father details",
-                &[&ids.url("father")],
+                &["father"],
             ));
         }
         (false, true) => sections.push(father_absent(&t)?),
         (false, false) => {}
     }
     if t.has("informant") {
-        entries.push(Entry {
-            role: "informant",
-            resource: informant(&t, &ids)?,
-        });
+        entries.push(entry("informant", informant(&t, &ids)?));
         sections.push(section(
+            &ids,
             "informant-details",
             "Informant details",
-            &[&ids.url("informant")],
+            &["informant"],
         ));
     }
     let encounter = t.has("encounter");
     let mut birth = Vec::new();
     if encounter {
-        entries.push(Entry {
-            role: "encounter",
-            resource: birth_encounter(&t, &ids)?,
-        });
+        entries.push(entry("encounter", birth_encounter(&t, &ids)?));
+        birth.push("encounter");
     }
     if let Some(obs) = birth_weight(&t, &ids, encounter)? {
-        entries.push(Entry {
-            role: "birth-weight",
-            resource: obs,
-        });
+        entries.push(entry("birth-weight", obs));
+        birth.push("birth-weight");
     }
     if let Some(obs) = plurality(&t, &ids, encounter)? {
-        entries.push(Entry {
-            role: "plurality",
-            resource: obs,
-        });
-    }
-    for e in &entries {
-        if matches!(e.role, "encounter" | "birth-weight" | "plurality") {
-            birth.push(ids.url(e.role));
-        }
+        entries.push(entry("plurality", obs));
+        birth.push("plurality");
     }
     if !birth.is_empty() {
-        let refs: Vec<&str> = birth.iter().map(String::as_str).collect();
-        sections.push(section("birth-encounter", "Birth encounter", &refs));
+        sections.push(section(&ids, "birth-encounter", "Birth encounter", &birth));
     }
-    entries.push(Entry {
-        role: "author",
-        resource: author(&t)?,
-    });
+    entries.push(entry("author", author(&t)?));
+    // bdl-11: the Composition is the first entry.
     let composition = composition(&t, &ids, timestamp, encounter, sections)?;
-    let mut all = vec![Entry {
-        role: "composition",
-        resource: composition,
-    }];
-    all.extend(entries);
+    entries.insert(0, entry("composition", composition));
     Ok(json!({
         "resourceType": "Bundle",
         "meta": {"lastUpdated": timestamp},
         "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
         "type": "document",
         "timestamp": timestamp,
-        "entry": all.into_iter().map(|e| entry(&ids, e)).collect::<Vec<_>>(),
+        "entry": entries.into_iter().map(|e| bundle_entry(&ids, e)).collect::<Vec<_>>(),
     }))
 }
 
-fn entry(ids: &Ids, e: Entry) -> Value {
+fn bundle_entry(ids: &Ids, e: Entry) -> Value {
     let mut resource = e.resource;
     resource["id"] = Value::String(ids.id(e.role));
     json!({"fullUrl": ids.url(e.role), "resource": resource})
@@ -195,11 +165,12 @@ fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
     c
 }
 
-fn section(code: &str, title: &str, refs: &[&str]) -> Value {
+/// A Composition section coded like the Examplia profile, listing the entries of `roles`.
+fn section(ids: &Ids, code: &str, title: &str, roles: &[&str]) -> Value {
     json!({
         "title": title,
         "code": {"coding": [coding(SECTIONS, code, None)]},
-        "entry": refs.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
+        "entry": roles.iter().map(|r| ids.reference(r)).collect::<Vec<_>>(),
     })
 }
 
@@ -210,14 +181,11 @@ fn composition(
     encounter: bool,
     sections: Vec<Value>,
 ) -> Result<Value, EncodeError> {
-    let code = t
-        .code("document/type/code")?
-        .ok_or_else(|| EncodeError::Missing("document/type/code".into()))?;
-    let system = t
-        .uri("document/type/system")?
-        .ok_or_else(|| EncodeError::Missing("document/type/system".into()))?;
-    let mut doc_type = json!({"coding": [coding(system, code, t.text("document/type/display")?)]});
-    if let Some(display) = t.text("document/type/display")? {
+    let code = t.required_code("document/type/code")?;
+    let system = t.required_uri("document/type/system")?;
+    let display = t.text("document/type/display")?;
+    let mut doc_type = json!({"coding": [coding(system, code, display)]});
+    if let Some(display) = display {
         doc_type["text"] = json!(display);
     }
     let mut c = json!({
@@ -318,12 +286,8 @@ fn person(t: &Tree, who: &str, resource_type: &str) -> Result<Value, EncodeError
 
 fn child(t: &Tree) -> Result<Value, EncodeError> {
     let mut p = person(t, "child", "Patient")?;
-    let mut extensions = Vec::new();
     if let Some(place) = address(t, "child/birth_place")? {
-        extensions.push(json!({"url": EXT_BIRTH_PLACE, "valueAddress": place}));
-    }
-    if !extensions.is_empty() {
-        p["extension"] = Value::Array(extensions);
+        p["extension"] = json!([{"url": EXT_BIRTH_PLACE, "valueAddress": place}]);
     }
     if let Some(time) = t.text("child/birth_time")? {
         let date = p["birthDate"]
@@ -356,12 +320,8 @@ fn child(t: &Tree) -> Result<Value, EncodeError> {
 fn mother(t: &Tree) -> Result<Value, EncodeError> {
     let mut p = person(t, "mother", "Patient")?;
     if t.has("mother/nationality") {
-        let code = t
-            .code("mother/nationality/code")?
-            .ok_or_else(|| EncodeError::Missing("mother/nationality/code".into()))?;
-        let system = t
-            .uri("mother/nationality/system")?
-            .ok_or_else(|| EncodeError::Missing("mother/nationality/system".into()))?;
+        let code = t.required_code("mother/nationality/code")?;
+        let system = t.required_uri("mother/nationality/system")?;
         p["extension"] = json!([{
             "url": EXT_NATIONALITY,
             "extension": [{"url": "code", "valueCodeableConcept": {"coding": [coding(system, code, None)]}}],
@@ -393,22 +353,8 @@ fn father(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
 }
 
 fn informant(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
-    let code = t.code("informant/relationship/code")?;
-    let text = t.text("informant/relationship/text")?;
-    let mut relationship = Map::new();
-    if let Some(code) = code {
-        let system = t
-            .uri("informant/relationship/system")?
-            .ok_or_else(|| EncodeError::Missing("informant/relationship/system".into()))?;
-        relationship.insert("coding".into(), json!([coding(system, code, None)]));
-    }
-    if let Some(text) = text {
-        relationship.insert("text".into(), json!(text));
-    }
-    if relationship.is_empty() {
-        return Err(EncodeError::Missing("informant/relationship/code".into()));
-    }
-    let mut r = related_person(t, ids, "informant", Value::Object(relationship))?;
+    let relationship = codeable_concept(t, "informant/relationship")?;
+    let mut r = related_person(t, ids, "informant", relationship)?;
     if let Some(phone) = t.text("informant/phone")? {
         r["telecom"] = json!([{"system": "phone", "value": phone}]);
     }
@@ -418,13 +364,12 @@ fn informant(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
 /// A section that says why there is no father, instead of a father (cmp-1
 /// wants text in an empty section; cmp-2 allows emptyReason only there).
 fn father_absent(t: &Tree) -> Result<Value, EncodeError> {
-    let code = t
-        .code("father_absent/reason")?
-        .ok_or_else(|| EncodeError::Missing("father_absent/reason".into()))?;
-    let (code, display) = EMPTY_REASONS
-        .iter()
-        .find(|(c, _)| *c == code)
-        .ok_or_else(|| invalid("father_absent/reason", "must be a list-empty-reason code"))?;
+    let (code, display) = from_table(
+        t,
+        "father_absent/reason",
+        &EMPTY_REASONS,
+        "must be a list-empty-reason code",
+    )?;
     Ok(json!({
         "title": "Father details",
         "code": {"coding": [coding(SECTIONS, "father-details", None)]},
@@ -454,35 +399,19 @@ fn identifiers(t: &Tree, who: &str) -> Result<Option<Value>, EncodeError> {
     let mut out = Vec::new();
     for i in 0..t.count(&list)? {
         let base = format!("{list}/{i}");
-        let value = t.required_text(&format!("{base}/value"))?;
-        let system = t.uri(&format!("{base}/system"))?;
+        let mut id =
+            identifier(t, &base)?.ok_or_else(|| EncodeError::Missing(format!("{base}/value")))?;
         let type_code = t.code(&format!("{base}/type/code"))?;
-        if system.is_some_and(|s| s.starts_with(UNHCR_SYSTEMS))
-            && type_code.is_some_and(|c| STATE_DOCUMENT_TYPES.contains(&c))
-        {
+        let unhcr = id["system"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(UNHCR_SYSTEMS));
+        if unhcr && type_code.is_some_and(|c| STATE_DOCUMENT_TYPES.contains(&c)) {
             return Err(invalid(
                 &format!("{base}/type/code"),
                 "a UNHCR number is never a national id or a passport",
             ));
         }
-        let mut id = json!({"value": value});
-        if let Some(s) = system {
-            id["system"] = json!(s);
-        }
-        let mut id_type = Map::new();
-        if let Some(code) = type_code {
-            let type_system = t
-                .uri(&format!("{base}/type/system"))?
-                .ok_or_else(|| EncodeError::Missing(format!("{base}/type/system")))?;
-            id_type.insert("coding".into(), json!([coding(type_system, code, None)]));
-        }
-        if let Some(text) = t.text(&format!("{base}/type/text"))? {
-            id_type.insert("text".into(), json!(text));
-        }
-        if id_type.is_empty() {
-            return Err(EncodeError::Missing(format!("{base}/type/code")));
-        }
-        id["type"] = Value::Object(id_type);
+        id["type"] = codeable_concept(t, &format!("{base}/type"))?;
         if let Some(assigner) = t.text(&format!("{base}/assigner"))? {
             id["assigner"] = json!({"display": assigner});
         }
@@ -492,24 +421,19 @@ fn identifiers(t: &Tree, who: &str) -> Result<Option<Value>, EncodeError> {
 }
 
 fn birth_encounter(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
-    let class = t
-        .code("encounter/class")?
-        .ok_or_else(|| EncodeError::Missing("encounter/class".into()))?;
-    let (code, display) = ENCOUNTER_CLASSES
-        .iter()
-        .find(|(c, _)| *c == class)
-        .ok_or_else(|| invalid("encounter/class", "must be a v3 ActCode encounter class"))?;
+    let (code, display) = from_table(
+        t,
+        "encounter/class",
+        &ENCOUNTER_CLASSES,
+        "must be a v3 ActCode encounter class",
+    )?;
     let mut e = json!({
         "resourceType": "Encounter",
         "status": "finished",
         "class": coding(ACT_CODE, code, Some(display)),
         "subject": ids.reference("child"),
     });
-    if let Some(value) = t.text("encounter/facility/value")? {
-        let mut identifier = json!({"value": value});
-        if let Some(system) = t.uri("encounter/facility/system")? {
-            identifier["system"] = json!(system);
-        }
+    if let Some(identifier) = identifier(t, "encounter/facility")? {
         // A facility is named by its master-facility-list code, a logical reference.
         e["location"] = json!([{"location": {"identifier": identifier}}]);
     }
@@ -568,11 +492,7 @@ fn plurality(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, Enco
 /// The notifier, as the Organization that authors the document (org-1: a name or an identifier).
 fn author(t: &Tree) -> Result<Value, EncodeError> {
     let mut o = json!({"resourceType": "Organization"});
-    if let Some(value) = t.text("author/identifier/value")? {
-        let mut identifier = json!({"value": value});
-        if let Some(system) = t.uri("author/identifier/system")? {
-            identifier["system"] = json!(system);
-        }
+    if let Some(identifier) = identifier(t, "author/identifier")? {
         o["identifier"] = json!([identifier]);
     }
     if let Some(name) = t.text("author/name")? {
@@ -582,6 +502,49 @@ fn author(t: &Tree) -> Result<Value, EncodeError> {
         return Err(EncodeError::Missing("author/identifier/value".into()));
     }
     Ok(o)
+}
+
+/// A code at `path` that must be one of `table`'s, with its display.
+fn from_table(
+    t: &Tree,
+    path: &str,
+    table: &[(&'static str, &'static str)],
+    rule: &str,
+) -> Result<(&'static str, &'static str), EncodeError> {
+    let code = t.required_code(path)?;
+    table
+        .iter()
+        .find(|(c, _)| *c == code)
+        .copied()
+        .ok_or_else(|| invalid(path, rule))
+}
+
+/// A CodeableConcept from `base/system` + `base/code` and/or `base/text`; one is required.
+fn codeable_concept(t: &Tree, base: &str) -> Result<Value, EncodeError> {
+    let mut concept = Map::new();
+    if let Some(code) = t.code(&format!("{base}/code"))? {
+        let system = t.required_uri(&format!("{base}/system"))?;
+        concept.insert("coding".into(), json!([coding(system, code, None)]));
+    }
+    if let Some(text) = t.text(&format!("{base}/text"))? {
+        concept.insert("text".into(), json!(text));
+    }
+    if concept.is_empty() {
+        return Err(EncodeError::Missing(format!("{base}/code")));
+    }
+    Ok(Value::Object(concept))
+}
+
+/// `{system, value}` from `base/system` and `base/value`, when there is a value.
+fn identifier(t: &Tree, base: &str) -> Result<Option<Value>, EncodeError> {
+    let Some(value) = t.text(&format!("{base}/value"))? else {
+        return Ok(None);
+    };
+    let mut identifier = json!({"value": value});
+    if let Some(system) = t.uri(&format!("{base}/system"))? {
+        identifier["system"] = json!(system);
+    }
+    Ok(Some(identifier))
 }
 
 /// Shift the decimal point three places, on the number's text, so that

@@ -22,20 +22,26 @@ pub enum Kind {
     Complex(&'static str),
 }
 
+/// One element of a type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Element {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// A JSON array (max cardinality above 1), else a single value.
+    pub repeats: bool,
+}
+
 #[derive(Debug)]
 pub struct TypeDef {
     /// Resources write `id` as an element; datatypes and backbone elements as an attribute.
     pub is_resource: bool,
     /// Elements in StructureDefinition order.
-    pub elements: Vec<(&'static str, Kind)>,
+    pub elements: Vec<Element>,
 }
 
 impl TypeDef {
-    pub fn element(&self, name: &str) -> Option<Kind> {
-        self.elements
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, k)| *k)
+    pub fn element(&self, name: &str) -> Option<Element> {
+        self.elements.iter().find(|e| e.name == name).copied()
     }
 }
 
@@ -58,7 +64,17 @@ fn parse() -> HashMap<&'static str, TypeDef> {
             let is_resource = cells.next()? == "R";
             let elements = cells
                 .filter_map(|cell| cell.split_once(':'))
-                .map(|(element, type_name)| (element, kind(type_name)))
+                .map(|(name, type_name)| {
+                    let (type_name, repeats) = match type_name.strip_suffix('*') {
+                        Some(t) => (t, true),
+                        None => (type_name, false),
+                    };
+                    Element {
+                        name,
+                        kind: kind(type_name),
+                        repeats,
+                    }
+                })
                 .collect();
             Some((
                 name,
@@ -85,7 +101,7 @@ mod tests {
     fn the_table_holds_resources_datatypes_and_backbone_elements_in_spec_order() {
         let patient = lookup("Patient").unwrap();
         assert!(patient.is_resource);
-        let names: Vec<&str> = patient.elements.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = patient.elements.iter().map(|e| e.name).collect();
         assert_eq!(
             &names[..8],
             [
@@ -102,26 +118,27 @@ mod tests {
         let pos = |n: &str| names.iter().position(|x| *x == n).unwrap();
         assert!(pos("identifier") < pos("name") && pos("name") < pos("gender"));
         assert!(pos("birthDate") < pos("multipleBirthInteger"));
-        assert_eq!(
-            patient.element("multipleBirthInteger"),
-            Some(Kind::Primitive)
-        );
-        assert_eq!(patient.element("name"), Some(Kind::Complex("HumanName")));
-        assert_eq!(patient.element("contained"), Some(Kind::Resource));
+        let kind = |n: &str| patient.element(n).map(|e| e.kind);
+        assert_eq!(kind("multipleBirthInteger"), Some(Kind::Primitive));
+        assert_eq!(kind("name"), Some(Kind::Complex("HumanName")));
+        assert_eq!(kind("contained"), Some(Kind::Resource));
+        assert!(patient.element("name").unwrap().repeats);
+        assert!(!patient.element("gender").unwrap().repeats);
         assert_eq!(patient.element("_birthDate"), None);
         assert_eq!(patient.element("resourceType"), None);
         let entry = lookup("Bundle_Entry").unwrap();
         assert!(!entry.is_resource);
-        assert_eq!(entry.element("resource"), Some(Kind::Resource));
         assert_eq!(
-            lookup("Narrative").unwrap().element("div"),
-            Some(Kind::Xhtml)
+            entry.element("resource").map(|e| e.kind),
+            Some(Kind::Resource)
         );
+        let div = lookup("Narrative").unwrap().element("div");
+        assert_eq!(div.map(|e| e.kind), Some(Kind::Xhtml));
         let quantity: Vec<&str> = lookup("Quantity")
             .unwrap()
             .elements
             .iter()
-            .map(|(n, _)| *n)
+            .map(|e| e.name)
             .collect();
         assert_eq!(
             quantity,

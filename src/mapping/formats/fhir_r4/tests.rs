@@ -257,6 +257,10 @@ fn xml_refuses_what_fhir_does_not_define_without_echoing_values() {
         json!({"resourceType": "Patient", "name": []}),
         json!({"resourceType": "Patient", "name": [{}]}),
         json!({"resourceType": "Patient", "name": [{"id": "only-an-id"}]}),
+        json!({"resourceType": "Patient", "gender": ["CANARY"]}),
+        json!({"resourceType": "Patient", "name": {"family": "CANARY"}}),
+        json!({"resourceType": "Patient", "name": [{"given": "CANARY"}]}),
+        json!({"resourceType": "Patient", "name": [{"given": ["a"], "_given": [null, {"id": "x"}]}]}),
         json!({"resourceType": "Patient", "extension": [{"url": "http://x/no-value"}]}),
         json!({"resourceType": "Patient", "_gender": {"id": "only-an-id"}}),
         json!({"resourceType": "Patient", "gender": {"x": 1}}),
@@ -277,4 +281,131 @@ fn xml_refuses_what_fhir_does_not_define_without_echoing_values() {
         deep = json!({"url": "u", "extension": [deep]});
     }
     assert!(to_xml(&json!({"resourceType": "Patient", "extension": [deep]})).is_err());
+}
+
+#[test]
+fn json_is_written_in_element_order_and_loses_nothing() {
+    let bytes = encode(&tree(), &ctx()).unwrap().bytes;
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.starts_with("{\"resourceType\":\"Bundle\",\"meta\":{\"lastUpdated\":"),
+        "{text}"
+    );
+    let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s} missing"));
+    assert!(at("\"identifier\":{\"system\"") < at("\"type\":\"document\""));
+    assert!(
+        at("\"type\":\"document\"") < at("\"timestamp\":")
+            && at("\"timestamp\":") < at("\"entry\":")
+    );
+    assert!(
+        at("\"entry\":[{\"fullUrl\":")
+            < at("\"resource\":{\"resourceType\":\"Composition\",\"id\":")
+    );
+    assert!(
+        at("\"birthDate\":") < at("\"_birthDate\":")
+            && at("\"_birthDate\":") < at("\"multipleBirthInteger\":")
+    );
+    let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(reparsed, document::build(&tree(), &ctx()).unwrap());
+    let metadata = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g"}]}]});
+    assert_eq!(
+        String::from_utf8(json::to_vec(&metadata).unwrap()).unwrap(),
+        r#"{"resourceType":"Patient","name":[{"given":["A",null],"_given":[null,{"id":"g"}]}]}"#
+    );
+    assert!(json::to_vec(&json!({"resourceType": "Patient", "gender": ["x"]})).is_err());
+    assert!(json::to_vec(&json!({"resourceType": "Patient", "bogus": 1})).is_err());
+}
+
+mod no_panic {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    use super::super::{encode, json, to_xml};
+    use super::ctx;
+
+    /// Keys FHIR and the tree use, so that generated input goes deep.
+    const KEYS: &[&str] = &[
+        "resourceType",
+        "id",
+        "name",
+        "given",
+        "_given",
+        "family",
+        "gender",
+        "extension",
+        "url",
+        "valueString",
+        "text",
+        "div",
+        "status",
+        "entry",
+        "resource",
+        "identifier",
+        "system",
+        "value",
+        "type",
+        "code",
+        "child",
+        "mother",
+        "father",
+        "birth_date",
+        "birth_time",
+        "document",
+        "timestamp",
+        "identifiers",
+        "birth_weight",
+        "unit",
+        "plurality",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop::sample::select(vec![
+                "Patient",
+                "Bundle",
+                "",
+                " ",
+                "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>",
+                "2026-10-21",
+                "kg",
+                "23:48:00"
+            ])
+            .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(5, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..6).prop_map(|kvs| {
+                    Value::Object(
+                        kvs.into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect::<Map<_, _>>(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn converters_and_encoder_return_errors_not_panics(v in value(), rt in prop::sample::select(vec!["Patient", "Bundle", "Observation"])) {
+            let _ = encode(&v, &ctx());
+            let _ = to_xml(&v);
+            let _ = json::to_vec(&v);
+            let mut resource = v.clone();
+            if let Value::Object(m) = &mut resource {
+                m.insert("resourceType".into(), json!(rt));
+            }
+            let _ = to_xml(&resource);
+            let _ = json::to_vec(&resource);
+        }
+    }
 }

@@ -59,6 +59,16 @@ impl<'a> Tree<'a> {
         Ok(code)
     }
 
+    pub fn required_code(&self, path: &str) -> Result<&'a str, EncodeError> {
+        self.code(path)?
+            .ok_or_else(|| EncodeError::Missing(path.to_string()))
+    }
+
+    pub fn required_uri(&self, path: &str) -> Result<&'a str, EncodeError> {
+        self.uri(path)?
+            .ok_or_else(|| EncodeError::Missing(path.to_string()))
+    }
+
     /// A URI: non-empty, no whitespace.
     pub fn uri(&self, path: &str) -> Result<Option<&'a str>, EncodeError> {
         let uri = self.text(path)?;

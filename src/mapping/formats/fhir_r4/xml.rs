@@ -15,7 +15,8 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::{Map, Value};
 
-use super::order::{self, Kind, TypeDef};
+use super::order::{self, Element, Kind, TypeDef};
+use super::walk::{Path, check_keys, each, key_name, resource};
 use crate::mapping::formats::EncodeError;
 
 const FHIR_NS: &str = "http://hl7.org/fhir";
@@ -31,48 +32,6 @@ pub fn to_xml(resource: &Value) -> Result<String, EncodeError> {
     Ok(out)
 }
 
-/// Where the converter is, for error messages: element names and indices only.
-#[derive(Clone)]
-struct Path(String);
-
-impl Path {
-    fn root() -> Path {
-        Path(String::new())
-    }
-
-    fn child(&self, segment: &str) -> Path {
-        if self.0.is_empty() {
-            Path(segment.to_string())
-        } else {
-            Path(format!("{}/{segment}", self.0))
-        }
-    }
-
-    fn index(&self, i: usize) -> Path {
-        self.child(&i.to_string())
-    }
-
-    fn invalid(&self, reason: &str) -> EncodeError {
-        EncodeError::Invalid {
-            path: if self.0.is_empty() {
-                "(root)".into()
-            } else {
-                self.0.clone()
-            },
-            reason: reason.into(),
-        }
-    }
-}
-
-/// A key from the input named in an error: only if it looks like an element name.
-fn key_name(key: &str) -> &str {
-    let plain = key.len() <= 64
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if plain { key } else { "(unnamed)" }
-}
-
 fn write_resource(
     out: &mut String,
     value: &Value,
@@ -80,16 +39,7 @@ fn write_resource(
     path: &Path,
     depth: usize,
 ) -> Result<(), EncodeError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| path.invalid("a resource must be a JSON object"))?;
-    let type_name = obj
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .ok_or_else(|| path.invalid("a resource needs a resourceType"))?;
-    let def = order::lookup(type_name)
-        .filter(|d| d.is_resource)
-        .ok_or_else(|| path.invalid("resourceType is not an R4 resource"))?;
+    let (obj, type_name, def) = resource(value, path)?;
     let path = path.child(type_name);
     out.push('<');
     out.push_str(type_name);
@@ -157,8 +107,8 @@ fn write_children(
         return Err(path.invalid("nested too deeply"));
     }
     check_keys(obj, def, path)?;
-    for (name, kind) in &def.elements {
-        let name = *name;
+    for element in &def.elements {
+        let name = element.name;
         if is_attribute(def, type_name, name) {
             continue;
         }
@@ -168,18 +118,18 @@ fn write_children(
             continue;
         }
         let path = path.child(name);
-        match kind {
-            Kind::Primitive => write_primitives(out, name, value, meta, &path, depth)?,
+        match element.kind {
+            Kind::Primitive => write_primitives(out, element, value, meta, &path, depth)?,
             Kind::Xhtml => write_xhtml(out, value, &path)?,
             Kind::Resource => {
-                for (i, item) in each(value, &path)? {
+                for (i, item) in each(value, element.repeats, &path)? {
                     write!(out, "<{name}>").expect("writing to a String");
                     write_resource(out, item, false, &i, depth + 1)?;
                     write!(out, "</{name}>").expect("writing to a String");
                 }
             }
             Kind::Complex(t) => {
-                for (i, item) in each(value, &path)? {
+                for (i, item) in each(value, element.repeats, &path)? {
                     write_complex(out, name, item, t, &i, depth + 1)?;
                 }
             }
@@ -188,76 +138,28 @@ fn write_children(
     Ok(())
 }
 
-/// Every key must be an element of the type, `_x` metadata of a primitive
-/// element, or `resourceType` on a resource.
-fn check_keys(obj: &Map<String, Value>, def: &TypeDef, path: &Path) -> Result<(), EncodeError> {
-    for key in obj.keys() {
-        let known = match key.strip_prefix('_') {
-            Some(base) => def.element(base) == Some(Kind::Primitive),
-            None => def.element(key).is_some() || (def.is_resource && key == "resourceType"),
-        };
-        if !known {
-            return Err(path
-                .child(key_name(key))
-                .invalid("not an element of this FHIR type"));
-        }
-    }
-    Ok(())
-}
-
-/// The items of a repeating or single element, each with its path.
-fn each<'v>(value: Option<&'v Value>, path: &Path) -> Result<Vec<(Path, &'v Value)>, EncodeError> {
-    match value {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) if items.is_empty() => {
-            Err(path.invalid("FHIR arrays must not be empty"))
-        }
-        Some(Value::Array(items)) => Ok(items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (path.index(i), v))
-            .collect()),
-        Some(v) => Ok(vec![(path.clone(), v)]),
-    }
-}
-
 /// Primitives: `"given": ["A", null]` with `"_given": [null, {"id": "x"}]`
 /// become `<given value="A"/><given id="x"/>`.
 fn write_primitives(
     out: &mut String,
-    name: &str,
+    element: &Element,
     value: Option<&Value>,
     meta: Option<&Value>,
     path: &Path,
     depth: usize,
 ) -> Result<(), EncodeError> {
-    let values: Vec<Option<&Value>> = match value {
-        Some(Value::Array(items)) => items.iter().map(Some).collect(),
-        Some(v) => vec![Some(v)],
-        None => Vec::new(),
-    };
-    let metas: Vec<Option<&Value>> = match meta {
-        Some(Value::Array(items)) => items.iter().map(Some).collect(),
-        Some(v) => vec![Some(v)],
-        None => Vec::new(),
-    };
-    let is_array = |v: Option<&Value>| matches!(v, Some(Value::Array(_)));
-    let repeated = is_array(value) || is_array(meta);
-    if (value.is_some() && values.is_empty()) || (meta.is_some() && metas.is_empty()) {
-        return Err(path.invalid("FHIR arrays must not be empty"));
-    }
-    let shapes_differ = value.is_some() && meta.is_some() && is_array(value) != is_array(meta);
-    if shapes_differ || (!values.is_empty() && !metas.is_empty() && values.len() != metas.len()) {
-        return Err(path.invalid("a primitive and its _ metadata differ in shape"));
+    let name = element.name;
+    let values = each(value, element.repeats, path)?;
+    let metas = each(meta, element.repeats, &path.child(&format!("_{name}")))?;
+    if !values.is_empty() && !metas.is_empty() && values.len() != metas.len() {
+        return Err(path.invalid("a primitive array and its _ metadata differ in length"));
     }
     for i in 0..values.len().max(metas.len()) {
-        let item_path = if repeated {
-            path.index(i)
-        } else {
-            path.clone()
-        };
-        let v = values.get(i).copied().flatten().filter(|v| !v.is_null());
-        let m = metas.get(i).copied().flatten().filter(|m| !m.is_null());
+        let item_path = values
+            .get(i)
+            .map_or_else(|| path.index(i), |(p, _)| p.clone());
+        let v = values.get(i).map(|(_, v)| *v).filter(|v| !v.is_null());
+        let m = metas.get(i).map(|(_, m)| *m).filter(|m| !m.is_null());
         if v.is_none() && m.is_none() {
             return Err(item_path.invalid("an element needs a value or metadata"));
         }
@@ -280,7 +182,7 @@ fn write_primitives(
                 write_attribute(out, "id", &text);
             }
             let ext_path = item_path.child("extension");
-            for (p, ext) in each(meta_obj.get("extension"), &ext_path)? {
+            for (p, ext) in each(meta_obj.get("extension"), true, &ext_path)? {
                 write_complex(
                     &mut extensions,
                     "extension",
