@@ -361,7 +361,7 @@ fn the_composition_must_come_first() {
     doc["entry"].as_array_mut().unwrap().swap(0, 1);
     let v = refused(SourceFormat::FhirR4, &doc);
     assert_eq!(pointers(&v), ["/entry/0/resource/resourceType"]);
-    assert_eq!(v[0].code, "composition_first");
+    assert_eq!(v[0].code, "composition_not_first");
     assert_no_values(&v, &["Patient"]);
 }
 

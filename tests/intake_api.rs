@@ -348,3 +348,81 @@ async fn a_bad_idempotency_key_is_a_400() {
     assert_eq!(response.status(), 400);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn primero_and_fhir_sources_are_mapped_to_canonical_records_at_intake() {
+    let gw = TestGateway::start().await;
+    for (source, file, route) in [
+        (
+            "primero",
+            "tests/data/inbound/primero-case-separated-consented.json",
+            "child-protection-case-to-primero",
+        ),
+        (
+            "fhir-r4",
+            "tests/data/inbound/fhir-r4-birth-notification-facility.json",
+            "birth-notification-to-examplia-crvs",
+        ),
+    ] {
+        let payload = std::fs::read(repo_path(file)).unwrap();
+        let response = gw.submit(source, Some(AGENCY), None, payload).await;
+        assert_eq!(response.status(), 202, "{source}");
+        let url = json_of(response).await["status_url"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let status = json_of(gw.get(&url, Some(AGENCY)).await).await;
+        assert_eq!(status["source"], source);
+        assert!(
+            status["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["route"] == route),
+            "{status}"
+        );
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_payload_of_the_wrong_shape_is_refused_with_pointers_into_it() {
+    let gw = TestGateway::start().await;
+    let mut case: Value = serde_json::from_slice(
+        &std::fs::read(repo_path(
+            "tests/data/inbound/primero-case-separated-consented.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    case["data"]["age"] = json!("eleven");
+    let response = gw.submit("primero", Some(AGENCY), None, body(&case)).await;
+    assert_eq!(response.status(), 422);
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("eleven"), "{text}");
+    let problem: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/data/age");
+
+    let mut bundle: Value = serde_json::from_slice(
+        &std::fs::read(repo_path(
+            "tests/data/inbound/fhir-r4-birth-notification-facility.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    bundle["type"] = json!("collection");
+    let response = gw
+        .submit("fhir-r4", Some(AGENCY), None, body(&bundle))
+        .await;
+    assert_eq!(response.status(), 422);
+    let problem = json_of(response).await;
+    assert!(
+        problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["pointer"] == "/type" && e["code"] == "not_a_document"),
+        "{problem}"
+    );
+    gw.stop().await;
+}

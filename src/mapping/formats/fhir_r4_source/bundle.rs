@@ -46,7 +46,7 @@ pub fn open<'v>(payload: &'v Value, reader: &mut Reader) -> Option<Bundle<'v>> {
     if root.get("type").and_then(Value::as_str) != Some("document") {
         reader.push(
             "/type".into(),
-            "const",
+            "not_a_document",
             "must be document (a FHIR document Bundle)",
         );
     }
@@ -72,7 +72,7 @@ pub fn open<'v>(payload: &'v Value, reader: &mut Reader) -> Option<Bundle<'v>> {
         Some(first) if first.resource_type == "Composition" => {}
         Some(_) => reader.push(
             "/entry/0/resource/resourceType".into(),
-            "composition_first",
+            "composition_not_first",
             "the first entry of a document must be its Composition (bdl-11)",
         ),
         None => {}

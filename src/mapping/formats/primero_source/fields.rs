@@ -152,6 +152,9 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("legitimate_basis", TextList),
     // Permitted on referrals and transfers (referrals_controller.rb).
     ("consent_overridden", YesNo),
+    // Not in Primero's seed forms: Examplia's instance records why consent was
+    // overridden, which the canonical record requires with an override.
+    ("consent_override_reason", Text),
     // Not in Primero's seed forms: instances that record withdrawal (Examplia
     // does) add these two. Absent elsewhere, so harmless to know.
     ("consent_withdrawn", YesNo),

@@ -1,0 +1,45 @@
+//! Translation throughput per route on one core: the outbound mapping plus the
+//! encoder for one record, as `translate` and the delivery workers run them.
+//! `canonicalize` (parse + validation) is measured beside it as the reference:
+//! translation should never be what limits the gateway.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use registry_gateway::config::{Config, Overrides};
+use registry_gateway::model::RecordId;
+use registry_gateway::server::load_pipeline;
+
+fn bench(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = Config::load(
+        &root.join("deploy/gateway.example.toml"),
+        &Overrides::default(),
+    )
+    .unwrap();
+    let pipeline = load_pipeline(Arc::new(config)).unwrap();
+    let mut group = c.benchmark_group("route");
+    group.throughput(Throughput::Elements(1));
+    for example in ["birth-notification", "child-protection-case"] {
+        let bytes = std::fs::read(root.join(format!("schemas/examples/{example}.json"))).unwrap();
+        let source = pipeline.config.sources["canonical"].clone();
+        let payload = pipeline.parse_json(&bytes).unwrap();
+        let canonical = pipeline.canonicalize(&source, &payload).unwrap();
+        group.bench_function(format!("canonicalize/{example}"), |b| {
+            b.iter(|| pipeline.canonicalize(&source, &payload).unwrap())
+        });
+        let timestamp = canonical.stated_time().unwrap();
+        for route in pipeline.config.routes_for(canonical.record_type) {
+            let ctx = pipeline.context(route, RecordId::new(), &canonical, timestamp, 1);
+            pipeline.render(route, &canonical, &ctx).unwrap();
+            group.bench_function(&route.name, |b| {
+                b.iter(|| pipeline.render(route, &canonical, &ctx).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
