@@ -48,7 +48,7 @@ pub fn build(pipeline: &Pipeline) -> Manifest {
                 record_type: route.record_type.as_str().into(),
                 destination: destination.name.clone(),
                 destination_kind: destination.kind.as_str().into(),
-                mapping: mapping.file.display().to_string(),
+                mapping: pipeline.mapping_name(mapping),
                 description: mapping.description.clone(),
                 fields: fields(mapping, sensitive),
             })

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::config::{Config, RouteConfig, SourceConfig, SourceFormat};
 use crate::intake::exceeds_depth;
 use crate::mapping::formats::{self, EncodeError, Encoded};
-use crate::mapping::{MappingError, Mappings, RouteContext};
+use crate::mapping::{Mapping, MappingError, Mappings, RouteContext};
 use crate::model::{RecordId, RecordType};
 use crate::schema::{SchemaRegistry, Violation};
 
@@ -175,16 +175,21 @@ impl Pipeline {
         let tree = mapping
             .apply(&record.record, ctx)
             .map_err(|source| RenderError::Mapping {
-                // Relative, so that reasons read the same on every machine.
-                file: mapping
-                    .file
-                    .strip_prefix(&self.config.mappings_dir)
-                    .map(|p| format!("mappings/{}", p.display()))
-                    .unwrap_or_else(|_| mapping.file.display().to_string()),
+                file: self.mapping_name(mapping),
                 source,
             })?;
         let kind = self.config.destinations[&route.destination].kind;
         Ok(formats::encode(kind, &tree, ctx)?)
+    }
+
+    /// A mapping file's name relative to the mappings folder, so that reasons
+    /// and the manifest read the same on every machine.
+    pub fn mapping_name(&self, mapping: &Mapping) -> String {
+        mapping
+            .file
+            .strip_prefix(&self.config.mappings_dir)
+            .map(|p| format!("mappings/{}", p.display()))
+            .unwrap_or_else(|_| mapping.file.display().to_string())
     }
 
     /// The route context of `record` on `route`.

@@ -1,0 +1,81 @@
+//! `registry-gateway manifest`: the data-sharing statement a data-protection
+//! officer reads, generated from the loaded mappings.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn manifest(format: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
+        .args(["manifest", "--config"])
+        .arg(example_config_path())
+        .args(["--format", format])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_json_manifest_lists_every_route_and_where_each_field_comes_from() {
+    let manifest: Value = serde_json::from_str(&manifest("json")).unwrap();
+    let routes = manifest["routes"].as_array().unwrap();
+    let names: Vec<&str> = routes
+        .iter()
+        .map(|r| r["route"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "birth-notification-to-opencrvs",
+            "birth-notification-to-opencrvs-v1",
+            "birth-notification-to-fhir-r4",
+            "birth-notification-to-examplia-crvs",
+            "child-protection-case-to-primero",
+        ]
+    );
+    let examplia = &routes[3];
+    let fields = examplia["fields"].as_array().unwrap();
+    let weight = fields
+        .iter()
+        .find(|f| f["to"] == "BirthNotification/BirthWeightGrams")
+        .expect("birth weight is sent to Examplia");
+    assert_eq!(weight["from"], "birth_weight");
+    assert_eq!(weight["sensitivity"], serde_json::json!(["health"]));
+    assert!(!weight["transform"].as_array().unwrap().is_empty());
+    // Health notes and MHPSS screening are read by no birth-notification route.
+    for route in &routes[..4] {
+        for f in route["fields"].as_array().unwrap() {
+            let from = f["from"].as_str().unwrap();
+            assert!(
+                !from.starts_with("maternal_health_notes") && !from.starts_with("mother_mhpss"),
+                "{} reads {from}",
+                route["route"]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_markdown_manifest_is_readable() {
+    let md = manifest("md");
+    assert!(md.starts_with("# Data-sharing manifest"));
+    assert!(md.contains("## child-protection-case-to-primero"));
+    assert!(md.contains("| `BirthNotification/NotificationId` | `$ctx/message_id` |"));
+}
+
+#[test]
+fn the_published_manifest_of_the_example_config_is_not_stale() {
+    let published = std::fs::read_to_string(repo_path("docs/manifest.md")).unwrap();
+    assert!(
+        published == manifest("md"),
+        "docs/manifest.md is stale: run `registry-gateway manifest --config deploy/gateway.example.toml --format md > docs/manifest.md`"
+    );
+}
