@@ -92,16 +92,12 @@ pub fn load(config: &Config, schemas: &SchemaRegistry) -> Result<Mappings, Vec<L
         let destination = &config.destinations[&route.destination];
         let folder = root.join("destinations").join(&destination.name);
         let file = folder.join(format!("{}.toml", route.record_type));
-        let target = match formats::destination_catalogue(destination.kind, &folder) {
-            Ok(c) => c,
-            Err(message) => {
-                errors.push(LoadError {
-                    file: folder.clone(),
-                    line: 0,
-                    message,
-                });
-                continue;
-            }
+        let Some(target) = folder_result(
+            formats::destination_catalogue(destination.kind, &folder),
+            &folder,
+            &mut errors,
+        ) else {
+            continue;
         };
         let source = canonical_catalogue(schemas, route.record_type);
         let sides = (
@@ -120,16 +116,12 @@ pub fn load(config: &Config, schemas: &SchemaRegistry) -> Result<Mappings, Vec<L
             continue;
         }
         let folder = root.join("sources").join(&source.name);
-        let catalogue = match formats::source_catalogue(source.format, &folder) {
-            Ok(c) => c,
-            Err(message) => {
-                errors.push(LoadError {
-                    file: folder.clone(),
-                    line: 0,
-                    message,
-                });
-                continue;
-            }
+        let Some(catalogue) = folder_result(
+            formats::source_catalogue(source.format, &folder),
+            &folder,
+            &mut errors,
+        ) else {
+            continue;
         };
         let mut found = false;
         for record_type in RecordType::ALL {
@@ -165,6 +157,23 @@ pub fn load(config: &Config, schemas: &SchemaRegistry) -> Result<Mappings, Vec<L
     } else {
         Err(errors)
     }
+}
+
+/// A catalogue, or its problem recorded against the mapping folder.
+fn folder_result(
+    result: Result<Catalogue, String>,
+    folder: &Path,
+    errors: &mut Vec<LoadError>,
+) -> Option<Catalogue> {
+    result
+        .map_err(|message| {
+            errors.push(LoadError {
+                file: folder.to_path_buf(),
+                line: 0,
+                message,
+            })
+        })
+        .ok()
 }
 
 fn canonical_catalogue(schemas: &SchemaRegistry, record_type: RecordType) -> Catalogue {
