@@ -3,7 +3,15 @@
 //! (what `from` selected), `record` (the whole input) and `ctx` (the route
 //! context: record_id, route, message_id, idempotency_key, timestamp...).
 
+use std::sync::Arc;
+
 use serde_json::Value;
+
+thread_local! {
+    // Building CEL's standard library is far dearer than evaluating a mapping
+    // expression: build it once per thread, not once per evaluation.
+    static STDLIB: Arc<cel::Env> = Arc::new(cel::Env::stdlib());
+}
 
 pub struct Expr {
     pub source: String,
@@ -50,7 +58,7 @@ impl Expr {
 
     /// Evaluate to JSON. `null` means "no value": the rule writes nothing.
     pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
-        let mut context = cel::Context::default();
+        let mut context = cel::Context::with_env(STDLIB.with(Arc::clone));
         if let Some(v) = scope.value {
             context.add_variable_from_value("value", to_cel(v)?);
         }
