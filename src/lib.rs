@@ -19,6 +19,7 @@ pub mod audit;
 pub mod config;
 pub mod intake;
 pub mod mapping;
+pub mod mocks;
 pub mod model;
 pub mod schema;
 pub mod server;
