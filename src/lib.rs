@@ -21,6 +21,7 @@ pub mod conformance;
 pub mod intake;
 pub mod manifest;
 pub mod mapping;
+pub mod mocks;
 pub mod model;
 pub mod pipeline;
 pub mod schema;
