@@ -76,6 +76,24 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
+    /// Run the mock registries (OpenCRVS 2.x and 1.x, FHIR exchange, Primero v2,
+    /// Examplia over X-Road) on the ports the example config points at.
+    MockRegistries {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port of the first mock; the others follow (0 picks free ports).
+        #[arg(long, default_value_t = 7101)]
+        port_base: u16,
+        /// Comma-separated subset, e.g. opencrvs,examplia-crvs.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Primero login mode: jwt-header, session, basic or idp-bearer.
+        #[arg(long, default_value = "jwt-header")]
+        primero_auth: String,
+        /// Ignore Examplia's Sunday maintenance window.
+        #[arg(long)]
+        no_maintenance: bool,
+    },
     /// NOT YET BUILT: will run the gateway with local mock registries and sample
     /// records (delivery work). Today it only says so and exits with status 2;
     /// use `serve --config deploy/gateway.example.toml`.
@@ -125,6 +143,13 @@ fn main() -> ExitCode {
         } => return run_translate(&config, &source, &input, &out, timestamp.as_deref()),
         Command::Manifest { config, format } => manifest(&config, format),
         Command::Conformance { dir, config, bless } => return conformance(&dir, &config, bless),
+        Command::MockRegistries {
+            host,
+            port_base,
+            only,
+            primero_auth,
+            no_maintenance,
+        } => mock_registries(host, port_base, &only, &primero_auth, no_maintenance),
         Command::Demo => {
             eprintln!(
                 "registry-gateway demo is not built yet (it comes with the delivery engine).\n\
@@ -287,6 +312,46 @@ fn conformance(dir: &Path, config: &Path, bless: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn mock_registries(
+    host: std::net::IpAddr,
+    port_base: u16,
+    only: &[String],
+    primero_auth: &str,
+    no_maintenance: bool,
+) -> anyhow::Result<()> {
+    use registry_gateway::mocks::{self, MockKind, MockSetOptions, PrimeroAuth};
+    let kinds = if only.is_empty() {
+        MockKind::ALL.to_vec()
+    } else {
+        only.iter()
+            .map(|n| MockKind::from_name(n).with_context(|| format!("no mock registry named {n}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let options = MockSetOptions {
+        host,
+        port_base,
+        kinds,
+        primero_auth: PrimeroAuth::from_name(primero_auth)
+            .with_context(|| format!("unknown Primero auth mode {primero_auth}"))?,
+        no_maintenance,
+        ..MockSetOptions::default()
+    };
+    telemetry::init_logging(registry_gateway::config::LogFormat::Text);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let running = mocks::start_set(&options).await?;
+        for m in &running {
+            println!("{}", m.describe());
+        }
+        println!("admin: GET /_mock/arrivals | POST /_mock/faults | DELETE /_mock/faults | GET /_mock/records");
+        wait_for_stop_signal().await;
+        for m in running {
+            m.stop().await;
+        }
+        Ok(())
+    })
 }
 
 fn serve(path: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
