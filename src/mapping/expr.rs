@@ -25,12 +25,21 @@ impl std::fmt::Debug for Expr {
     }
 }
 
-/// Inputs of one evaluation. `record` is converted once per mapping run, and
-/// only when some expression reads it.
-pub struct Scope<'a> {
-    pub value: Option<&'a Value>,
-    pub record: Option<&'a cel::Value>,
-    pub ctx: &'a cel::Value,
+/// What every expression of one mapping run sees: `record` and `ctx`,
+/// converted to CEL once per run; each evaluation adds only its `value`.
+pub struct Scope {
+    base: cel::Context<'static, 'static>,
+}
+
+impl Scope {
+    pub fn new(record: Option<&Value>, ctx: &Value) -> Result<Scope, String> {
+        let mut base = cel::Context::with_env(STDLIB.with(Arc::clone));
+        if let Some(r) = record {
+            base.add_variable_from_value("record", to_cel(r)?);
+        }
+        base.add_variable_from_value("ctx", to_cel(ctx)?);
+        Ok(Scope { base })
+    }
 }
 
 impl Expr {
@@ -57,22 +66,24 @@ impl Expr {
     }
 
     /// Evaluate to JSON. `null` means "no value": the rule writes nothing.
-    pub fn eval(&self, scope: &Scope<'_>) -> Result<Value, String> {
-        let mut context = cel::Context::with_env(STDLIB.with(Arc::clone));
-        if let Some(v) = scope.value {
-            context.add_variable_from_value("value", to_cel(v)?);
-        }
-        if let Some(r) = scope.record {
-            context.add_variable_from_value("record", r.clone());
-        }
-        context.add_variable_from_value("ctx", scope.ctx.clone());
-        let result = self.program.execute(&context).map_err(|e| e.to_string())?;
-        result.json().map_err(|e| e.to_string())
+    pub fn eval(&self, scope: &Scope, value: Option<&Value>) -> Result<Value, String> {
+        let result = match value {
+            Some(v) => {
+                let mut inner = scope.base.new_inner_scope();
+                inner.add_variable_from_value("value", to_cel(v)?);
+                self.program.execute(&inner)
+            }
+            None => self.program.execute(&scope.base),
+        };
+        result
+            .map_err(|e| e.to_string())?
+            .json()
+            .map_err(|e| e.to_string())
     }
 
     /// Evaluate a condition; anything but `true` is false.
-    pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
-        Ok(self.eval(scope)? == Value::Bool(true))
+    pub fn holds(&self, scope: &Scope) -> Result<bool, String> {
+        Ok(self.eval(scope, None)? == Value::Bool(true))
     }
 }
 
@@ -86,33 +97,18 @@ mod tests {
 
     use super::*;
 
-    fn ctx() -> cel::Value {
-        to_cel(&json!({"route": "r"})).unwrap()
-    }
-
     #[test]
     fn computes_from_value_record_and_ctx() {
         let e = Expr::compile("value.unit == 'kg' ? int(value.value * 1000.0) : int(value.value)")
             .unwrap();
-        let c = ctx();
+        let ctx = json!({"route": "r"});
+        let scope = Scope::new(None, &ctx).unwrap();
         let v = json!({"value": 3.25, "unit": "kg"});
-        let scope = Scope {
-            value: Some(&v),
-            record: None,
-            ctx: &c,
-        };
-        assert_eq!(e.eval(&scope).unwrap(), json!(3250));
-        let r = to_cel(&json!({"father": {"x": 1}})).unwrap();
+        assert_eq!(e.eval(&scope, Some(&v)).unwrap(), json!(3250));
+        let record = json!({"father": {"x": 1}});
         let cond = Expr::compile("has(record.father) && ctx.route == 'r'").unwrap();
         assert!(cond.uses_record());
-        assert!(
-            cond.holds(&Scope {
-                value: None,
-                record: Some(&r),
-                ctx: &c
-            })
-            .unwrap()
-        );
+        assert!(cond.holds(&Scope::new(Some(&record), &ctx).unwrap()).unwrap());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use codelist::CodeList;
 pub use context::RouteContext;
-use expr::{Expr, Scope, to_cel};
+use expr::{Expr, Scope};
 pub use load::{LoadError, Mappings, load, load_file};
 use path::{FieldPath, compact};
 
@@ -137,32 +137,24 @@ impl Mapping {
     /// Map one record. The output holds exactly what the rules wrote.
     pub fn apply(&self, input: &Value, ctx: &RouteContext) -> Result<Value, MappingError> {
         let ctx_json = ctx.to_value();
-        let ctx_cel = if self.uses_expressions {
-            to_cel(&ctx_json).ok()
+        // Converted once per run; a mapping without expressions skips CEL entirely.
+        let scope = if self.uses_expressions {
+            let record = self.uses_record.then_some(input);
+            Some(Scope::new(record, &ctx_json).map_err(|_| MappingError::Expression {
+                line: 0,
+                to: String::new(),
+            })?)
         } else {
             None
         };
-        let record_cel = if self.uses_record {
-            to_cel(input).ok()
-        } else {
-            None
-        };
-        let null_cel = cel::Value::Null;
         let mut out = Value::Object(Map::new());
         for rule in &self.rules {
-            let ctx_cel = ctx_cel.as_ref().unwrap_or(&null_cel);
             let expression_failed = || MappingError::Expression {
                 line: rule.line,
                 to: rule.to.to_string(),
             };
-            if let Some(when) = &rule.when
-                && !when
-                    .holds(&Scope {
-                        value: None,
-                        record: record_cel.as_ref(),
-                        ctx: ctx_cel,
-                    })
-                    .map_err(|_| expression_failed())?
+            if let (Some(when), Some(scope)) = (&rule.when, &scope)
+                && !when.holds(scope).map_err(|_| expression_failed())?
             {
                 continue;
             }
@@ -188,15 +180,12 @@ impl Mapping {
             }
             let mut written = false;
             for (indices, value) in inputs {
-                let mut value = match &rule.expr {
-                    Some(e) => e
-                        .eval(&Scope {
-                            value: Some(&value),
-                            record: record_cel.as_ref(),
-                            ctx: ctx_cel,
-                        })
-                        .map_err(|_| expression_failed())?,
-                    None => value,
+                let mut value = match (&rule.expr, &scope) {
+                    (Some(e), Some(scope)) => {
+                        let input = (!value.is_null()).then_some(&value);
+                        e.eval(scope, input).map_err(|_| expression_failed())?
+                    }
+                    _ => value,
                 };
                 if value.is_null() {
                     continue;
