@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod mapping;
 pub mod model;
 pub mod pipeline;
+pub mod policy;
 pub mod schema;
 pub mod server;
 pub mod store;
