@@ -127,6 +127,8 @@ impl Policies {
     }
 
     /// May `record` (of `record_type`) go through `route`, and minimised how?
+    /// `record` is expected to be valid against its canonical schema (intake
+    /// validates first); any other JSON is still handled without panicking.
     pub fn decide(&self, route: &str, record_type: RecordType, record: &Value) -> Decision {
         match self.routes.get(route) {
             Some(policy) => evaluate::decide(

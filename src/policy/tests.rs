@@ -566,3 +566,47 @@ proptest! {
         prop_assert_eq!(d.redactions.len(), gbv_items);
     }
 }
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|i| json!(i)),
+        "[a-z_~/]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("consent".to_string()),
+                    Just("incidents".to_string()),
+                    Just("protection_concerns".to_string()),
+                    Just("protection_status".to_string()),
+                    "[a-z_~/]{1,6}"
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_json_is_decided_and_applied_without_panic(record in any_json()) {
+        let p = policies();
+        for route in example_routes() {
+            let d = p.decide(&route.name, route.record_type, &record);
+            let out = p.apply(&d, &record);
+            prop_assert!(d.decision == Outcome::Deny || out.is_object());
+            // Only the case schema has GBV fields (records are validated first).
+            if route.record_type == CPC {
+                prop_assert!(!has_gbv(&out));
+            }
+        }
+    }
+}
