@@ -24,6 +24,7 @@ pub mod mapping;
 pub mod mocks;
 pub mod model;
 pub mod pipeline;
+pub mod policy;
 pub mod schema;
 pub mod server;
 pub mod store;

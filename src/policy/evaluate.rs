@@ -1,0 +1,218 @@
+//! `decide`: the first rule of the route's policy that holds lets the record
+//! through; its `keep` list and the policy's redactions say what leaves.
+
+use serde_json::Value;
+
+use super::load::{Condition, ConsentRule, Policy, RedactionRule, Rule, Scalar, covers};
+use super::redact::{self, escape, expand};
+use super::{Action, Decision, Outcome, Redaction};
+use crate::model::RecordType;
+
+pub(super) fn decide(
+    policy: &Policy,
+    route: &str,
+    record_type: RecordType,
+    record: &Value,
+    has_key: bool,
+) -> Decision {
+    let deny = |reason: String| Decision {
+        route: route.to_string(),
+        decision: Outcome::Deny,
+        reason,
+        legal_basis: None,
+        rule: "deny-by-default".into(),
+        policy_sha256: policy.sha256.clone(),
+        redactions: Vec::new(),
+    };
+    if record_type != policy.record_type || !record.is_object() {
+        return deny("the record is not of the route's record type".into());
+    }
+    let needs_key = policy
+        .redactions
+        .iter()
+        .any(|r| r.action == Action::Pseudonym);
+    if needs_key && !has_key {
+        return deny("the policy pseudonymises, and the destination has no pseudonym key".into());
+    }
+    let mut refusals = Vec::new();
+    for rule in &policy.rules {
+        match rule_holds(policy, rule, record) {
+            Ok(()) => {
+                return Decision {
+                    route: route.to_string(),
+                    decision: Outcome::Deliver,
+                    reason: format!("rule {} holds", rule.name),
+                    legal_basis: Some(rule.basis.as_str()),
+                    rule: rule.name.clone(),
+                    policy_sha256: policy.sha256.clone(),
+                    redactions: plan(rule, &policy.redactions, record),
+                };
+            }
+            Err(why) => refusals.push(format!("rule {}: {why}", rule.name)),
+        }
+    }
+    deny(format!("no rule holds ({})", refusals.join("; ")))
+}
+
+fn rule_holds(policy: &Policy, rule: &Rule, record: &Value) -> Result<(), String> {
+    if rule.consent {
+        match &policy.consent {
+            Some(c) => valid_consent(c, record)?,
+            None => return Err("no consent rule".into()),
+        }
+    }
+    match rule.when.iter().find(|c| !holds(c, record)) {
+        Some(c) => Err(format!("condition on {} does not hold", c.path)),
+        None => Ok(()),
+    }
+}
+
+/// Valid consent: not withdrawn, every required flag true, a recipient of the
+/// route among those consented to, and given by someone who may consent.
+fn valid_consent(c: &ConsentRule, record: &Value) -> Result<(), String> {
+    if record.pointer(&c.withdrawn_field) == Some(&Value::Bool(true)) {
+        return Err(format!("consent withdrawn ({})", c.withdrawn_field));
+    }
+    if let Some(flag) = c
+        .required_true
+        .iter()
+        .find(|f| record.pointer(f) != Some(&Value::Bool(true)))
+    {
+        return Err(format!("{flag} is not true"));
+    }
+    let shared = record
+        .pointer(&c.sharing_field)
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter().any(|v| {
+                v.as_str()
+                    .is_some_and(|s| c.recipients.iter().any(|r| r == s))
+            })
+        });
+    if !shared {
+        return Err(format!(
+            "{} does not include a recipient of this route",
+            c.sharing_field
+        ));
+    }
+    let subject = record.pointer(&c.subject_field).and_then(Value::as_str);
+    match subject {
+        Some(s) if c.caregivers.iter().any(|g| g == s) => Ok(()),
+        Some(s) if s == c.child => {
+            let age = record.pointer(&c.age_field).and_then(Value::as_u64);
+            if age.is_some_and(|a| a >= u64::from(c.child_from_age)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: the child may consent only from age {} ({})",
+                    c.subject_field, c.child_from_age, c.age_field
+                ))
+            }
+        }
+        _ => Err(format!("{}: not someone who may consent", c.subject_field)),
+    }
+}
+
+/// Whether condition `c` holds for the value below `base`.
+pub(super) fn holds(c: &Condition, base: &Value) -> bool {
+    let Some(v) = base.pointer(&c.path) else {
+        return false;
+    };
+    if let Some(is) = &c.is {
+        return match is {
+            Scalar::Bool(b) => v.as_bool() == Some(*b),
+            Scalar::Int(i) => v.as_i64() == Some(*i),
+            Scalar::Text(t) => v.as_str() == Some(t.as_str()),
+        };
+    }
+    if let Some(item) = &c.contains {
+        return v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(item.as_str())));
+    }
+    if let Some(any) = &c.any_of {
+        return v.as_str().is_some_and(|s| any.iter().any(|a| a == s));
+    }
+    false
+}
+
+/// Every change to make, in order, each at a pointer valid when it is made.
+fn plan(rule: &Rule, rules: &[RedactionRule], record: &Value) -> Vec<Redaction> {
+    let mut work = record.clone();
+    let mut out = Vec::new();
+    if let Some(keep) = &rule.keep {
+        let reason = format!("not in the field set of rule {}", rule.name);
+        let mut drops = Vec::new();
+        outside_keep(&work, "", "", keep, &mut drops);
+        for pointer in drops {
+            let r = Redaction {
+                pointer,
+                action: Action::Drop,
+                reason: reason.clone(),
+            };
+            redact::perform(&mut work, &r, None);
+            out.push(r);
+        }
+    }
+    for rr in rules {
+        let mut matched: Vec<String> = expand(&work, &rr.path)
+            .into_iter()
+            .filter(|p| {
+                work.pointer(p).is_some_and(|item| {
+                    rr.when.iter().all(|c| holds(c, item))
+                        && !rr.unless.iter().any(|c| holds(c, item))
+                })
+            })
+            .collect();
+        // Later array elements first, so earlier indices stay valid.
+        matched.reverse();
+        for pointer in matched {
+            let r = Redaction {
+                pointer,
+                action: rr.action.clone(),
+                reason: rr.reason.clone(),
+            };
+            redact::perform(&mut work, &r, None);
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Pointers of the fields a `keep` list leaves out. `pattern` is the path with
+/// array indices as `*`, which is how keep lists name paths.
+fn outside_keep(
+    value: &Value,
+    pointer: &str,
+    pattern: &str,
+    keep: &[String],
+    out: &mut Vec<String>,
+) {
+    let children: Vec<(String, String, &Value)> = match value {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| {
+                let seg = escape(k);
+                (format!("{pointer}/{seg}"), format!("{pattern}/{seg}"), v)
+            })
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, v)| (format!("{pointer}/{i}"), format!("{pattern}/*"), v))
+            .collect(),
+        _ => return,
+    };
+    for (child_pointer, child_pattern, v) in children {
+        if keep.iter().any(|k| covers(k, &child_pattern)) {
+            continue;
+        }
+        let below = keep.iter().any(|k| covers(&child_pattern, k));
+        if below && (v.is_object() || v.is_array()) {
+            outside_keep(v, &child_pointer, &child_pattern, keep, out);
+        } else {
+            out.push(child_pointer);
+        }
+    }
+}
