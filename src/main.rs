@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use registry_gateway::config::{Config, Overrides};
 use registry_gateway::pipeline::Pipeline;
-use registry_gateway::schema::SchemaRegistry;
 use registry_gateway::{server, telemetry, translate};
 
 #[derive(Parser)]
@@ -172,14 +171,13 @@ fn config_check(path: &Path) -> ExitCode {
     let mut problems = Vec::new();
     match Config::load(path, &Overrides::default()) {
         Err(e) => problems.extend(e.errors.iter().map(|p| format!("{}: {p}", path.display()))),
-        Ok(config) => match SchemaRegistry::load() {
-            Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
-            Ok(schemas) => {
-                if let Err(errors) = registry_gateway::mapping::load(&config, &schemas) {
-                    problems.extend(errors.iter().map(ToString::to_string));
-                }
+        // The same loading `serve` does: schemas, mappings, policies, and the
+        // check that no mapping reads a category its route's policy refuses.
+        Ok(config) => {
+            if let Err(e) = server::load_pipeline(Arc::new(config)) {
+                problems.push(e.to_string());
             }
-        },
+        }
     }
     if problems.is_empty() {
         println!("{}: configuration is valid", path.display());

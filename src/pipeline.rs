@@ -15,6 +15,7 @@ use crate::intake::exceeds_depth;
 use crate::mapping::formats::{self, EncodeError, Encoded};
 use crate::mapping::{Mapping, MappingError, Mappings, RouteContext};
 use crate::model::{RecordId, RecordType};
+use crate::policy::{Decision, Outcome, Policies};
 use crate::schema::{SchemaRegistry, Violation};
 
 /// A validated canonical record.
@@ -70,6 +71,13 @@ pub struct Pipeline {
     pub config: Arc<Config>,
     pub schemas: Arc<SchemaRegistry>,
     pub mappings: Arc<Mappings>,
+    pub policies: Arc<Policies>,
+}
+
+/// A route's sharing decision, and the bytes it would send when it delivers.
+pub struct Routed {
+    pub decision: Decision,
+    pub rendered: Option<Result<Encoded, RenderError>>,
 }
 
 impl Pipeline {
@@ -182,6 +190,23 @@ impl Pipeline {
         Ok(formats::encode(kind, &tree, ctx)?)
     }
 
+    /// Decide whether `record` may go through `route` and, if so, render the
+    /// minimised record: the policy runs before the mapping, so a field the
+    /// policy removes never reaches the encoder.
+    pub fn route(&self, route: &RouteConfig, record: &Canonical, ctx: &RouteContext) -> Routed {
+        let decision = self
+            .policies
+            .decide(&route.name, record.record_type, &record.record);
+        let rendered = (decision.decision == Outcome::Deliver).then(|| {
+            let minimised = Canonical {
+                record_type: record.record_type,
+                record: self.policies.apply(&decision, &record.record),
+            };
+            self.render(route, &minimised, ctx)
+        });
+        Routed { decision, rendered }
+    }
+
     /// A mapping file's name relative to the mappings folder, so that reasons
     /// and the manifest read the same on every machine.
     pub fn mapping_name(&self, mapping: &Mapping) -> String {
@@ -210,6 +235,43 @@ impl Pipeline {
             attempt,
         }
     }
+}
+
+/// Refuse a mapping that reads a field of a sensitivity category its route's
+/// policy does not allow (and does not remove): deny by default, at load time.
+pub fn check_categories(
+    config: &Config,
+    schemas: &SchemaRegistry,
+    mappings: &Mappings,
+    policies: &Policies,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for route in &config.routes {
+        let Some(mapping) = mappings.outbound.get(&route.name) else {
+            continue;
+        };
+        for rule in &mapping.rules {
+            let crate::mapping::Input::Field(path) = &rule.input else {
+                continue;
+            };
+            let read = format!("/{path}");
+            for field in schemas.sensitive_fields(route.record_type) {
+                let covers = read == field.path || read.starts_with(&format!("{}/", field.path));
+                let within = field.path.starts_with(&format!("{read}/"));
+                if (covers || within) && !policies.permits(&route.name, &field.path, field.category)
+                {
+                    errors.push(format!(
+                        "{}:{}: reads {path}, which holds {} data that the policy of {} neither allows nor removes",
+                        mapping.file.display(),
+                        rule.line,
+                        field.category.as_str(),
+                        route.name
+                    ));
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// Which canonical record type a canonical payload claims to be.

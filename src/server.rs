@@ -12,7 +12,8 @@ use crate::api::{AppState, auth::Clients, router};
 use crate::config::{Config, StoreLocation};
 use crate::intake::Intake;
 use crate::mapping::{self, LoadError};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, check_categories};
+use crate::policy;
 use crate::schema::{SchemaError, SchemaRegistry};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
@@ -24,6 +25,8 @@ pub enum StartError {
     Schemas(Vec<SchemaError>),
     #[error("mappings do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Mappings(Vec<LoadError>),
+    #[error("policies do not load or refuse a mapping:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Policies(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -56,10 +59,17 @@ impl RunningGateway {
 pub fn load_pipeline(config: Arc<Config>) -> Result<Pipeline, StartError> {
     let schemas = SchemaRegistry::load().map_err(StartError::Schemas)?;
     let mappings = mapping::load(&config, &schemas).map_err(StartError::Mappings)?;
+    let policies =
+        policy::load(&config.policies_dir, &config.routes).map_err(StartError::Policies)?;
+    let refused = check_categories(&config, &schemas, &mappings, &policies);
+    if !refused.is_empty() {
+        return Err(StartError::Policies(refused));
+    }
     Ok(Pipeline {
         config,
         schemas: Arc::new(schemas),
         mappings: Arc::new(mappings),
+        policies: Arc::new(policies),
     })
 }
 

@@ -21,8 +21,19 @@ pub struct Decision {
     pub destination: String,
     pub decision: &'static str,
     pub reason: String,
-    pub legal_basis: Option<String>,
-    pub redactions: Vec<String>,
+    pub legal_basis: Option<&'static str>,
+    pub redactions: Vec<RedactionEntry>,
+    /// The policy rule that decided, and the SHA-256 of the policy file.
+    pub rule: String,
+    pub policy_sha256: String,
+}
+
+/// One field removed or transformed before mapping, by pointer and action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactionEntry {
+    pub pointer: String,
+    pub action: &'static str,
+    pub reason: String,
 }
 
 /// A file `translate` writes.
@@ -81,23 +92,38 @@ pub fn translate(
     let mut decisions = Vec::new();
     for route in pipeline.config.routes_for(canonical.record_type) {
         let ctx = pipeline.context(route, record_id, &canonical, timestamp, 1);
-        let (decision, reason) = match pipeline.render(route, &canonical, &ctx) {
-            Ok(encoded) => {
+        let routed = pipeline.route(route, &canonical, &ctx);
+        let policy = routed.decision;
+        let (decision, reason) = match routed.rendered {
+            None => ("deny", policy.reason.clone()),
+            Some(Ok(encoded)) => {
                 files.push(OutputFile {
                     name: format!("{}.{}", route.name, encoded.extension),
                     bytes: encoded.bytes,
                 });
-                ("deliver", "no policy yet".to_string())
+                ("deliver", policy.reason.clone())
             }
-            Err(e) => ("deny", format!("cannot be rendered for this registry: {e}")),
+            Some(Err(e)) => ("deny", format!("cannot be rendered for this registry: {e}")),
         };
         decisions.push(Decision {
             route: route.name.clone(),
             destination: route.destination.clone(),
             decision,
             reason,
-            legal_basis: None,
-            redactions: Vec::new(),
+            legal_basis: (decision == "deliver")
+                .then_some(policy.legal_basis)
+                .flatten(),
+            redactions: policy
+                .redactions
+                .iter()
+                .map(|r| RedactionEntry {
+                    pointer: r.pointer.clone(),
+                    action: r.action.as_str(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            rule: policy.rule,
+            policy_sha256: policy.policy_sha256,
         });
     }
     let mut decisions_json = serde_json::to_vec_pretty(&decisions).expect("decisions serialise");

@@ -426,3 +426,55 @@ async fn a_source_payload_of_the_wrong_shape_is_refused_with_pointers_into_it() 
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn the_policy_decides_at_acceptance_and_a_denied_route_gets_no_delivery() {
+    let gw = TestGateway::start().await;
+    let mut case = example_record("child-protection-case");
+    case["protection_status"] = json!("other");
+    case["consent"]["consent_for_services"] = json!(false);
+    let response = gw
+        .submit("canonical", Some(AGENCY), None, body(&case))
+        .await;
+    assert_eq!(response.status(), 202);
+    let accepted = json_of(response).await;
+    let route = &accepted["routes"][0];
+    assert_eq!(route["route"], "child-protection-case-to-primero");
+    assert_eq!(route["decision"], "deny");
+    assert!(route["legal_basis"].is_null());
+    let status = json_of(
+        gw.get(accepted["status_url"].as_str().unwrap(), Some(AGENCY))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status["routes"],
+        json!([]),
+        "a denied route is never queued"
+    );
+
+    let unaccompanied: Value = serde_json::from_slice(
+        &std::fs::read(repo_path(
+            "conformance/cases/27-cpc-unaccompanied-no-consent/input.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let response = gw
+        .submit("canonical", Some(AGENCY), None, body(&unaccompanied))
+        .await;
+    let accepted = json_of(response).await;
+    assert_eq!(accepted["routes"][0]["decision"], "deliver");
+    assert_eq!(accepted["routes"][0]["legal_basis"], "VITAL_INTEREST");
+    let dir = gw.stop().await;
+    // The exchange log names the rule and the policy's hash for each route.
+    assert_eq!(
+        count_rows(
+            dir.path(),
+            "audit_log",
+            "WHERE CAST(event AS TEXT) LIKE '%uasc-minimal-set-vital-interest%'"
+        )
+        .await,
+        1
+    );
+}

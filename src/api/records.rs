@@ -47,7 +47,11 @@ pub async fn submit(
     let status_url = format!("/v1/records/{}", accepted.id);
     let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({"id": accepted.id, "status_url": status_url})),
+        Json(if accepted.replayed {
+            json!({"id": accepted.id, "status_url": status_url})
+        } else {
+            json!({"id": accepted.id, "status_url": status_url, "routes": accepted.routes})
+        }),
     )
         .into_response();
     let headers = response.headers_mut();

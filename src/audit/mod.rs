@@ -37,6 +37,11 @@ pub struct RouteDecision {
     pub route: String,
     pub destination: String,
     pub decision: &'static str,
+    /// The policy rule that decided, and the SHA-256 of the policy file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_sha256: Option<String>,
 }
 
 /// A problem, by place and rule only.

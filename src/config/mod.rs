@@ -17,6 +17,7 @@ use raw::RawConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";
+pub const DEFAULT_POLICIES_DIR: &str = "policies";
 pub const DEFAULT_DATA_DIR: &str = "registry-gateway-data";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
@@ -27,6 +28,7 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where mapping files and code lists live (resolved against the config file's folder).
     pub mappings_dir: PathBuf,
+    pub policies_dir: PathBuf,
     pub clients: Vec<ClientConfig>,
     pub sources: BTreeMap<String, SourceConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
@@ -221,6 +223,7 @@ impl Config {
             errors,
         })?;
         config.mappings_dir = base.join(&config.mappings_dir);
+        config.policies_dir = base.join(&config.policies_dir);
         Ok(config)
     }
 }
@@ -232,6 +235,10 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         raw.mappings_dir
             .unwrap_or_else(|| DEFAULT_MAPPINGS_DIR.into()),
     );
+    let policies_dir = PathBuf::from(
+        raw.policies_dir
+            .unwrap_or_else(|| DEFAULT_POLICIES_DIR.into()),
+    );
     let server = validate_server(raw.server, &mut errors);
     let clients = validate_clients(raw.clients, &mut errors);
     let sources = validate_sources(raw.sources, &mut errors);
@@ -241,6 +248,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         Some(server) if errors.0.is_empty() => Ok(Config {
             server,
             mappings_dir,
+            policies_dir,
             clients,
             sources,
             destinations,

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct RawConfig {
     /// Folder of mapping files, relative to the config file.
     pub mappings_dir: Option<String>,
+    /// Folder of sharing policies (one file per route), relative to the config file.
+    pub policies_dir: Option<String>,
     #[serde(default)]
     pub server: RawServer,
     #[serde(default)]

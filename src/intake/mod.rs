@@ -17,6 +17,7 @@ use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
 use crate::model::RecordId;
 use crate::pipeline::{Canonical, Pipeline};
+use crate::policy::Outcome;
 use crate::schema::Violation;
 use crate::store::{AcceptOutcome, NewDelivery, NewRecord, Store, StoreError};
 use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
@@ -36,6 +37,20 @@ pub struct Accepted {
     pub id: RecordId,
     /// True when an identical earlier request is being answered again.
     pub replayed: bool,
+    /// Each route's sharing decision (empty on a replay: see the status URL).
+    pub routes: Vec<RouteOutcome>,
+}
+
+/// A route's decision as the agency is told it: no values, rule names only.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RouteOutcome {
+    pub route: String,
+    pub destination: String,
+    pub decision: &'static str,
+    pub reason: String,
+    pub legal_basis: Option<&'static str>,
+    pub rule: String,
+    pub policy_sha256: String,
 }
 
 /// Why a submission was not accepted, classified by what the sender should do.
@@ -88,26 +103,45 @@ impl Intake {
         };
 
         let record_type = canonical.record_type;
+        // The policy decides at acceptance, so the agency learns at once which
+        // routes will carry the record; denied routes get no delivery at all.
+        let mut routes = Vec::new();
+        let mut deliveries = Vec::new();
+        for route in self.pipeline.config.routes_for(record_type) {
+            let decision =
+                self.pipeline
+                    .policies
+                    .decide(&route.name, record_type, &canonical.record);
+            let deliver = decision.decision == Outcome::Deliver;
+            if deliver {
+                deliveries.push(NewDelivery {
+                    route: route.name.clone(),
+                    destination: route.destination.clone(),
+                });
+            }
+            routes.push(RouteOutcome {
+                route: route.name.clone(),
+                destination: route.destination.clone(),
+                decision: if deliver { "deliver" } else { "deny" },
+                reason: decision.reason,
+                legal_basis: decision.legal_basis.filter(|_| deliver),
+                rule: decision.rule,
+                policy_sha256: decision.policy_sha256,
+            });
+        }
         let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
         let id = RecordId::new();
-        let deliveries: Vec<NewDelivery> = self
-            .pipeline
-            .config
-            .routes_for(record_type)
-            .map(|r| NewDelivery {
-                route: r.name.clone(),
-                destination: r.destination.clone(),
-            })
-            .collect();
         audit.kind = AuditKind::RecordAccepted;
         audit.record_id = Some(id.to_string());
         audit.record_type = Some(record_type.as_str().to_string());
-        audit.routes = deliveries
+        audit.routes = routes
             .iter()
-            .map(|d| RouteDecision {
-                route: d.route.clone(),
-                destination: d.destination.clone(),
-                decision: "deliver",
+            .map(|r| RouteDecision {
+                route: r.route.clone(),
+                destination: r.destination.clone(),
+                decision: r.decision,
+                rule: Some(r.rule.clone()),
+                policy_sha256: Some(r.policy_sha256.clone()),
             })
             .collect();
         let labels = SourceLabels {
@@ -136,12 +170,17 @@ impl Intake {
                 Ok(Accepted {
                     id,
                     replayed: false,
+                    routes,
                 })
             }
             AcceptOutcome::Replayed(id) => {
                 self.metrics.records_replayed.get_or_create(&labels).inc();
                 tracing::info!(record_id = %id, "idempotent replay answered");
-                Ok(Accepted { id, replayed: true })
+                Ok(Accepted {
+                    id,
+                    replayed: true,
+                    routes: Vec::new(),
+                })
             }
             AcceptOutcome::Conflict(id) => {
                 let mut conflict = AuditEvent::new(

@@ -108,7 +108,10 @@ mod tests {
         let record = json!({"father": {"x": 1}});
         let cond = Expr::compile("has(record.father) && ctx.route == 'r'").unwrap();
         assert!(cond.uses_record());
-        assert!(cond.holds(&Scope::new(Some(&record), &ctx).unwrap()).unwrap());
+        assert!(
+            cond.holds(&Scope::new(Some(&record), &ctx).unwrap())
+                .unwrap()
+        );
     }
 
     #[test]

@@ -140,10 +140,12 @@ impl Mapping {
         // Converted once per run; a mapping without expressions skips CEL entirely.
         let scope = if self.uses_expressions {
             let record = self.uses_record.then_some(input);
-            Some(Scope::new(record, &ctx_json).map_err(|_| MappingError::Expression {
-                line: 0,
-                to: String::new(),
-            })?)
+            Some(
+                Scope::new(record, &ctx_json).map_err(|_| MappingError::Expression {
+                    line: 0,
+                    to: String::new(),
+                })?,
+            )
         } else {
             None
         };

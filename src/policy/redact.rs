@@ -1,33 +1,21 @@
 //! Performing redactions on a canonical record, and the keyed pseudonym.
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::{Action, Redaction};
 
 /// What a masked value becomes.
 pub const MASK: &str = "REDACTED";
 
-/// HMAC-SHA256 (RFC 2104) over sha2, since `hmac` is not a dependency yet.
+/// HMAC-SHA256 (RFC 2104): the keyed pseudonym, so two registries with
+/// different keys cannot link their records.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut k = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let ipad = k.map(|b| b ^ 0x36);
-    let opad = k.map(|b| b ^ 0x5c);
-    let inner = Sha256::new()
-        .chain_update(ipad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(opad)
-        .chain_update(inner)
-        .finalize()
-        .into()
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// `record` with every redaction performed, in order.
