@@ -80,7 +80,7 @@ fn fields(mapping: &Mapping, sensitive: &[crate::schema::SensitiveField]) -> Vec
                     let read = format!("/{path}");
                     sensitive
                         .iter()
-                        .filter(|f| read == f.path || read.starts_with(&format!("{}/", f.path)))
+                        .filter(|f| f.covers(&read))
                         .map(|f| f.category)
                         .collect()
                 }

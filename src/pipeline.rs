@@ -256,7 +256,7 @@ pub fn check_categories(
             };
             let read = format!("/{path}");
             for field in schemas.sensitive_fields(route.record_type) {
-                let covers = read == field.path || read.starts_with(&format!("{}/", field.path));
+                let covers = field.covers(&read);
                 let within = field.path.starts_with(&format!("{read}/"));
                 if (covers || within) && !policies.permits(&route.name, &field.path, field.category)
                 {

@@ -57,6 +57,16 @@ pub struct SensitiveField {
     pub category: Sensitivity,
 }
 
+impl SensitiveField {
+    /// Does reading `pointer` (`/mother/identifiers/*/value`) read this field's data?
+    pub fn covers(&self, pointer: &str) -> bool {
+        pointer == self.path
+            || pointer
+                .strip_prefix(self.path.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
 /// What a walk over a schema learns: its tagged fields and every field path
 /// (`mother/identifiers/*/value`) a record of it may hold.
 #[derive(Debug)]
@@ -222,6 +232,18 @@ mod tests {
         }});
         let errors = collect(&schema).unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
+    fn a_field_covers_itself_and_what_is_beneath_it_only() {
+        let f = SensitiveField {
+            path: "/mother".into(),
+            category: Sensitivity::Displacement,
+        };
+        assert!(f.covers("/mother"));
+        assert!(f.covers("/mother/identifiers/*/value"));
+        assert!(!f.covers("/mother_mhpss_screening"));
+        assert!(!f.covers("/child"));
     }
 
     #[test]
