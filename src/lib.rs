@@ -17,6 +17,7 @@
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod delivery;
 pub mod conformance;
 pub mod intake;
 pub mod manifest;

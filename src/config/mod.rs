@@ -4,6 +4,7 @@
 //! check accepts is exactly what the server runs with. Validation collects every
 //! problem instead of stopping at the first.
 
+pub mod destination;
 pub mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -14,6 +15,10 @@ use std::time::Duration;
 
 use crate::model::{RecordType, Role, route_name};
 use raw::RawConfig;
+
+pub use destination::{
+    AuthConfig, ClosedWindow, LimitsConfig, RetryConfig, Secret, TlsConfig,
+};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";
@@ -139,6 +144,11 @@ pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
     pub url: Option<String>,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub retry: RetryConfig,
+    pub tls: TlsConfig,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +234,14 @@ impl Config {
         })?;
         config.mappings_dir = base.join(&config.mappings_dir);
         config.policies_dir = base.join(&config.policies_dir);
+        for d in config.destinations.values_mut() {
+            d.tls.ca_file = d.tls.ca_file.take().map(|f| base.join(f));
+            d.tls.client_identity = d
+                .tls
+                .client_identity
+                .take()
+                .map(|(c, k)| (base.join(c), base.join(k)));
+        }
         Ok(config)
     }
 }
@@ -444,18 +462,37 @@ fn validate_destinations(
                 "must be an http:// or https:// URL",
             );
         }
-        match DestinationKind::parse(&d.kind) {
-            Some(kind) => {
+        let at = format!("destinations.{name}");
+        let auth = destination::validate_auth(d.auth, &at, errors);
+        let limits = destination::validate_limits(d.limits, &at, errors);
+        let retry = destination::validate_retry(d.retry, &at, errors);
+        let tls = destination::validate_tls(d.tls, &at, errors);
+        let timeout = match d.timeout_secs {
+            Some(0) => {
+                errors.push(format!("{at}.timeout_secs"), "must be at least 1");
+                destination::DEFAULT_TIMEOUT
+            }
+            Some(s) => Duration::from_secs(s),
+            None => destination::DEFAULT_TIMEOUT,
+        };
+        match (DestinationKind::parse(&d.kind), auth) {
+            (Some(kind), Some(auth)) => {
                 destinations.insert(
                     name.clone(),
                     DestinationConfig {
                         name,
                         kind,
                         url: d.url,
+                        auth,
+                        limits,
+                        retry,
+                        tls,
+                        timeout,
                     },
                 );
             }
-            None => errors.push(
+            (Some(_), None) => {}
+            (None, _) => errors.push(
                 format!("destinations.{name}.kind"),
                 "must be one of opencrvs, opencrvs-v1, fhir-r4, primero, examplia-crvs",
             ),
