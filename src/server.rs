@@ -94,6 +94,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         intake,
         store: store.clone(),
         metrics,
+        nudge: None,
     };
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)

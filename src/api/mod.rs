@@ -4,6 +4,7 @@
 //! Architecture invariant: every error response is RFC 9457 problem+json, and
 //! none repeats a value from a record.
 
+mod admin;
 pub mod auth;
 pub mod problem;
 mod records;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub intake: Arc<Intake>,
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
+    /// Wakes the delivery workers when deliveries become due (replay, consent).
+    pub nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The OpenAPI description of this API, served at `/openapi.json`.
@@ -47,6 +50,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sources/{source}/records", post(records::submit))
         .route("/v1/records/{id}", get(records::status))
+        .route("/v1/records/{id}/consent", post(records::consent))
+        .route("/v1/admin/dead-letters", get(admin::dead_letters))
+        .route("/v1/admin/dead-letters/replay", post(admin::replay))
+        .route("/v1/admin/deliveries", get(admin::deliveries))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

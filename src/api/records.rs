@@ -11,6 +11,7 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::problem::Problem;
+use crate::config::{SourceConfig, SourceFormat};
 use crate::intake::{IntakeError, Submission};
 use crate::model::{RecordId, Role};
 
@@ -63,6 +64,83 @@ pub async fn submit(
     }
     Ok(response)
 }
+
+/// `POST /v1/records/{id}/consent`: grant or withdraw consent for the person
+/// a record is about, by the agency that owns the record. The body is a
+/// consent decision without its subject (`status`, `given_by`, `purposes`,
+/// `recipients`, `child_age_years`, `decided_at`, `reference`); it is stored as
+/// a canonical consent record, and applies to every delivery of that person
+/// that has not left yet.
+pub async fn consent(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Agency)?;
+    let id = RecordId::parse(&id)
+        .ok_or_else(|| Problem::not_found("no record with this id is visible to this client"))?;
+    let body = body.map_err(body_problem)?;
+    let value = state
+        .intake
+        .pipeline()
+        .parse_json(&body)
+        .map_err(Problem::invalid_record)?;
+    let serde_json::Value::Object(mut decision) = value else {
+        return Err(Problem::invalid_record(vec![crate::schema::Violation {
+            pointer: String::new(),
+            code: "type",
+            message: "must be a JSON object".into(),
+        }]));
+    };
+    for reserved in ["record_type", "subject"] {
+        if decision.contains_key(reserved) {
+            return Err(Problem::invalid_record(vec![crate::schema::Violation {
+                pointer: format!("/{reserved}"),
+                code: "not_allowed",
+                message: "is set by the gateway for this endpoint".into(),
+            }]));
+        }
+    }
+    decision.insert("record_type".into(), json!("consent"));
+    decision.entry("record_version").or_insert(json!(1));
+    decision.entry("decided_at").or_insert_with(|| {
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    });
+    decision.insert("subject".into(), json!({"record_id": id.to_string()}));
+    let record = serde_json::to_vec(&decision)
+        .map_err(|_| Problem::unavailable("the consent could not be prepared; send it again", 1))?;
+    let source = SourceConfig {
+        name: CONSENT_API_SOURCE.into(),
+        format: SourceFormat::Canonical,
+    };
+    let submission = Submission {
+        client_id: &caller.0.id,
+        source: &source,
+        idempotency_key: idempotency_key(&headers)?,
+        body: &record,
+    };
+    let accepted = state.intake.submit(submission).await.map_err(|e| match e {
+        // A record that is not the caller's reads as missing, as on GET.
+        IntakeError::Invalid(v) if v.iter().any(|v| v.pointer == "/subject/record_id") => {
+            Problem::not_found("no record with this id is visible to this client")
+        }
+        other => intake_problem(other),
+    })?;
+    if let Some(nudge) = &state.nudge {
+        nudge.notify_waiters();
+    }
+    let status_url = format!("/v1/records/{}", accepted.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": accepted.id, "status_url": status_url, "applies_to": id})),
+    )
+        .into_response())
+}
+
+/// The source name consent decisions made over the consent API are logged under.
+pub const CONSENT_API_SOURCE: &str = "consent-api";
 
 /// `GET /v1/records/{id}`
 pub async fn status(

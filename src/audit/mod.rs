@@ -19,6 +19,21 @@ pub enum AuditKind {
     RecordRejected,
     #[serde(rename = "record.idempotency_conflict")]
     IdempotencyConflict,
+    /// A registry took the record (or already had it).
+    #[serde(rename = "delivery.delivered")]
+    DeliveryDelivered,
+    /// An attempt failed; another is scheduled.
+    #[serde(rename = "delivery.failed")]
+    DeliveryFailed,
+    /// No more attempts: the delivery is a dead letter.
+    #[serde(rename = "delivery.dead")]
+    DeliveryDead,
+    /// The policy, re-checked before sending, no longer lets it go.
+    #[serde(rename = "delivery.cancelled")]
+    DeliveryCancelled,
+    /// An operator made a dead letter due again.
+    #[serde(rename = "delivery.replayed")]
+    DeliveryReplayed,
 }
 
 impl AuditKind {
@@ -27,6 +42,11 @@ impl AuditKind {
             AuditKind::RecordAccepted => "record.accepted",
             AuditKind::RecordRejected => "record.rejected",
             AuditKind::IdempotencyConflict => "record.idempotency_conflict",
+            AuditKind::DeliveryDelivered => "delivery.delivered",
+            AuditKind::DeliveryFailed => "delivery.failed",
+            AuditKind::DeliveryDead => "delivery.dead",
+            AuditKind::DeliveryCancelled => "delivery.cancelled",
+            AuditKind::DeliveryReplayed => "delivery.replayed",
         }
     }
 }
@@ -38,6 +58,37 @@ pub struct RouteDecision {
     pub destination: String,
     pub decision: &'static str,
     /// The policy rule that decided, and the SHA-256 of the policy file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_sha256: Option<String>,
+}
+
+/// One delivery attempt, as the log records it: ids, classes and hashes only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryAudit {
+    pub route: String,
+    pub destination: String,
+    pub delivery_id: i64,
+    pub attempt: i64,
+    /// SHA-256 (hex) of the exact bytes sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
+    /// The idempotency key the registry saw (derived from ids, no personal data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// ACCEPTED or DUPLICATE, and SHA-256 (hex) of the registry's reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_sha256: Option<String>,
+    /// retryable, rate_limited, permanent, policy, render.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<&'static str>,
+    /// Codes, statuses, paths and rule names only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The policy rule and policy hash of the decision re-checked before sending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +121,8 @@ pub struct AuditEvent {
     pub routes: Vec<RouteDecision>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ProblemRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryAudit>,
 }
 
 impl AuditEvent {
@@ -85,6 +138,7 @@ impl AuditEvent {
             body_sha256: None,
             routes: Vec::new(),
             problems: Vec::new(),
+            delivery: None,
         }
     }
 

@@ -3,3 +3,72 @@
 //! with its audit event.
 
 pub mod transports;
+
+mod backoff;
+mod breaker;
+mod pace;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+use transports::Transport;
+
+pub use breaker::BreakerState;
+
+/// Delivery workers, one per destination, until [`Delivery::shutdown`].
+pub struct Delivery {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    nudge: Arc<Notify>,
+}
+
+impl Delivery {
+    /// Start workers with the given transports (one per destination that has one).
+    pub fn start_with(
+        pipeline: Arc<Pipeline>,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+        instance: &str,
+        transports: BTreeMap<String, Arc<dyn Transport>>,
+    ) -> Delivery {
+        let (stop, stopped) = watch::channel(false);
+        let nudge = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+        for (name, transport) in transports {
+            let Some(destination) = pipeline.config.destinations.get(&name).cloned() else {
+                continue;
+            };
+            let pace = Arc::new(pace::Pace::new(&destination.limits, &destination.retry));
+            let worker = Arc::new(worker::Worker {
+                id: format!("{instance}/{name}"),
+                destination,
+                pipeline: pipeline.clone(),
+                store: store.clone(),
+                transport,
+                pace,
+                metrics: metrics.clone(),
+                nudge: nudge.clone(),
+            });
+            tasks.spawn(worker.run(stopped.clone()));
+        }
+        Delivery { stop, tasks, nudge }
+    }
+
+    /// Wake idle workers (new deliveries were committed).
+    pub fn nudge(&self) -> Arc<Notify> {
+        self.nudge.clone()
+    }
+
+    /// Stop claiming; let requests on the wire finish; give back the rest.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

@@ -15,11 +15,13 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
-use crate::model::RecordId;
+use crate::model::{RecordId, RecordType};
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::Outcome;
 use crate::schema::Violation;
-use crate::store::{AcceptOutcome, NewDelivery, NewRecord, Store, StoreError};
+use crate::store::{
+    AcceptOutcome, ConsentEntry, NewDelivery, NewRecord, Store, StoreError, subject_key,
+};
 use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
 pub use json_limits::exceeds_depth;
 
@@ -82,6 +84,10 @@ impl Intake {
         }
     }
 
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// Validate, route and durably commit one submission.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<Accepted, IntakeError> {
         let received_at = Utc::now();
@@ -129,8 +135,32 @@ impl Intake {
                 policy_sha256: decision.policy_sha256,
             });
         }
-        let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
         let id = RecordId::new();
+        let subject = match self.consent_subject(submission.client_id, &canonical).await {
+            Ok(s) => s,
+            Err(IntakeError::Invalid(violations)) => {
+                return Err(self.reject(audit, submission.source, violations).await);
+            }
+            Err(other) => return Err(other),
+        };
+        // Without a stable source id, the record is its own subject.
+        let subject = subject
+            .or_else(|| canonical.subject(submission.client_id))
+            .or_else(|| {
+                Some(subject_key(
+                    submission.client_id,
+                    record_type.as_str(),
+                    &id.to_string(),
+                ))
+            });
+        let consent_entry = (record_type == RecordType::Consent)
+            .then(|| subject.clone())
+            .flatten();
+        let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
+        let consent = consent_entry.map(|subject| ConsentEntry {
+            subject,
+            consent: canonical.clone(),
+        });
         audit.kind = AuditKind::RecordAccepted;
         audit.record_id = Some(id.to_string());
         audit.record_type = Some(record_type.as_str().to_string());
@@ -161,6 +191,8 @@ impl Intake {
                 canonical,
                 deliveries,
                 audit: audit.clone(),
+                subject,
+                consent,
             })
             .await?;
         match outcome {
@@ -195,6 +227,34 @@ impl Intake {
                 self.count_rejection(submission.source, "idempotency_conflict");
                 Err(IntakeError::IdempotencyConflict(id))
             }
+        }
+    }
+
+    /// A consent record that names its subject by the gateway's record id
+    /// applies to that record's subject, if the record is this client's.
+    async fn consent_subject(
+        &self,
+        client_id: &str,
+        canonical: &Canonical,
+    ) -> Result<Option<String>, IntakeError> {
+        let Some(record_id) = canonical
+            .record
+            .pointer("/subject/record_id")
+            .and_then(serde_json::Value::as_str)
+        else {
+            return Ok(None);
+        };
+        let not_visible = || {
+            IntakeError::Invalid(vec![Violation {
+                pointer: "/subject/record_id".into(),
+                code: "unknown_record",
+                message: "names no record visible to this client".into(),
+            }])
+        };
+        let id = RecordId::parse(record_id).ok_or_else(not_visible)?;
+        match self.store.record_owner(id).await? {
+            Some(owner) if owner.client_id == client_id => Ok(owner.subject),
+            _ => Err(not_visible()),
         }
     }
 

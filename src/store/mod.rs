@@ -32,6 +32,33 @@ pub struct NewRecord {
     pub canonical: Vec<u8>,
     pub deliveries: Vec<NewDelivery>,
     pub audit: AuditEvent,
+    /// Who the record is about, as a hash (see [`subject_key`]); None when the
+    /// source gave no stable id.
+    pub subject: Option<String>,
+    /// When the record is a consent decision: the consent record, stored as
+    /// the latest consent of its subject.
+    pub consent: Option<ConsentEntry>,
+}
+
+/// A consent decision for a subject, from a consent record or the consent API.
+#[derive(Debug, Clone)]
+pub struct ConsentEntry {
+    pub subject: String,
+    /// The canonical consent record, JSON.
+    pub consent: Vec<u8>,
+}
+
+/// The key naming the person a record is about, for one owning agency: a
+/// hash of (client, record type, the source's stable id), so it carries no
+/// personal data and two agencies' records never share a subject.
+pub fn subject_key(client_id: &str, record_type: &str, source_record_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [client_id, record_type, source_record_id] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +124,8 @@ pub struct DeliveryStatus {
     pub attempts: i64,
     pub receipt: Option<serde_json::Value>,
     pub last_error: Option<String>,
+    /// When the status last changed (RFC 3339), if it has since acceptance.
+    pub updated_at: Option<String>,
 }
 
 /// A delivery leased to one worker until `lease_until`.
@@ -109,6 +138,83 @@ pub struct ClaimedDelivery {
     /// Attempts including this one.
     pub attempt: i64,
     pub lease_until: DateTime<Utc>,
+    pub client_id: String,
+    pub record_type: String,
+    pub received_at: DateTime<Utc>,
+    pub subject: Option<String>,
+    /// The canonical record, JSON.
+    pub canonical: Vec<u8>,
+}
+
+/// How a leased delivery ended this time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    /// The registry registered it (or already had it): its receipt.
+    Delivered { receipt: serde_json::Value },
+    /// Failed; due again at `next_attempt`.
+    Retry {
+        next_attempt: DateTime<Utc>,
+        error: String,
+    },
+    /// Will not be retried: a permanent refusal or too many attempts.
+    Dead { error: String },
+    /// The policy no longer lets it go (consent withdrawn): the reason.
+    Cancelled { reason: String },
+    /// Not attempted (shutdown, quota, closed window): due again at
+    /// `next_attempt`, and the claim does not count as an attempt.
+    Released { next_attempt: DateTime<Utc> },
+}
+
+impl DeliveryOutcome {
+    pub fn status(&self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered { .. } => "delivered",
+            DeliveryOutcome::Retry { .. } | DeliveryOutcome::Released { .. } => "pending",
+            DeliveryOutcome::Dead { .. } => "dead",
+            DeliveryOutcome::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// The outcome of one leased delivery, recorded with its audit event in one transaction.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub delivery_id: i64,
+    /// The lease holder; a worker whose lease was taken over records nothing.
+    pub worker: String,
+    pub outcome: DeliveryOutcome,
+    pub at: DateTime<Utc>,
+    pub audit: Option<AuditEvent>,
+}
+
+/// A delivery that will not be retried until an operator replays it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub delivery_id: i64,
+    pub record_id: String,
+    pub route: String,
+    pub destination: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+/// Who owns a record and whom it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOwner {
+    pub client_id: String,
+    pub record_type: String,
+    pub subject: Option<String>,
+    /// The source's stable id of the record (`source_record_id`), if it gave one.
+    pub source_record_id: Option<String>,
+}
+
+/// Deliveries per destination and status, for progress and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryCount {
+    pub destination: String,
+    pub status: String,
+    pub count: i64,
 }
 
 /// One stored event of the exchange log.
@@ -140,6 +246,42 @@ pub trait Store: Send + Sync + 'static {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Record how a leased delivery ended, with its audit event, in one
+    /// transaction. `Ok(false)`: the lease was no longer this worker's, so
+    /// nothing was recorded.
+    async fn complete(&self, completion: Completion) -> Result<bool, StoreError>;
+
+    /// Give back every lease (the embedded store at start: it is the only
+    /// process using its file, so any lease held is a crashed run's).
+    async fn release_all_leases(&self) -> Result<u64, StoreError>;
+
+    /// Dead letters, oldest first, optionally of one destination.
+    async fn dead_letters(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Make dead letters due again (all of `destination`, or the given ids),
+    /// with attempts reset; they leave in their original order per subject.
+    /// One audit event per replayed delivery, built by `audit`.
+    async fn replay(
+        &self,
+        destination: Option<&str>,
+        ids: &[i64],
+        now: DateTime<Utc>,
+        audit: &(dyn for<'d> Fn(&'d DeadLetter) -> AuditEvent + Send + Sync),
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// The latest consent recorded for a subject (a canonical consent record, JSON).
+    async fn latest_consent(&self, subject: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Who owns a record and whom it is about, if the record exists.
+    async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError>;
+
+    /// Deliveries per destination and status.
+    async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError>;
 
     /// Events with `from <= seq <= to`, in order.
     async fn audit_events(&self, from: i64, to: i64) -> Result<Vec<StoredAuditEvent>, StoreError>;

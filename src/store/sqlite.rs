@@ -25,8 +25,8 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{
-    AcceptOutcome, ClaimedDelivery, DeliveryStatus, NewRecord, RecordStatus, Store, StoreError,
-    StoredAuditEvent,
+    AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
+    DeliveryStatus, NewRecord, RecordOwner, RecordStatus, Store, StoreError, StoredAuditEvent,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::RecordId;
@@ -52,6 +52,7 @@ enum WriteOp {
         oneshot::Sender<Result<AcceptOutcome, StoreError>>,
     ),
     Audit(AuditEvent, oneshot::Sender<Result<i64, StoreError>>),
+    Complete(Box<Completion>, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 impl SqliteStore {
@@ -120,7 +121,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let rows = sqlx::query(
-            "SELECT route, destination, status, attempts, receipt, last_error
+            "SELECT route, destination, status, attempts, receipt, last_error, updated_at
              FROM deliveries WHERE record_id = ? ORDER BY id",
         )
         .bind(&id_text)
@@ -140,6 +141,7 @@ impl Store for SqliteStore {
                 attempts: r.get("attempts"),
                 receipt,
                 last_error: r.get("last_error"),
+                updated_at: r.get("updated_at"),
             });
         }
         Ok(Some(RecordStatus {
@@ -166,16 +168,22 @@ impl Store for SqliteStore {
         // IMMEDIATE: take the write lock up front so two claimers never both
         // read the same rows and then race to update them.
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        // A subject's deliveries to one destination leave in acceptance order:
+        // one waits while an earlier one of the same subject is still pending.
         let rows = sqlx::query(
             "UPDATE deliveries
                 SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
               WHERE id IN (
-                    SELECT id FROM deliveries
-                     WHERE destination = ?3 AND status = 'pending'
-                       AND next_attempt_ms <= ?4
-                       AND (lease_until_ms IS NULL OR lease_until_ms <= ?4)
-                     ORDER BY id LIMIT ?5)
-          RETURNING id, record_id, route, destination, attempts",
+                    SELECT d.id FROM deliveries d
+                     WHERE d.destination = ?3 AND d.status = 'pending'
+                       AND d.next_attempt_ms <= ?4
+                       AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
+                       AND (d.subject IS NULL OR NOT EXISTS (
+                            SELECT 1 FROM deliveries e
+                             WHERE e.destination = d.destination AND e.subject = d.subject
+                               AND e.status = 'pending' AND e.id < d.id))
+                     ORDER BY d.id LIMIT ?5)
+          RETURNING id, record_id, route, destination, attempts, subject",
         )
         .bind(worker)
         .bind(until_ms)
@@ -184,27 +192,185 @@ impl Store for SqliteStore {
         .bind(limit as i64)
         .fetch_all(&mut *tx)
         .await?;
+        let mut records = HashMap::new();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT id, client_id, record_type, received_at, canonical FROM records WHERE id IN (",
+            );
+            let mut list = q.separated(", ");
+            for r in chunk {
+                list.push_bind(r.get::<String, _>("record_id"));
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut *tx).await? {
+                records.insert(r.get::<String, _>("id"), r);
+            }
+        }
         tx.commit().await?;
         let lease_until = DateTime::from_timestamp_millis(until_ms)
             .ok_or_else(|| StoreError::Corrupt("lease time out of range".into()))?;
+        let corrupt = |what: &str| StoreError::Corrupt(format!("a delivery {what}"));
         let mut claimed = rows
             .into_iter()
             .map(|r| {
                 let record_id: String = r.get("record_id");
+                let record = records
+                    .get(&record_id)
+                    .ok_or_else(|| corrupt("names a missing record"))?;
+                let received_at: String = record.get("received_at");
                 Ok(ClaimedDelivery {
                     delivery_id: r.get("id"),
-                    record_id: RecordId::parse(&record_id).ok_or_else(|| {
-                        StoreError::Corrupt("a delivery names a malformed record id".into())
-                    })?,
+                    record_id: RecordId::parse(&record_id)
+                        .ok_or_else(|| corrupt("names a malformed record id"))?,
                     route: r.get("route"),
                     destination: r.get("destination"),
                     attempt: r.get("attempts"),
                     lease_until,
+                    client_id: record.get("client_id"),
+                    record_type: record.get("record_type"),
+                    received_at: DateTime::parse_from_rfc3339(&received_at)
+                        .map_err(|_| corrupt("has a record with a malformed time"))?
+                        .with_timezone(&Utc),
+                    subject: r.get("subject"),
+                    canonical: record.get("canonical"),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         claimed.sort_by_key(|c| c.delivery_id);
         Ok(claimed)
+    }
+
+    async fn complete(&self, completion: Completion) -> Result<bool, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(WriteOp::Complete(Box::new(completion), tx))
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn release_all_leases(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL
+              WHERE status = 'pending' AND lease_owner IS NOT NULL",
+        )
+        .execute(&self.reads)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn dead_letters(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, record_id, route, destination, attempts, last_error, updated_at
+               FROM deliveries
+              WHERE status = 'dead' AND (?1 IS NULL OR destination = ?1)
+              ORDER BY id LIMIT ?2",
+        )
+        .bind(destination)
+        .bind(limit as i64)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.iter().map(dead_letter).collect())
+    }
+
+    async fn replay(
+        &self,
+        destination: Option<&str>,
+        ids: &[i64],
+        now: DateTime<Utc>,
+        audit: &(dyn for<'d> Fn(&'d DeadLetter) -> AuditEvent + Send + Sync),
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, lease_owner = NULL,
+                    lease_until_ms = NULL, next_attempt_ms = ",
+        );
+        q.push_bind(now.timestamp_millis())
+            .push(", updated_at = ")
+            .push_bind(rfc3339(now))
+            .push(" WHERE status = 'dead'");
+        if let Some(d) = destination {
+            q.push(" AND destination = ").push_bind(d);
+        }
+        if !ids.is_empty() {
+            q.push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            q.push(")");
+        }
+        q.push(" RETURNING id, record_id, route, destination, attempts, last_error, updated_at");
+        let mut replayed: Vec<DeadLetter> = q
+            .build()
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(dead_letter)
+            .collect();
+        replayed.sort_by_key(|d| d.delivery_id);
+        let events: Vec<AuditEvent> = replayed.iter().map(|d| audit(d)).collect();
+        let events: Vec<(&AuditEvent, Option<String>)> = events
+            .iter()
+            .zip(&replayed)
+            .map(|(e, d)| (e, Some(d.record_id.clone())))
+            .collect();
+        insert_events(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(replayed)
+    }
+
+    async fn latest_consent(&self, subject: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row =
+            sqlx::query("SELECT consent FROM consents WHERE subject = ? ORDER BY id DESC LIMIT 1")
+                .bind(subject)
+                .fetch_optional(&self.reads)
+                .await?;
+        Ok(row.map(|r| r.get("consent")))
+    }
+
+    async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError> {
+        let row = sqlx::query(
+            "SELECT client_id, subject, record_type, canonical FROM records WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.reads)
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let canonical: Vec<u8> = r.get("canonical");
+        let record: serde_json::Value = serde_json::from_slice(&canonical)
+            .map_err(|_| StoreError::Corrupt(format!("record {id} is not JSON")))?;
+        Ok(Some(RecordOwner {
+            client_id: r.get("client_id"),
+            record_type: r.get("record_type"),
+            subject: r.get("subject"),
+            source_record_id: record
+                .get("source_record_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+        }))
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<DeliveryCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT destination, status, count(*) AS n FROM deliveries
+              GROUP BY destination, status ORDER BY destination, status",
+        )
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeliveryCount {
+                destination: r.get("destination"),
+                status: r.get("status"),
+                count: r.get("n"),
+            })
+            .collect())
     }
 
     async fn audit_events(&self, from: i64, to: i64) -> Result<Vec<StoredAuditEvent>, StoreError> {
@@ -270,6 +436,8 @@ enum Outcome {
     /// Index of the event among the group's appended events; the sequence
     /// number is known after the insert.
     Audit(i64),
+    /// Whether the completion was recorded (the lease was still held).
+    Complete(bool),
 }
 
 /// Commit a group in one transaction with a handful of multi-row statements.
@@ -304,13 +472,19 @@ fn reply(ops: Vec<WriteOp>, results: Vec<Result<Outcome, StoreError>>) {
             WriteOp::Accept(_, reply) => {
                 let _ = reply.send(result.and_then(|o| match o {
                     Outcome::Accept(a) => Ok(a),
-                    Outcome::Audit(_) => Err(StoreError::CommitFailed),
+                    _ => Err(StoreError::CommitFailed),
                 }));
             }
             WriteOp::Audit(_, reply) => {
                 let _ = reply.send(result.and_then(|o| match o {
                     Outcome::Audit(seq) => Ok(seq),
-                    Outcome::Accept(_) => Err(StoreError::CommitFailed),
+                    _ => Err(StoreError::CommitFailed),
+                }));
+            }
+            WriteOp::Complete(_, reply) => {
+                let _ = reply.send(result.and_then(|o| match o {
+                    Outcome::Complete(recorded) => Ok(recorded),
+                    _ => Err(StoreError::CommitFailed),
                 }));
             }
         }
@@ -355,9 +529,17 @@ async fn write_group(
                 outcomes.push(Outcome::Audit(events.len() as i64));
                 events.push((event, event.record_id.clone()));
             }
+            WriteOp::Complete(c, _) => {
+                let recorded = record_completion(&mut tx, c).await?;
+                if recorded && let Some(event) = &c.audit {
+                    events.push((event, event.record_id.clone()));
+                }
+                outcomes.push(Outcome::Complete(recorded));
+            }
         }
     }
     insert_records(&mut tx, &records).await?;
+    insert_consents(&mut tx, &records).await?;
     let first_seq = insert_events(&mut tx, &events).await?;
     tx.commit().await?;
     for o in &mut outcomes {
@@ -382,7 +564,7 @@ async fn existing_keys(
                 .idempotency_key
                 .as_deref()
                 .map(|k| (r.client_id.as_str(), k)),
-            WriteOp::Audit(..) => None,
+            WriteOp::Audit(..) | WriteOp::Complete(..) => None,
         })
         .collect();
     let mut known = HashMap::new();
@@ -422,7 +604,7 @@ async fn insert_records(
 ) -> Result<(), sqlx::Error> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical) ",
+            "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical, subject) ",
         );
         q.push_values(chunk, |mut row, r| {
             row.push_bind(r.id.to_string())
@@ -434,7 +616,8 @@ async fn insert_records(
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 )
                 .push_bind(&r.request_sha256[..])
-                .push_bind(r.canonical.as_slice());
+                .push_bind(r.canonical.as_slice())
+                .push_bind(r.subject.as_deref());
         });
         q.build().execute(&mut *conn).await?;
     }
@@ -460,16 +643,112 @@ async fn insert_records(
         .collect();
     for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms) ",
+            "INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms, subject) ",
         );
         q.push_values(chunk, |mut row, (r, d)| {
             row.push_bind(r.id.to_string())
                 .push_bind(d.route.as_str())
                 .push_bind(d.destination.as_str())
                 .push_bind("pending")
-                .push_bind(r.received_at.timestamp_millis());
+                .push_bind(r.received_at.timestamp_millis())
+                .push_bind(r.subject.as_deref());
         });
         q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn dead_letter(r: &sqlx::sqlite::SqliteRow) -> DeadLetter {
+    DeadLetter {
+        delivery_id: r.get("id"),
+        record_id: r.get("record_id"),
+        route: r.get("route"),
+        destination: r.get("destination"),
+        attempts: r.get("attempts"),
+        last_error: r.get("last_error"),
+        failed_at: r.get("updated_at"),
+    }
+}
+
+/// Apply a completion if this worker still holds the lease; false if not.
+async fn record_completion(
+    conn: &mut SqliteConnection,
+    c: &Completion,
+) -> Result<bool, sqlx::Error> {
+    // Every statement ends with: updated_at = ?, then the lease check on (id, worker).
+    let (sql, first, next_attempt): (&str, Option<String>, Option<i64>) = match &c.outcome {
+        DeliveryOutcome::Delivered { receipt } => (
+            "UPDATE deliveries SET status = 'delivered', receipt = ?, last_error = NULL,",
+            Some(receipt.to_string()),
+            None,
+        ),
+        DeliveryOutcome::Retry {
+            next_attempt,
+            error,
+        } => (
+            "UPDATE deliveries SET last_error = ?, next_attempt_ms = ?,",
+            Some(error.clone()),
+            Some(next_attempt.timestamp_millis()),
+        ),
+        DeliveryOutcome::Dead { error } => (
+            "UPDATE deliveries SET status = 'dead', last_error = ?,",
+            Some(error.clone()),
+            None,
+        ),
+        DeliveryOutcome::Cancelled { reason } => (
+            "UPDATE deliveries SET status = 'cancelled', last_error = ?,",
+            Some(reason.clone()),
+            None,
+        ),
+        DeliveryOutcome::Released { next_attempt } => (
+            "UPDATE deliveries SET attempts = max(attempts - 1, 0), next_attempt_ms = ?,",
+            None,
+            Some(next_attempt.timestamp_millis()),
+        ),
+    };
+    let sql = format!(
+        "{sql} lease_owner = NULL, lease_until_ms = NULL, updated_at = ?
+          WHERE id = ? AND lease_owner = ? AND status = 'pending'"
+    );
+    let mut q = sqlx::query(&sql);
+    if let Some(text) = first {
+        q = q.bind(text);
+    }
+    if let Some(ms) = next_attempt {
+        q = q.bind(ms);
+    }
+    let done = q
+        .bind(rfc3339(c.at))
+        .bind(c.delivery_id)
+        .bind(&c.worker)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Consent records become their subject's latest consent.
+async fn insert_consents(
+    conn: &mut SqliteConnection,
+    records: &[&NewRecord],
+) -> Result<(), sqlx::Error> {
+    for r in records {
+        if let Some(entry) = &r.consent {
+            sqlx::query(
+                "INSERT INTO consents (subject, client_id, record_id, recorded_at, consent)
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(&entry.subject)
+            .bind(&r.client_id)
+            .bind(r.id.to_string())
+            .bind(rfc3339(r.received_at))
+            .bind(entry.consent.as_slice())
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(())
 }

@@ -41,6 +41,18 @@ pub struct ResponseLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub destination: String,
+    /// delivered, duplicate, retry, rate_limited, dead, cancelled.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    pub destination: String,
+}
+
 /// Metrics of the group-committing store.
 #[derive(Clone)]
 pub struct StoreMetrics {
@@ -66,6 +78,8 @@ pub struct Metrics {
     pub records_rejected: Family<RejectLabels, Counter>,
     pub http_responses: Family<ResponseLabels, Counter>,
     pub store: StoreMetrics,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    pub delivery_seconds: Family<DestinationLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -76,6 +90,20 @@ impl Default for Metrics {
         let records_rejected = Family::<RejectLabels, Counter>::default();
         let http_responses = Family::<ResponseLabels, Counter>::default();
         let store = StoreMetrics::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let delivery_seconds = Family::<DestinationLabels, Histogram>::new_with_constructor(
+            delivery_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "deliveries",
+            "Delivery attempts by destination and outcome",
+            deliveries.clone(),
+        );
+        registry.register(
+            "delivery_seconds",
+            "Time from sending a request to a registry to its answer",
+            delivery_seconds.clone(),
+        );
         registry.register(
             "records_accepted",
             "Records accepted and durably committed",
@@ -113,8 +141,14 @@ impl Default for Metrics {
             records_rejected,
             http_responses,
             store,
+            deliveries,
+            delivery_seconds,
         }
     }
+}
+
+fn delivery_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 impl Metrics {

@@ -4,7 +4,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::audit::AuditKind;
 use crate::model::RecordType;
-use crate::store::NewDelivery;
+use crate::store::{Completion, DeadLetter, DeliveryOutcome, NewDelivery};
 
 async fn open() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +39,8 @@ fn new_record(key: Option<&str>, body_hash: u8) -> NewRecord {
             },
         ],
         audit,
+        subject: None,
+        consent: None,
     }
 }
 
@@ -193,4 +195,173 @@ async fn data_survives_reopening() {
         store.accept(new_record(Some("k"), 1)).await.unwrap(),
         AcceptOutcome::Replayed(id)
     );
+}
+
+fn completion(d: &ClaimedDelivery, worker: &str, outcome: DeliveryOutcome) -> Completion {
+    let mut audit = AuditEvent::new(
+        AuditKind::DeliveryDelivered,
+        Utc::now(),
+        "agency-a",
+        "delivery",
+    );
+    audit.record_id = Some(d.record_id.to_string());
+    Completion {
+        delivery_id: d.delivery_id,
+        worker: worker.into(),
+        outcome,
+        at: Utc::now(),
+        audit: Some(audit),
+    }
+}
+
+#[tokio::test]
+async fn a_completion_counts_only_while_the_lease_is_held() {
+    let (_dir, store) = open().await;
+    let record = new_record(None, 1);
+    let id = record.id;
+    store.accept(record).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let now = Utc::now();
+    let first = store.claim_due("a", "w1", 10, lease, now).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].canonical,
+        br#"{"record_type":"birth-notification"}"#
+    );
+    // w1's lease expires; w2 takes the delivery over.
+    let later = now + ChronoDuration::seconds(31);
+    let second = store.claim_due("a", "w2", 10, lease, later).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt, 2);
+    let events_before = count(&store, "audit_log").await;
+    let receipt = serde_json::json!({"status": "ACCEPTED", "reference": "T-1"});
+    let late = completion(
+        &first[0],
+        "w1",
+        DeliveryOutcome::Delivered {
+            receipt: receipt.clone(),
+        },
+    );
+    assert!(
+        !store.complete(late).await.unwrap(),
+        "a lost lease records nothing"
+    );
+    assert_eq!(count(&store, "audit_log").await, events_before);
+    let done = completion(
+        &second[0],
+        "w2",
+        DeliveryOutcome::Delivered {
+            receipt: receipt.clone(),
+        },
+    );
+    assert!(store.complete(done).await.unwrap());
+    assert_eq!(count(&store, "audit_log").await, events_before + 1);
+    let status = store.record_status(id).await.unwrap().unwrap();
+    let a = status.routes.iter().find(|r| r.destination == "a").unwrap();
+    assert_eq!(a.status, "delivered");
+    assert_eq!(a.receipt.as_ref(), Some(&receipt));
+    assert!(
+        store
+            .claim_due("a", "w3", 10, lease, later + ChronoDuration::hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn released_claims_do_not_count_as_attempts_and_dead_letters_replay() {
+    let (_dir, store) = open().await;
+    store.accept(new_record(None, 1)).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let now = Utc::now();
+    let c = store.claim_due("a", "w", 1, lease, now).await.unwrap();
+    let next = now + ChronoDuration::seconds(5);
+    assert!(
+        store
+            .complete(completion(
+                &c[0],
+                "w",
+                DeliveryOutcome::Released { next_attempt: next }
+            ))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim_due("a", "w", 1, lease, now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before next_attempt"
+    );
+    let c = store.claim_due("a", "w", 1, lease, next).await.unwrap();
+    assert_eq!(c[0].attempt, 1, "a released claim is not an attempt");
+    assert!(
+        store
+            .complete(completion(
+                &c[0],
+                "w",
+                DeliveryOutcome::Dead {
+                    error: "permanent: http 400".into()
+                }
+            ))
+            .await
+            .unwrap()
+    );
+    let dead = store.dead_letters(Some("a"), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("permanent: http 400"));
+    assert!(store.dead_letters(Some("b"), 10).await.unwrap().is_empty());
+    let audit = |d: &DeadLetter| {
+        let mut e = AuditEvent::new(AuditKind::DeliveryReplayed, Utc::now(), "admin", "admin");
+        e.record_id = Some(d.record_id.clone());
+        e
+    };
+    let replayed = store.replay(Some("a"), &[], next, &audit).await.unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert!(store.dead_letters(None, 10).await.unwrap().is_empty());
+    let again = store.claim_due("a", "w", 1, lease, next).await.unwrap();
+    assert_eq!(
+        again[0].attempt, 1,
+        "a replay starts counting attempts afresh"
+    );
+}
+
+#[tokio::test]
+async fn a_subjects_deliveries_leave_in_acceptance_order() {
+    let (_dir, store) = open().await;
+    let mut first = new_record(None, 1);
+    first.subject = Some("child-1".into());
+    let mut second = new_record(None, 2);
+    second.subject = Some("child-1".into());
+    let mut other = new_record(None, 3);
+    other.subject = Some("child-2".into());
+    for r in [first, second, other] {
+        store.accept(r).await.unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let now = Utc::now() + ChronoDuration::seconds(1);
+    let claimed = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    let subjects: Vec<_> = claimed.iter().map(|c| c.subject.clone().unwrap()).collect();
+    assert_eq!(
+        subjects,
+        ["child-1", "child-2"],
+        "child-1's second record waits for its first"
+    );
+    let first = &claimed[0];
+    store
+        .complete(completion(
+            first,
+            "w",
+            DeliveryOutcome::Delivered {
+                receipt: serde_json::json!({}),
+            },
+        ))
+        .await
+        .unwrap();
+    let next = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].delivery_id > first.delivery_id);
+    assert_eq!(next[0].subject.as_deref(), Some("child-1"));
 }

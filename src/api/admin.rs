@@ -1,0 +1,143 @@
+//! Operators (role admin): dead letters, their replay, and delivery counts.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::problem::Problem;
+use crate::audit::{AuditEvent, AuditKind, DeliveryAudit};
+use crate::model::Role;
+use crate::store::DeadLetter;
+
+const MAX_LIST: u32 = 10_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    destination: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /v1/admin/dead-letters?destination=&limit=`
+pub async fn dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let Query(query) = query.map_err(|_| {
+        bad_request("unknown or malformed query parameter; use destination and limit")
+    })?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_LIST);
+    let letters = state
+        .store
+        .dead_letters(query.destination.as_deref(), limit)
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    Ok(Json(json!({"dead_letters": letters})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// Replay every dead letter of this destination (with `ids`: only those of it).
+    destination: Option<String>,
+    /// Replay these deliveries.
+    #[serde(default)]
+    ids: Vec<i64>,
+}
+
+/// `POST /v1/admin/dead-letters/replay` with `{"destination"?, "ids"?}`; at
+/// least one must be given, so that an empty body never replays everything.
+pub async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
+        bad_request(&format!(
+            "the body must be {{\"destination\": string, \"ids\": [integer]}} (error at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if request.destination.is_none() && request.ids.is_empty() {
+        return Err(bad_request(
+            "name a destination or list delivery ids to replay",
+        ));
+    }
+    if let Some(d) = &request.destination
+        && !state.config.destinations.contains_key(d)
+    {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:registry-gateway:problem:unknown-destination",
+            "No destination of that name is configured",
+        )
+        .detail("/destination"));
+    }
+    let admin = caller.0.id.clone();
+    let now = Utc::now();
+    let audit = move |d: &DeadLetter| replay_event(&admin, d, now);
+    let replayed = state
+        .store
+        .replay(request.destination.as_deref(), &request.ids, now, &audit)
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    if let Some(nudge) = &state.nudge {
+        nudge.notify_waiters();
+    }
+    tracing::info!(count = replayed.len(), "dead letters replayed");
+    Ok(Json(json!({"replayed": replayed})).into_response())
+}
+
+fn replay_event(admin: &str, d: &DeadLetter, at: chrono::DateTime<Utc>) -> AuditEvent {
+    let mut event = AuditEvent::new(AuditKind::DeliveryReplayed, at, admin, "admin");
+    event.record_id = Some(d.record_id.clone());
+    event.delivery = Some(DeliveryAudit {
+        route: d.route.clone(),
+        destination: d.destination.clone(),
+        delivery_id: d.delivery_id,
+        attempt: d.attempts,
+        payload_sha256: None,
+        idempotency_key: None,
+        receipt_status: None,
+        receipt_sha256: None,
+        error_class: None,
+        reason: None,
+        rule: None,
+        policy_sha256: None,
+    });
+    event
+}
+
+/// `GET /v1/admin/deliveries`: counts per destination and status.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let counts = state
+        .store
+        .delivery_counts()
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    Ok(Json(json!({"deliveries": counts})).into_response())
+}
+
+fn bad_request(detail: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "urn:registry-gateway:problem:bad-request",
+        "The request is malformed",
+    )
+    .detail(detail)
+}

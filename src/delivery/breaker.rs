@@ -1,0 +1,127 @@
+//! Circuit breaker per destination: after `threshold` consecutive failures
+//! the destination is left alone for `cooldown`; then one probe goes, and its
+//! outcome closes the breaker or opens it again.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open {
+        until: DateTime<Utc>,
+    },
+    /// The cooldown is over and one probe is in flight.
+    HalfOpen,
+}
+
+pub struct Breaker {
+    threshold: u32,
+    cooldown: TimeDelta,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    state: BreakerState,
+    failures: u32,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
+        Breaker {
+            threshold: threshold.max(1),
+            cooldown: TimeDelta::from_std(cooldown).unwrap_or(TimeDelta::MAX),
+            inner: Mutex::new(Inner {
+                state: BreakerState::Closed,
+                failures: 0,
+            }),
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.lock().state
+    }
+
+    /// Until when nothing may be sent; None lets one request through (and,
+    /// after the cooldown, makes it the probe).
+    pub fn blocked_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut inner = self.lock();
+        match inner.state {
+            BreakerState::Closed => None,
+            BreakerState::Open { until } if now < until => Some(until),
+            BreakerState::Open { .. } => {
+                inner.state = BreakerState::HalfOpen;
+                None
+            }
+            // The probe's answer decides; others wait a little.
+            BreakerState::HalfOpen => Some(now + TimeDelta::milliseconds(200)),
+        }
+    }
+
+    pub fn success(&self) {
+        let mut inner = self.lock();
+        inner.failures = 0;
+        inner.state = BreakerState::Closed;
+    }
+
+    /// A failure of the destination (not of one record). True if it opened the breaker.
+    pub fn failure(&self, now: DateTime<Utc>) -> bool {
+        let mut inner = self.lock();
+        inner.failures = inner.failures.saturating_add(1);
+        let open = inner.state == BreakerState::HalfOpen || inner.failures >= self.threshold;
+        if open {
+            inner.state = BreakerState::Open {
+                until: now + self.cooldown,
+            };
+        }
+        open
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn opens_after_threshold_probes_after_cooldown_and_closes_on_success() {
+        let b = Breaker::new(3, Duration::from_secs(10));
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        assert!(!b.failure(t0));
+        assert!(!b.failure(t0));
+        assert_eq!(b.blocked_until(t0), None);
+        assert!(b.failure(t0));
+        let until = t0 + TimeDelta::seconds(10);
+        assert_eq!(b.blocked_until(t0 + TimeDelta::seconds(9)), Some(until));
+        // Cooldown over: exactly one probe goes, the rest wait.
+        assert_eq!(b.blocked_until(until), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(b.blocked_until(until).is_some());
+        b.success();
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.blocked_until(until), None);
+    }
+
+    #[test]
+    fn a_failed_probe_opens_it_again() {
+        let b = Breaker::new(1, Duration::from_secs(5));
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        assert!(b.failure(t0));
+        let t1 = t0 + TimeDelta::seconds(5);
+        assert_eq!(b.blocked_until(t1), None);
+        assert!(b.failure(t1));
+        assert_eq!(
+            b.state(),
+            BreakerState::Open {
+                until: t1 + TimeDelta::seconds(5)
+            }
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! One destination's worker: lease due deliveries, re-check the policy,
+//! render, wait for the pace, send, and record the outcome with its audit
+//! event in one transaction.
+//!
+//! The lease is what makes a crash harmless: a delivery whose worker died is
+//! due again when its lease runs out, and the registry sees the same
+//! idempotency key, so the resend is not a second registration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
+use tokio::sync::{Notify, Semaphore, watch};
+
+use super::backoff;
+use super::pace::Pace;
+use super::transports::{Outbound, ReceiptStatus, SendError, Transport};
+use crate::audit::{AuditEvent, AuditKind, DeliveryAudit};
+use crate::config::DestinationConfig;
+use crate::model::RecordType;
+use crate::pipeline::{Canonical, Pipeline};
+use crate::policy::Outcome;
+use crate::store::{ClaimedDelivery, Completion, DeliveryOutcome, Store};
+use crate::telemetry::{DeliveryLabels, DestinationLabels, Metrics};
+
+/// How often an idle worker looks for due deliveries without being nudged.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+pub struct Worker {
+    pub id: String,
+    pub destination: DestinationConfig,
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub pace: Arc<Pace>,
+    pub metrics: Metrics,
+    pub nudge: Arc<Notify>,
+}
+
+impl Worker {
+    /// The lease outlives a send and the wait for its turn.
+    fn lease(&self) -> Duration {
+        self.destination.timeout * 2 + Duration::from_secs(30)
+    }
+
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(
+            self.destination.limits.max_in_flight as usize,
+        ));
+        let batch = self.destination.limits.max_in_flight.clamp(1, 64);
+        let mut sending = tokio::task::JoinSet::new();
+        while !*stop.borrow() {
+            // Reap finished sends so the set does not grow.
+            while sending.try_join_next().is_some() {}
+            if let Some(wait) = self.pace.blocked(Utc::now()) {
+                self.sleep_until(wait.until(), &mut stop).await;
+                continue;
+            }
+            let claimed = match self
+                .store
+                .claim_due(
+                    &self.destination.name,
+                    &self.id,
+                    batch,
+                    self.lease(),
+                    Utc::now(),
+                )
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(destination = %self.destination.name, error = %e, "cannot claim deliveries");
+                    self.idle(&mut stop).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                self.idle(&mut stop).await;
+                continue;
+            }
+            for delivery in claimed {
+                let permit = tokio::select! {
+                    p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = stop.changed() => {
+                        self.release(&delivery, Utc::now()).await;
+                        continue;
+                    }
+                };
+                let worker = self.clone();
+                let stop = stop.clone();
+                sending.spawn(async move {
+                    worker.deliver(delivery, stop).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Let what is on the wire finish; what has not left is released.
+        while sending.join_next().await.is_some() {}
+    }
+
+    async fn idle(&self, stop: &mut watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.nudge.notified() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = stop.changed() => {}
+        }
+    }
+
+    async fn sleep_until(&self, until: DateTime<Utc>, stop: &mut watch::Receiver<bool>) {
+        let wait = (until - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait.min(Duration::from_secs(60))) => {}
+            _ = stop.changed() => {}
+        }
+    }
+
+    /// Give a claimed delivery back without counting an attempt.
+    async fn release(&self, d: &ClaimedDelivery, next: DateTime<Utc>) {
+        self.finish(d, DeliveryOutcome::Released { next_attempt: next }, None)
+            .await;
+    }
+
+    async fn deliver(&self, d: ClaimedDelivery, mut stop: watch::Receiver<bool>) {
+        let prepared = match self.prepare(&d).await {
+            Ok(p) => p,
+            Err(end) => {
+                let (outcome, audit) = *end;
+                self.finish(&d, outcome, Some(audit)).await;
+                return;
+            }
+        };
+        // Wait for the registry's pace; a pause that starts meanwhile (another
+        // request's Retry-After) is honoured before this one leaves.
+        loop {
+            if *stop.borrow() {
+                return self.release(&d, Utc::now()).await;
+            }
+            if let Some(wait) = self.pace.blocked(Utc::now()) {
+                if wait.until() > d.lease_until - TimeDelta::seconds(5) {
+                    // Too long to hold the lease: give it back until then.
+                    return self.release(&d, wait.until()).await;
+                }
+                self.sleep_until(wait.until(), &mut stop).await;
+                continue;
+            }
+            tokio::select! {
+                _ = self.pace.take_cell() => {}
+                _ = stop.changed() => continue,
+            }
+            // The cell may have come after a pause began.
+            if self.pace.blocked(Utc::now()).is_none() {
+                break;
+            }
+        }
+        self.pace.count_sent(Utc::now());
+        let started = std::time::Instant::now();
+        let result = self
+            .transport
+            .send(&Outbound {
+                body: &prepared.body,
+                content_type: prepared.content_type,
+                idempotency_key: &prepared.idempotency_key,
+            })
+            .await;
+        self.metrics
+            .delivery_seconds
+            .get_or_create(&DestinationLabels {
+                destination: self.destination.name.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let (outcome, audit) = self.outcome(&d, &prepared, result);
+        self.finish(&d, outcome, Some(audit)).await;
+    }
+
+    /// Re-check the policy with the subject's latest consent and render.
+    /// Err: the delivery ends here (cancelled, or dead when it cannot be rendered).
+    async fn prepare(
+        &self,
+        d: &ClaimedDelivery,
+    ) -> Result<Prepared, Box<(DeliveryOutcome, AuditEvent)>> {
+        let fail = |class: &'static str, reason: String| {
+            let mut audit = self.audit(d, AuditKind::DeliveryDead);
+            if let Some(a) = audit.delivery.as_mut() {
+                a.error_class = Some(class);
+                a.reason = Some(reason.clone());
+            }
+            Box::new((DeliveryOutcome::Dead { error: reason }, audit))
+        };
+        let Some(route) = self
+            .pipeline
+            .config
+            .routes
+            .iter()
+            .find(|r| r.name == d.route)
+        else {
+            return Err(fail("render", "the route is no longer configured".into()));
+        };
+        let record_type = RecordType::parse(&d.record_type)
+            .ok_or_else(|| fail("render", "the stored record type is unknown".into()))?;
+        let record = serde_json::from_slice(&d.canonical)
+            .map_err(|_| fail("render", "the stored record is not JSON".into()))?;
+        let canonical = Canonical {
+            record_type,
+            record,
+        };
+        let consent = match &d.subject {
+            Some(subject) => match self.store.latest_consent(subject).await {
+                Ok(bytes) => {
+                    bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                }
+                // Without the consent state the decision cannot be made: try later.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read consent; delivery postponed");
+                    let mut audit = self.audit(d, AuditKind::DeliveryFailed);
+                    if let Some(a) = audit.delivery.as_mut() {
+                        a.error_class = Some("retryable");
+                        a.reason = Some("consent state unavailable".into());
+                    }
+                    return Err(Box::new((
+                        DeliveryOutcome::Retry {
+                            next_attempt: Utc::now() + TimeDelta::seconds(5),
+                            error: "consent state unavailable".into(),
+                        },
+                        audit,
+                    )));
+                }
+            },
+            None => None,
+        };
+        let ctx = self.pipeline.context(
+            route,
+            d.record_id,
+            &canonical,
+            d.received_at,
+            u32::try_from(d.attempt).unwrap_or(u32::MAX),
+        );
+        let routed = self
+            .pipeline
+            .route_with_consent(route, &canonical, consent.as_ref(), &ctx);
+        let decision = routed.decision;
+        if decision.decision == Outcome::Deny {
+            let mut audit = self.audit(d, AuditKind::DeliveryCancelled);
+            if let Some(a) = audit.delivery.as_mut() {
+                a.error_class = Some("policy");
+                a.reason = Some(decision.reason.clone());
+                a.rule = Some(decision.rule.clone());
+                a.policy_sha256 = Some(decision.policy_sha256.clone());
+            }
+            return Err(Box::new((
+                DeliveryOutcome::Cancelled {
+                    reason: decision.reason,
+                },
+                audit,
+            )));
+        }
+        match routed.rendered {
+            Some(Ok(encoded)) => Ok(Prepared {
+                body: encoded.bytes,
+                content_type: encoded.content_type,
+                idempotency_key: ctx.idempotency_key(),
+                rule: decision.rule,
+                policy_sha256: decision.policy_sha256,
+            }),
+            Some(Err(e)) => Err(fail("render", e.to_string())),
+            None => Err(fail("render", "the policy produced no rendering".into())),
+        }
+    }
+
+    fn outcome(
+        &self,
+        d: &ClaimedDelivery,
+        prepared: &Prepared,
+        result: Result<super::transports::Receipt, SendError>,
+    ) -> (DeliveryOutcome, AuditEvent) {
+        let now = Utc::now();
+        let retry = &self.destination.retry;
+        let (kind, outcome, label) = match &result {
+            Ok(receipt) => {
+                self.pace.breaker.success();
+                let mut value = serde_json::to_value(receipt).unwrap_or_default();
+                value["delivered_at"] = serde_json::json!(now.to_rfc3339());
+                let label = match receipt.status {
+                    ReceiptStatus::Accepted => "delivered",
+                    ReceiptStatus::Duplicate => "duplicate",
+                };
+                (
+                    AuditKind::DeliveryDelivered,
+                    DeliveryOutcome::Delivered { receipt: value },
+                    label,
+                )
+            }
+            Err(SendError::Permanent { reason }) => (
+                AuditKind::DeliveryDead,
+                DeliveryOutcome::Dead {
+                    error: format!("permanent: {reason}"),
+                },
+                "dead",
+            ),
+            Err(e @ SendError::RateLimited { .. }) => {
+                // The registry's limit, not the record's fault: back off the
+                // destination and give the delivery back without using an attempt.
+                let wait = backoff::delay(retry, 1, e.retry_after());
+                let until = now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX);
+                self.pace.pause_until(until);
+                self.pace.breaker.failure(now);
+                (
+                    AuditKind::DeliveryFailed,
+                    DeliveryOutcome::Released {
+                        next_attempt: until,
+                    },
+                    "rate_limited",
+                )
+            }
+            Err(e @ SendError::Retryable { .. }) => {
+                self.pace.breaker.failure(now);
+                if let Some(after) = e.retry_after() {
+                    self.pace
+                        .pause_until(now + TimeDelta::from_std(after).unwrap_or(TimeDelta::MAX));
+                }
+                if d.attempt >= i64::from(retry.max_attempts) {
+                    (
+                        AuditKind::DeliveryDead,
+                        DeliveryOutcome::Dead {
+                            error: format!("gave up after {} attempts: {e}", d.attempt),
+                        },
+                        "dead",
+                    )
+                } else {
+                    let attempt = u32::try_from(d.attempt).unwrap_or(u32::MAX);
+                    let wait = backoff::delay(retry, attempt, e.retry_after());
+                    (
+                        AuditKind::DeliveryFailed,
+                        DeliveryOutcome::Retry {
+                            next_attempt: now + TimeDelta::from_std(wait).unwrap_or(TimeDelta::MAX),
+                            error: e.to_string(),
+                        },
+                        "retry",
+                    )
+                }
+            }
+        };
+        self.metrics
+            .deliveries
+            .get_or_create(&DeliveryLabels {
+                destination: self.destination.name.clone(),
+                outcome: label,
+            })
+            .inc();
+        let mut audit = self.audit(d, kind);
+        if let Some(a) = audit.delivery.as_mut() {
+            a.payload_sha256 = Some(hex::encode(Sha256::digest(&prepared.body)));
+            a.idempotency_key = Some(prepared.idempotency_key.clone());
+            a.rule = Some(prepared.rule.clone());
+            a.policy_sha256 = Some(prepared.policy_sha256.clone());
+            match &result {
+                Ok(receipt) => {
+                    a.receipt_status = Some(
+                        match receipt.status {
+                            ReceiptStatus::Accepted => "ACCEPTED",
+                            ReceiptStatus::Duplicate => "DUPLICATE",
+                        }
+                        .into(),
+                    );
+                    a.receipt_sha256 = receipt
+                        .reference
+                        .as_ref()
+                        .map(|r| hex::encode(Sha256::digest(r.as_bytes())));
+                }
+                Err(e) => {
+                    a.error_class = Some(match e {
+                        SendError::Retryable { .. } => "retryable",
+                        SendError::RateLimited { .. } => "rate_limited",
+                        SendError::Permanent { .. } => "permanent",
+                    });
+                    a.reason = Some(e.to_string());
+                }
+            }
+        }
+        (outcome, audit)
+    }
+
+    fn audit(&self, d: &ClaimedDelivery, kind: AuditKind) -> AuditEvent {
+        let mut event = AuditEvent::new(kind, Utc::now(), &d.client_id, "delivery");
+        event.record_id = Some(d.record_id.to_string());
+        event.record_type = Some(d.record_type.clone());
+        event.delivery = Some(DeliveryAudit {
+            route: d.route.clone(),
+            destination: d.destination.clone(),
+            delivery_id: d.delivery_id,
+            attempt: d.attempt,
+            payload_sha256: None,
+            idempotency_key: None,
+            receipt_status: None,
+            receipt_sha256: None,
+            error_class: None,
+            reason: None,
+            rule: None,
+            policy_sha256: None,
+        });
+        event
+    }
+
+    async fn finish(
+        &self,
+        d: &ClaimedDelivery,
+        outcome: DeliveryOutcome,
+        audit: Option<AuditEvent>,
+    ) {
+        let status = outcome.status();
+        let completion = Completion {
+            delivery_id: d.delivery_id,
+            worker: self.id.clone(),
+            outcome,
+            at: Utc::now(),
+            audit,
+        };
+        match self.store.complete(completion).await {
+            Ok(true) => {
+                tracing::debug!(record_id = %d.record_id, route = %d.route, status, "delivery outcome recorded");
+            }
+            Ok(false) => {
+                tracing::warn!(record_id = %d.record_id, route = %d.route, "lease lost before the outcome was recorded; another worker owns the delivery");
+            }
+            // The lease runs out and the delivery is tried again: the registry
+            // deduplicates on the idempotency key.
+            Err(e) => {
+                tracing::warn!(record_id = %d.record_id, route = %d.route, error = %e, "cannot record a delivery outcome");
+            }
+        }
+    }
+}
+
+struct Prepared {
+    body: Vec<u8>,
+    content_type: &'static str,
+    idempotency_key: String,
+    rule: String,
+    policy_sha256: String,
+}
