@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::api::{AppState, auth::Clients, router};
 use crate::config::{Config, StoreLocation};
+use crate::delivery::Delivery;
+use crate::delivery::transports::BuildError;
 use crate::intake::Intake;
 use crate::mapping::{self, LoadError};
 use crate::pipeline::{Pipeline, check_categories};
@@ -29,6 +31,8 @@ pub enum StartError {
     Policies(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("destinations cannot be reached as configured:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Transports(Vec<BuildError>),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -42,15 +46,26 @@ pub struct RunningGateway {
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
+    delivery: Option<Delivery>,
+    pub metrics: Metrics,
 }
 
 impl RunningGateway {
     /// Stop accepting connections, finish in-flight requests, close the store.
+    /// Stop accepting, finish in-flight requests, let deliveries on the wire
+    /// finish (the rest stay due), close the store.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let served = self.task.await.unwrap_or(Ok(()));
+        if let Some(delivery) = self.delivery {
+            delivery.shutdown().await;
+        }
         self.store.close().await;
         served
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 }
 
@@ -81,20 +96,53 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn St
     }
 }
 
-/// Load schemas, open the store, bind the listener and start serving.
+/// What runs besides the HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Run the delivery workers (off: accept and store only).
+    pub deliver: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions { deliver: true }
+    }
+}
+
+/// Load schemas, open the store, bind the listener, start serving and delivering.
 pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
+    start_with(config, StartOptions::default()).await
+}
+
+pub async fn start_with(config: Config, options: StartOptions) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
     let pipeline = Arc::new(load_pipeline(config.clone())?);
     let metrics = Metrics::default();
     let store = open_store(&config, &metrics).await?;
-    let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()));
+    let delivery = if options.deliver {
+        // The embedded store belongs to this process alone: any lease still
+        // held is a crashed run's, and its deliveries are due now.
+        let released = store.release_all_leases().await?;
+        if released > 0 {
+            tracing::info!(released, "leases of an earlier run released");
+        }
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        Some(
+            Delivery::start(pipeline.clone(), store.clone(), metrics.clone(), &instance[..12])
+                .map_err(StartError::Transports)?,
+        )
+    } else {
+        None
+    };
+    let nudge = delivery.as_ref().map(Delivery::nudge);
+    let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
     let state = AppState {
         clients: Arc::new(Clients::new(&config.clients)),
         config: config.clone(),
         intake,
         store: store.clone(),
-        metrics,
-        nudge: None,
+        metrics: metrics.clone(),
+        nudge,
     };
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
@@ -117,5 +165,7 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
         stop,
         task,
         store,
+        delivery,
+        metrics,
     })
 }

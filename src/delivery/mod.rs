@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
 use crate::telemetry::Metrics;
-use transports::Transport;
+use transports::{BuildError, Transport};
 
 pub use breaker::BreakerState;
 
@@ -30,6 +30,32 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Build every destination's transport (all problems reported at once)
+    /// and start its worker.
+    pub fn start(
+        pipeline: Arc<Pipeline>,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+        instance: &str,
+    ) -> Result<Delivery, Vec<BuildError>> {
+        let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (name, destination) in &pipeline.config.destinations {
+            match transports::build(destination) {
+                Ok(t) => {
+                    transports.insert(name.clone(), t);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Delivery::start_with(
+            pipeline, store, metrics, instance, transports,
+        ))
+    }
+
     /// Start workers with the given transports (one per destination that has one).
     pub fn start_with(
         pipeline: Arc<Pipeline>,

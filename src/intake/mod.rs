@@ -73,6 +73,8 @@ pub struct Intake {
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     metrics: Metrics,
+    /// Wakes the delivery workers once new deliveries are committed.
+    nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Intake {
@@ -81,7 +83,13 @@ impl Intake {
             pipeline,
             store,
             metrics,
+            nudge: None,
         }
+    }
+
+    pub fn with_nudge(mut self, nudge: Option<Arc<tokio::sync::Notify>>) -> Intake {
+        self.nudge = nudge;
+        self
     }
 
     pub fn pipeline(&self) -> &Pipeline {
@@ -197,6 +205,9 @@ impl Intake {
             .await?;
         match outcome {
             AcceptOutcome::Created(id) => {
+                if let Some(nudge) = &self.nudge {
+                    nudge.notify_waiters();
+                }
                 self.metrics.records_accepted.get_or_create(&labels).inc();
                 tracing::info!(record_id = %id, source = %labels.source, record_type = %labels.record_type, "record accepted");
                 Ok(Accepted {
