@@ -19,6 +19,7 @@ pub mod audit;
 pub mod config;
 pub mod conformance;
 pub mod delivery;
+pub mod demo;
 pub mod intake;
 pub mod manifest;
 pub mod mapping;

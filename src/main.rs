@@ -93,10 +93,22 @@ enum Command {
         #[arg(long)]
         no_maintenance: bool,
     },
-    /// NOT YET BUILT: will run the gateway with local mock registries and sample
-    /// records (delivery work). Today it only says so and exits with status 2;
-    /// use `serve --config deploy/gateway.example.toml`.
-    Demo,
+    /// Run the whole flow locally: mock registries, the gateway on a fresh
+    /// embedded store, the sample records pushed and followed to their
+    /// receipts; then keep serving until Ctrl-C.
+    Demo {
+        #[arg(long, default_value = "deploy/gateway.example.toml")]
+        config: PathBuf,
+        /// Sample records: every case expected to be accepted.
+        #[arg(long, default_value = "conformance/cases")]
+        cases: PathBuf,
+        /// Address of the gateway (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Store directory; emptied at start.
+        #[arg(long, default_value = "registry-gateway-demo-data")]
+        data_dir: PathBuf,
+    },
     /// List or replay dead letters through a running gateway's admin API.
     DeadLetters {
         #[command(subcommand)]
@@ -190,14 +202,17 @@ fn main() -> ExitCode {
             gateway,
             token,
         } => dead_letters(command, &gateway, token.as_deref()),
-        Command::Demo => {
-            eprintln!(
-                "registry-gateway demo is not built yet (it comes with the delivery engine).\n\
-                 Run the gateway on the example config instead:\n  \
-                 registry-gateway serve --config deploy/gateway.example.toml"
-            );
-            return ExitCode::from(2);
-        }
+        Command::Demo {
+            config,
+            cases,
+            listen,
+            data_dir,
+        } => demo(registry_gateway::demo::DemoOptions {
+            config,
+            cases,
+            listen,
+            data_dir,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -387,6 +402,77 @@ fn mock_registries(
         println!("admin: GET /_mock/arrivals | POST /_mock/faults | DELETE /_mock/faults | GET /_mock/records");
         wait_for_stop_signal().await;
         for m in running {
+            m.stop().await;
+        }
+        Ok(())
+    })
+}
+
+fn demo(options: registry_gateway::demo::DemoOptions) -> anyhow::Result<()> {
+    use registry_gateway::demo;
+    telemetry::init_logging(registry_gateway::config::LogFormat::Text);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let running = demo::start(&options).await?;
+        let base = format!("http://{}", running.gateway.local_addr);
+        println!("registry-gateway listening on {base}");
+        println!("mock registries:");
+        for m in &running.mocks {
+            println!("  {}", m.describe());
+        }
+        println!(
+            "\npushing {} sample records from {} ...",
+            running.samples.len(),
+            options.cases.display()
+        );
+        let pushed = demo::push(&base, &running.samples).await;
+        let accepted = pushed.iter().filter(|p| p.status == 202).count();
+        let routes: usize = pushed.iter().map(|p| p.delivering).sum();
+        let denied: usize = pushed.iter().map(|p| p.denied).sum();
+        println!(
+            "accepted {accepted} of {}: {routes} deliveries to make, {denied} routes denied by policy\n",
+            pushed.len()
+        );
+        let limit = std::time::Duration::from_secs(120);
+        let counts = demo::wait_settled(&running.gateway, limit, |counts| {
+            let line: Vec<String> = counts
+                .iter()
+                .map(|(d, n)| {
+                    let dead = if n[2] > 0 { format!(" ({} dead)", n[2]) } else { String::new() };
+                    format!("{d} {}/{}{dead}", n[0], n.iter().sum::<i64>())
+                })
+                .collect();
+            println!("delivered: {}", line.join(" | "));
+        })
+        .await;
+        let dead: i64 = counts.iter().map(|(_, n)| n[2]).sum();
+        println!("\nreceipts (GET {base}/v1/records/<id>, Authorization: Bearer demo-agency-token):");
+        for p in pushed.iter().take(6) {
+            let Some(id) = p.id.as_deref().and_then(registry_gateway::model::RecordId::parse) else {
+                continue;
+            };
+            if let Ok(Some(status)) = running.gateway.store().record_status(id).await {
+                for r in &status.routes {
+                    let reference = r
+                        .receipt
+                        .as_ref()
+                        .and_then(|v| v["reference"].as_str())
+                        .unwrap_or("-");
+                    println!("  {:<40} {:<42} {:<10} {reference}", p.case, r.route, r.status);
+                }
+            }
+        }
+        let first = pushed.iter().find_map(|p| p.id.clone()).unwrap_or_default();
+        println!("\nlook at:");
+        println!("  {base}/v1/records/{first}   (status and receipts)");
+        println!("  {base}/metrics   (gateway_deliveries_total, gateway_delivery_seconds)");
+        let dead_note = if dead > 0 { format!(": {dead} now") } else { String::new() };
+        println!("  {base}/v1/admin/dead-letters   (Bearer demo-admin-token){dead_note}");
+        println!("  http://127.0.0.1:7101/_mock/arrivals   (what the OpenCRVS mock received)");
+        println!("\nserving until Ctrl-C");
+        wait_for_stop_signal().await;
+        running.gateway.shutdown().await?;
+        for m in running.mocks {
             m.stop().await;
         }
         Ok(())

@@ -114,7 +114,10 @@ pub async fn start(config: Config) -> Result<RunningGateway, StartError> {
     start_with(config, StartOptions::default()).await
 }
 
-pub async fn start_with(config: Config, options: StartOptions) -> Result<RunningGateway, StartError> {
+pub async fn start_with(
+    config: Config,
+    options: StartOptions,
+) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
     let pipeline = Arc::new(load_pipeline(config.clone())?);
     let metrics = Metrics::default();
@@ -128,14 +131,20 @@ pub async fn start_with(config: Config, options: StartOptions) -> Result<Running
         }
         let instance = uuid::Uuid::new_v4().simple().to_string();
         Some(
-            Delivery::start(pipeline.clone(), store.clone(), metrics.clone(), &instance[..12])
-                .map_err(StartError::Transports)?,
+            Delivery::start(
+                pipeline.clone(),
+                store.clone(),
+                metrics.clone(),
+                &instance[..12],
+            )
+            .map_err(StartError::Transports)?,
         )
     } else {
         None
     };
     let nudge = delivery.as_ref().map(Delivery::nudge);
-    let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
+    let intake =
+        Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
     let state = AppState {
         clients: Arc::new(Clients::new(&config.clients)),
         config: config.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
+enum BreakerState {
     Closed,
     Open {
         until: DateTime<Utc>,
@@ -40,7 +40,8 @@ impl Breaker {
         }
     }
 
-    pub fn state(&self) -> BreakerState {
+    #[cfg(test)]
+    fn state(&self) -> BreakerState {
         self.lock().state
     }
 

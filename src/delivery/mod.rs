@@ -20,8 +20,6 @@ use crate::store::Store;
 use crate::telemetry::Metrics;
 use transports::{BuildError, Transport};
 
-pub use breaker::BreakerState;
-
 /// Delivery workers, one per destination, until [`Delivery::shutdown`].
 pub struct Delivery {
     stop: watch::Sender<bool>,

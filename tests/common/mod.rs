@@ -36,7 +36,64 @@ pub struct TestGateway {
     gateway: Option<RunningGateway>,
 }
 
+/// A config like the example one (same clients, mappings and policies) but
+/// with the given destinations (TOML) and routes `(record type, destination)`.
+pub fn config_with(data_dir: &Path, destinations: &str, routes: &[(&str, &str)]) -> Config {
+    let example = std::fs::read_to_string(example_config_path()).unwrap();
+    let head = &example[..example.find("# --- destinations").unwrap()];
+    let head = head
+        .replace(
+            "mappings_dir = \"../mappings\"",
+            &format!(
+                "mappings_dir = {:?}",
+                repo_path("mappings").display().to_string()
+            ),
+        )
+        .replace(
+            "policies_dir = \"../policies\"",
+            &format!(
+                "policies_dir = {:?}",
+                repo_path("policies").display().to_string()
+            ),
+        )
+        .replace(
+            "data_dir = \"registry-gateway-data\"",
+            &format!(
+                "data_dir = {:?}",
+                data_dir.join("store").display().to_string()
+            ),
+        );
+    let mut text = format!("{head}\n{destinations}\n");
+    for (record_type, destination) in routes {
+        text.push_str(&format!(
+            "[[routes]]\nrecord_type = \"{record_type}\"\ndestination = \"{destination}\"\n\n"
+        ));
+    }
+    let path = data_dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(
+        &path,
+        &Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(data_dir.join("store")),
+            database_url: None,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl TestGateway {
+    /// A gateway on `config` (from [`config_with`]), data in `data_dir`.
+    pub async fn start_with(config: Config, data_dir: TempDir) -> TestGateway {
+        let gateway = server::start(config).await.unwrap();
+        TestGateway {
+            base: format!("http://{}", gateway.local_addr),
+            http: reqwest::Client::new(),
+            data_dir,
+            gateway: Some(gateway),
+        }
+    }
+
     pub async fn start() -> TestGateway {
         let data_dir = tempfile::tempdir().unwrap();
         let config = Config::load(
