@@ -279,7 +279,8 @@ impl Worker {
             Ok(receipt) => {
                 self.pace.breaker.success();
                 let mut value = serde_json::to_value(receipt).unwrap_or_default();
-                value["delivered_at"] = serde_json::json!(now.to_rfc3339());
+                value["delivered_at"] =
+                    serde_json::json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                 let label = match receipt.status {
                     ReceiptStatus::Accepted => "delivered",
                     ReceiptStatus::Duplicate => "duplicate",
