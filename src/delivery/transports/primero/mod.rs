@@ -1,0 +1,217 @@
+//! A government Primero v2 (FORMATS §4): `POST /api/v2/cases` with
+//! `{"data": {...}}` carrying our client-supplied `data.id`. 204 is a new
+//! case (its id is ours); 409 "already exists" for our id means the earlier
+//! create stands (a resend after a lost answer). Authentication is one of
+//! four modes from config: `jwt-header`, `session` (cookie + CSRF), `basic`,
+//! `idp-bearer` (client credentials at the identity provider). A refused
+//! login is renewed once: 401, or in session mode 422 InvalidAuthenticityToken.
+
+mod login;
+
+use async_trait::async_trait;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::{Client, StatusCode, Url};
+use serde_json::{Map, Value, json};
+
+use super::auth::Auth;
+use super::classify::{code_at, listed, status_error};
+use super::http_client::{Answer, build_client};
+use super::token_cache::TokenCache;
+use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
+use crate::config::{AuthConfig, DestinationConfig};
+use login::{Login, Mode};
+
+pub(crate) struct Primero {
+    url: Url,
+    client: Client,
+    auth: Auth,
+    clock: Clock,
+}
+
+impl Primero {
+    pub fn new(dest: &DestinationConfig, clock: Clock) -> Result<Primero, BuildError> {
+        let (auth, cookies) = match &dest.auth {
+            AuthConfig::PrimeroJwtHeader {
+                login_url,
+                user,
+                password,
+            } => {
+                let login = Login {
+                    url: login_url.clone(),
+                    user: user.clone(),
+                    password: password.clone(),
+                    mode: Mode::JwtHeader,
+                };
+                (Auth::Bearer(TokenCache::new(login, clock.clone())), false)
+            }
+            AuthConfig::PrimeroSession {
+                login_url,
+                user,
+                password,
+            } => {
+                let login = Login {
+                    url: login_url.clone(),
+                    user: user.clone(),
+                    password: password.clone(),
+                    mode: Mode::Session,
+                };
+                (Auth::Session(TokenCache::new(login, clock.clone())), true)
+            }
+            // basic, idp-bearer (client credentials), none.
+            _ => (Auth::standard(dest, clock.clone())?, false),
+        };
+        Ok(Primero {
+            url: url_of(dest)?,
+            client: build_client(dest, cookies)?,
+            auth,
+            clock,
+        })
+    }
+}
+
+#[async_trait]
+impl Transport for Primero {
+    async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
+        let request = || {
+            self.client
+                .post(self.url.clone())
+                .header(CONTENT_TYPE, outbound.content_type)
+                .header(ACCEPT, "application/json")
+                .body(outbound.body.to_vec())
+        };
+        let answer = self.auth.send(&self.client, request, refused).await?;
+        receipt(&answer, client_id(outbound.body).as_deref(), &self.clock)
+    }
+}
+
+/// Credentials refused: 401, or a session whose CSRF token no longer matches.
+fn refused(answer: &Answer) -> bool {
+    match answer.status {
+        StatusCode::UNAUTHORIZED => true,
+        StatusCode::UNPROCESSABLE_ENTITY => answer
+            .json()
+            .is_some_and(|b| errors(&b).any(|e| e["message"] == "InvalidAuthenticityToken")),
+        _ => false,
+    }
+}
+
+fn errors(body: &Value) -> impl Iterator<Item = &Value> {
+    body["errors"].as_array().into_iter().flatten()
+}
+
+/// Our `data.id`: the case id Primero keeps.
+fn client_id(body: &[u8]) -> Option<String> {
+    let body: Value = serde_json::from_slice(body).ok()?;
+    body["data"]["id"].as_str().map(str::to_string)
+}
+
+fn receipt(answer: &Answer, ours: Option<&str>, clock: &Clock) -> Result<Receipt, SendError> {
+    let body = answer.json();
+    let accepted = |reference: Option<String>, details| Receipt {
+        status: ReceiptStatus::Accepted,
+        reference,
+        http_status: answer.status.as_u16(),
+        details,
+    };
+    match (answer.status, ours) {
+        (StatusCode::NO_CONTENT, _) => Ok(accepted(ours.map(str::to_string), Map::new())),
+        (StatusCode::CONFLICT, Some(id)) => Ok(Receipt {
+            status: ReceiptStatus::Duplicate,
+            reference: Some(id.to_string()),
+            http_status: 409,
+            details: Map::new(),
+        }),
+        (status, _) if status.is_success() => {
+            let case = body.as_ref().map(|b| &b["data"]);
+            let id = case.and_then(|c| c["id"].as_str()).or(ours);
+            let mut details = Map::new();
+            if let Some(display) = case.and_then(|c| c["case_id_display"].as_str()) {
+                details.insert("case_id_display".into(), json!(display));
+            }
+            Ok(accepted(id.map(str::to_string), details))
+        }
+        (status, _) => {
+            // `detail` names the field Primero refused; `message` is prose.
+            let detail = body.as_ref().and_then(|b| {
+                listed(errors(b).filter_map(|e| code_at(None, e["detail"].as_str())))
+            });
+            Err(status_error(status, &answer.headers, clock.now(), detail))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderMap;
+
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    const OURS: Option<&str> = Some("7b1e3c1a-4f0d-4b8e-9a51-2d1f0c9e6a11");
+
+    #[test]
+    fn created_with_our_id_or_already_there() {
+        let clock = Clock::system();
+        let r = receipt(&answer(204, ""), OURS, &clock).unwrap();
+        assert_eq!(
+            (r.status, r.reference.as_deref()),
+            (ReceiptStatus::Accepted, OURS)
+        );
+        let conflict = r#"{"errors":[{"code":409,"resource":"/api/v2/cases","message":"Conflict: A record with this id already exists"}]}"#;
+        let r = receipt(&answer(409, conflict), OURS, &clock).unwrap();
+        assert_eq!(
+            (r.status, r.reference.as_deref()),
+            (ReceiptStatus::Duplicate, OURS)
+        );
+        // Without an id of ours, a conflict is not a duplicate we can vouch for.
+        assert!(matches!(
+            receipt(&answer(409, conflict), None, &clock),
+            Err(SendError::Permanent { .. })
+        ));
+        let created = r#"{"data":{"id":"c-1","case_id_display":"ab12cd3"}}"#;
+        let r = receipt(&answer(200, created), None, &clock).unwrap();
+        assert_eq!(r.reference.as_deref(), Some("c-1"));
+        assert_eq!(r.details["case_id_display"], "ab12cd3");
+    }
+
+    #[test]
+    fn validation_errors_name_fields_only() {
+        let body = r#"{"errors":[{"code":422,"resource":"/api/v2/cases","message":"Unprocessable Entity","detail":"registration_date"},
+                                 {"code":422,"message":"x","detail":"age"}]}"#;
+        let e = receipt(&answer(422, body), OURS, &Clock::system()).unwrap_err();
+        assert_eq!(
+            e,
+            SendError::Permanent {
+                reason: "status 422: at registration_date; at age".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_stale_csrf_token_is_a_refusal_but_validation_is_not() {
+        let csrf = r#"{"errors":[{"code":422,"resource":"/api/v2/cases","message":"InvalidAuthenticityToken"}]}"#;
+        assert!(refused(&answer(422, csrf)));
+        assert!(refused(&answer(401, "")));
+        assert!(!refused(&answer(
+            422,
+            r#"{"errors":[{"message":"Unprocessable Entity","detail":"age"}]}"#
+        )));
+        assert!(!refused(&answer(403, "")));
+    }
+
+    #[test]
+    fn our_id_is_read_from_the_body() {
+        assert_eq!(
+            client_id(br#"{"data":{"id":"abc","name_first":"x"}}"#).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(client_id(b"not json"), None);
+    }
+}
