@@ -13,8 +13,11 @@ enum BreakerState {
     Open {
         until: DateTime<Utc>,
     },
-    /// The cooldown is over and one probe is in flight.
-    HalfOpen,
+    /// The cooldown is over and one probe is in flight; if it has not
+    /// answered by `deadline` (its worker stopped), another may go.
+    HalfOpen {
+        deadline: DateTime<Utc>,
+    },
 }
 
 pub struct Breaker {
@@ -49,16 +52,18 @@ impl Breaker {
     /// after the cooldown, makes it the probe).
     pub fn blocked_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut inner = self.lock();
-        match inner.state {
-            BreakerState::Closed => None,
-            BreakerState::Open { until } if now < until => Some(until),
-            BreakerState::Open { .. } => {
-                inner.state = BreakerState::HalfOpen;
-                None
-            }
-            // The probe's answer decides; others wait a little.
-            BreakerState::HalfOpen => Some(now + TimeDelta::milliseconds(200)),
+        let blocked = peek(inner.state, now);
+        if blocked.is_none() && inner.state != BreakerState::Closed {
+            inner.state = BreakerState::HalfOpen {
+                deadline: now + self.cooldown,
+            };
         }
+        blocked
+    }
+
+    /// Like [`Breaker::blocked_until`], without taking the probe.
+    pub fn peek(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        peek(self.lock().state, now)
     }
 
     pub fn success(&self) {
@@ -71,7 +76,8 @@ impl Breaker {
     pub fn failure(&self, now: DateTime<Utc>) -> bool {
         let mut inner = self.lock();
         inner.failures = inner.failures.saturating_add(1);
-        let open = inner.state == BreakerState::HalfOpen || inner.failures >= self.threshold;
+        let probing = matches!(inner.state, BreakerState::HalfOpen { .. });
+        let open = probing || inner.failures >= self.threshold;
         if open {
             inner.state = BreakerState::Open {
                 until: now + self.cooldown,
@@ -82,6 +88,19 @@ impl Breaker {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn peek(state: BreakerState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match state {
+        BreakerState::Closed => None,
+        BreakerState::Open { until } if now < until => Some(until),
+        BreakerState::Open { .. } => None,
+        // The probe's answer decides; others look again shortly.
+        BreakerState::HalfOpen { deadline } if now < deadline => {
+            Some((now + TimeDelta::milliseconds(200)).min(deadline))
+        }
+        BreakerState::HalfOpen { .. } => None,
     }
 }
 
@@ -101,10 +120,14 @@ mod tests {
         assert!(b.failure(t0));
         let until = t0 + TimeDelta::seconds(10);
         assert_eq!(b.blocked_until(t0 + TimeDelta::seconds(9)), Some(until));
-        // Cooldown over: exactly one probe goes, the rest wait.
+        // Cooldown over: peeking takes nothing; exactly one probe goes, the rest wait.
+        assert_eq!(b.peek(until), None);
         assert_eq!(b.blocked_until(until), None);
-        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(matches!(b.state(), BreakerState::HalfOpen { .. }));
         assert!(b.blocked_until(until).is_some());
+        assert!(b.peek(until).is_some());
+        // A probe that never answers does not hold the breaker forever.
+        assert_eq!(b.blocked_until(until + TimeDelta::seconds(10)), None);
         b.success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.blocked_until(until), None);

@@ -73,9 +73,20 @@ impl Pace {
         }
     }
 
-    /// What stops a request from leaving at `now`, if anything. Takes a
-    /// breaker probe slot when the breaker is half-open.
+    /// What stops a request from leaving at `now`, if anything. Takes the
+    /// breaker's probe when its cooldown is over: call it only for a request
+    /// about to leave.
     pub fn blocked(&self, now: DateTime<Utc>) -> Option<Wait> {
+        self.check(now, true)
+    }
+
+    /// [`Pace::blocked`] without taking the breaker's probe: whether it is
+    /// worth claiming deliveries now.
+    pub fn hint(&self, now: DateTime<Utc>) -> Option<Wait> {
+        self.check(now, false)
+    }
+
+    fn check(&self, now: DateTime<Utc>, take_probe: bool) -> Option<Wait> {
         if let Some(end) = self.closed_until(now) {
             return Some(Wait::Closed(end));
         }
@@ -94,10 +105,12 @@ impl Pace {
                 return Some(Wait::QuotaSpent(self.next_day_start(day)));
             }
         }
-        if let Some(t) = self.breaker.blocked_until(now) {
-            return Some(Wait::BreakerOpen(t));
-        }
-        None
+        let breaker = if take_probe {
+            self.breaker.blocked_until(now)
+        } else {
+            self.breaker.peek(now)
+        };
+        breaker.map(Wait::BreakerOpen)
     }
 
     /// Wait for a GCRA cell: returns once one request may leave by the rate.

@@ -53,7 +53,7 @@ impl Worker {
         while !*stop.borrow() {
             // Reap finished sends so the set does not grow.
             while sending.try_join_next().is_some() {}
-            if let Some(wait) = self.pace.blocked(Utc::now()) {
+            if let Some(wait) = self.pace.hint(Utc::now()) {
                 self.sleep_until(wait.until(), &mut stop).await;
                 continue;
             }
@@ -136,7 +136,7 @@ impl Worker {
             if *stop.borrow() {
                 return self.release(&d, Utc::now()).await;
             }
-            if let Some(wait) = self.pace.blocked(Utc::now()) {
+            if let Some(wait) = self.pace.hint(Utc::now()) {
                 if wait.until() > d.lease_until - TimeDelta::seconds(5) {
                     // Too long to hold the lease: give it back until then.
                     return self.release(&d, wait.until()).await;
@@ -148,7 +148,8 @@ impl Worker {
                 _ = self.pace.take_cell() => {}
                 _ = stop.changed() => continue,
             }
-            // The cell may have come after a pause began.
+            // The cell may have come after a pause began. This check also
+            // takes the breaker's probe when it is due.
             if self.pace.blocked(Utc::now()).is_none() {
                 break;
             }

@@ -103,10 +103,19 @@ impl TokenCache {
         let lifetime = fetched
             .expires_in
             .or_else(|| jwt_lifetime(&fetched.value, now));
+        // JWT times are whole seconds: a token issued at 10.9 s with a 2 s life
+        // expires at 12 s, not 12.9 s. Count from `iat` when the issuer's clock
+        // agrees with ours (within a minute), so renewal comes before expiry.
+        let start = match fetched.expires_in {
+            Some(_) => now,
+            None => jwt_issued_at(&fetched.value)
+                .filter(|iat| (now - *iat).num_seconds().abs() < 60)
+                .map_or(now, |iat| iat.min(now)),
+        };
         let after = |fraction: u32| {
             lifetime
                 .and_then(|l| TimeDelta::from_std(l * fraction / 100).ok())
-                .and_then(|d| now.checked_add_signed(d))
+                .and_then(|d| start.checked_add_signed(d))
         };
         Ok(Held {
             token: Token {
@@ -125,16 +134,25 @@ impl TokenCache {
     }
 }
 
-/// The lifetime of a JWT from its claims: `exp - iat` (both the issuer's
-/// clock, so skew does not matter), else `exp - now`. None when the value is
-/// not a JWT or has no `exp`. The signature is not checked: the registry does.
-pub(super) fn jwt_lifetime(token: &str, now: DateTime<Utc>) -> Option<Duration> {
+fn jwt_claims(token: &str) -> Option<serde_json::Value> {
     let engine = GeneralPurpose::new(
         &base64::alphabet::URL_SAFE,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
     let payload = token.split('.').nth(1)?;
-    let claims: serde_json::Value = serde_json::from_slice(&engine.decode(payload).ok()?).ok()?;
+    serde_json::from_slice(&engine.decode(payload).ok()?).ok()
+}
+
+/// A JWT's `iat`, if it has one.
+fn jwt_issued_at(token: &str) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(jwt_claims(token)?.get("iat")?.as_i64()?, 0)
+}
+
+/// The lifetime of a JWT from its claims: `exp - iat` (both the issuer's
+/// clock, so skew does not matter), else `exp - now`. None when the value is
+/// not a JWT or has no `exp`. The signature is not checked: the registry does.
+pub(super) fn jwt_lifetime(token: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let claims = jwt_claims(token)?;
     let exp = claims.get("exp")?.as_i64()?;
     let start = claims
         .get("iat")
