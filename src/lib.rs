@@ -17,8 +17,8 @@
 pub mod api;
 pub mod audit;
 pub mod config;
-pub mod delivery;
 pub mod conformance;
+pub mod delivery;
 pub mod intake;
 pub mod manifest;
 pub mod mapping;

@@ -310,7 +310,11 @@ fn window(raw: RawWindow, at: String, errors: &mut Errors) -> Option<ClosedWindo
     })
 }
 
-pub(super) fn validate_limits(raw: Option<RawLimits>, at: &str, errors: &mut Errors) -> LimitsConfig {
+pub(super) fn validate_limits(
+    raw: Option<RawLimits>,
+    at: &str,
+    errors: &mut Errors,
+) -> LimitsConfig {
     let Some(raw) = raw else {
         return LimitsConfig::default();
     };
@@ -369,7 +373,10 @@ pub(super) fn validate_retry(raw: Option<RawRetry>, at: &str, errors: &mut Error
         retry.max_backoff = Duration::from_secs(s.max(1));
     }
     if retry.max_backoff < retry.initial_backoff {
-        errors.push(p("max_backoff_secs"), "must not be below initial_backoff_ms");
+        errors.push(
+            p("max_backoff_secs"),
+            "must not be below initial_backoff_ms",
+        );
     }
     match raw.breaker_failures {
         Some(0) => errors.push(p("breaker_failures"), "must be at least 1"),
@@ -390,11 +397,17 @@ pub(super) fn validate_tls(raw: Option<RawTls>, at: &str, errors: &mut Errors) -
         (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
         (None, None) => None,
         (Some(_), None) => {
-            errors.push(format!("{at}.tls.client_key_file"), "is required with client_cert_file");
+            errors.push(
+                format!("{at}.tls.client_key_file"),
+                "is required with client_cert_file",
+            );
             None
         }
         (None, Some(_)) => {
-            errors.push(format!("{at}.tls.client_cert_file"), "is required with client_key_file");
+            errors.push(
+                format!("{at}.tls.client_cert_file"),
+                "is required with client_key_file",
+            );
             None
         }
     };

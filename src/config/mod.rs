@@ -16,9 +16,7 @@ use std::time::Duration;
 use crate::model::{RecordType, Role, route_name};
 use raw::RawConfig;
 
-pub use destination::{
-    AuthConfig, ClosedWindow, LimitsConfig, RetryConfig, Secret, TlsConfig,
-};
+pub use destination::{AuthConfig, ClosedWindow, LimitsConfig, RetryConfig, Secret, TlsConfig};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";

@@ -13,7 +13,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-
 /// One payload, rendered for its route, with its stable idempotency key.
 #[derive(Debug, Clone)]
 pub struct Outbound<'a> {
@@ -72,9 +71,8 @@ pub enum SendError {
 impl SendError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            SendError::Retryable { retry_after, .. } | SendError::RateLimited { retry_after, .. } => {
-                *retry_after
-            }
+            SendError::Retryable { retry_after, .. }
+            | SendError::RateLimited { retry_after, .. } => *retry_after,
             SendError::Permanent { .. } => None,
         }
     }
