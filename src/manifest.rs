@@ -212,7 +212,7 @@ pub fn to_markdown(manifest: &Manifest) -> String {
             r.route, r.record_type, r.destination, r.destination_kind, r.mapping, r.description
         ));
         match &r.policy {
-            Some(p) => policy_markdown(&mut out, p),
+            Some(p) => policy_markdown(&mut out, p, "### Policy"),
             None => out.push_str("\nNo policy: every record is denied.\n"),
         }
         out.push_str(&format!("\n### Fields sent to {}\n\n", r.destination));
@@ -243,11 +243,22 @@ fn code_list(items: &[impl AsRef<str>]) -> String {
         .join(", ")
 }
 
-fn policy_markdown(out: &mut String, p: &PolicyManifest) {
+/// Only the routes' policies, one section each, for docs/policy.md.
+pub fn policies_markdown(manifest: &Manifest) -> String {
+    let mut out = String::new();
+    for r in &manifest.routes {
+        if let Some(p) = &r.policy {
+            policy_markdown(&mut out, p, &format!("### {}", r.route));
+        }
+    }
+    out
+}
+
+fn policy_markdown(out: &mut String, p: &PolicyManifest, heading: &str) {
     let s = &p.summary;
     let categories: Vec<&str> = s.categories.iter().map(|c| c.as_str()).collect();
     out.push_str(&format!(
-        "\n### Policy\n\n- file: `{}` (SHA-256 `{}`)\n- purpose: `{}`\n- legal bases: {}\n- sensitive categories allowed: {}\n",
+        "\n{heading}\n\n- file: `{}` (SHA-256 `{}`)\n- purpose: `{}`\n- legal bases: {}\n- sensitive categories allowed: {}\n",
         p.file,
         s.sha256,
         s.purpose,

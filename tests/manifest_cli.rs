@@ -4,8 +4,12 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Arc;
 
 use common::*;
+use registry_gateway::config::{Config, Overrides};
+use registry_gateway::manifest::{build, policies_markdown};
+use registry_gateway::server::load_pipeline;
 use serde_json::{Value, json};
 
 fn manifest(format: &str) -> String {
@@ -139,5 +143,33 @@ fn the_published_manifest_of_the_example_config_is_not_stale() {
     assert!(
         published == manifest("md"),
         "docs/manifest.md is stale: run `registry-gateway manifest --config deploy/gateway.example.toml --format md > docs/manifest.md`"
+    );
+}
+
+const BEGIN: &str = "<!-- generated: example policies begin -->\n";
+const END: &str = "<!-- generated: example policies end -->";
+
+#[test]
+fn the_example_policies_in_docs_policy_md_are_not_stale() {
+    let config = Config::load(&example_config_path(), &Overrides::default()).unwrap();
+    let pipeline = load_pipeline(Arc::new(config)).unwrap();
+    let generated = policies_markdown(&build(&pipeline));
+    assert!(generated.contains("### child-protection-case-to-primero"));
+    let path = repo_path("docs/policy.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let (Some(start), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
+        panic!("docs/policy.md lacks the generated-section markers");
+    };
+    let current = &doc[start + BEGIN.len()..end];
+    if current == generated {
+        return;
+    }
+    if std::env::var_os("REGISTRY_GATEWAY_BLESS_DOCS").is_some() {
+        let fresh = format!("{}{generated}{}", &doc[..start + BEGIN.len()], &doc[end..]);
+        std::fs::write(&path, fresh).unwrap();
+        return;
+    }
+    panic!(
+        "docs/policy.md is stale: run `REGISTRY_GATEWAY_BLESS_DOCS=1 cargo test --test manifest_cli` and review the diff"
     );
 }
