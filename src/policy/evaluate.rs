@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::consent::{ConsentGiver, ConsentState, ConsentStatus};
 use super::load::{Condition, ConsentRule, Policy, RedactionRule, Rule, Scalar, covers};
 use super::redact::{self, escape, expand};
 use super::{Action, Decision, Outcome, Redaction};
@@ -14,6 +15,7 @@ pub(super) fn decide(
     record_type: RecordType,
     record: &Value,
     has_key: bool,
+    consent: Option<&ConsentState>,
 ) -> Decision {
     let deny = |reason: String| Decision {
         route: route.to_string(),
@@ -34,14 +36,27 @@ pub(super) fn decide(
     if needs_key && !has_key {
         return deny("the policy pseudonymises, and the destination has no pseudonym key".into());
     }
+    // The latest consent decision replaces the record's consent fields when
+    // it is about this route (see `decides_for`).
+    let consent = consent.filter(|s| {
+        policy
+            .consent
+            .as_ref()
+            .is_some_and(|c| decides_for(policy, c, s))
+    });
     let mut refusals = Vec::new();
     for rule in &policy.rules {
-        match rule_holds(policy, rule, record) {
+        match rule_holds(policy, rule, record, consent) {
             Ok(()) => {
+                let from = if rule.consent && consent.is_some() {
+                    " (consent from the latest consent decision)"
+                } else {
+                    ""
+                };
                 return Decision {
                     route: route.to_string(),
                     decision: Outcome::Deliver,
-                    reason: format!("rule {} holds", rule.name),
+                    reason: format!("rule {} holds{from}", rule.name),
                     legal_basis: Some(rule.basis.as_str()),
                     rule: rule.name.clone(),
                     policy_sha256: policy.sha256.clone(),
@@ -54,11 +69,17 @@ pub(super) fn decide(
     deny(format!("no rule holds ({})", refusals.join("; ")))
 }
 
-fn rule_holds(policy: &Policy, rule: &Rule, record: &Value) -> Result<(), String> {
+fn rule_holds(
+    policy: &Policy,
+    rule: &Rule,
+    record: &Value,
+    consent: Option<&ConsentState>,
+) -> Result<(), String> {
     if rule.consent {
-        match &policy.consent {
-            Some(c) => valid_consent(c, record)?,
-            None => return Err("no consent rule".into()),
+        match (&policy.consent, consent) {
+            (Some(c), Some(state)) => decided_consent(policy, c, state, record)?,
+            (Some(c), None) => valid_consent(c, record)?,
+            (None, _) => return Err("no consent rule".into()),
         }
     }
     match rule.when.iter().find(|c| !holds(c, record)) {
@@ -110,6 +131,67 @@ fn valid_consent(c: &ConsentRule, record: &Value) -> Result<(), String> {
             }
         }
         _ => Err(format!("{}: not someone who may consent", c.subject_field)),
+    }
+}
+
+/// Whether the latest consent decision settles consent on this route. A grant
+/// always does: it lists everything now consented to, so what it leaves out is
+/// not consented. A withdrawal may be partial (absent lists mean everything):
+/// one about other purposes or recipients leaves the record's own consent.
+fn decides_for(policy: &Policy, c: &ConsentRule, state: &ConsentState) -> bool {
+    state.status == ConsentStatus::Granted
+        || (state.covers_purpose(&policy.purpose)
+            && state.covers_recipient(route_recipients(policy, c)))
+}
+
+/// The names a consent decision may use for this route's recipient: the
+/// destination, or the policy's recipient words (`authorities`).
+fn route_recipients<'a>(policy: &'a Policy, c: &'a ConsentRule) -> impl Iterator<Item = &'a str> {
+    std::iter::once(policy.destination.as_str()).chain(c.recipients.iter().map(String::as_str))
+}
+
+/// Consent from the latest decision: a grant for this purpose and recipient,
+/// given by a caregiver or by the child from the policy's age.
+fn decided_consent(
+    policy: &Policy,
+    c: &ConsentRule,
+    state: &ConsentState,
+    record: &Value,
+) -> Result<(), String> {
+    if state.status == ConsentStatus::Withdrawn {
+        return Err("consent withdrawn (the latest consent decision)".into());
+    }
+    if !state.covers_purpose(&policy.purpose) {
+        return Err(format!(
+            "the latest consent decision does not cover purpose {}",
+            policy.purpose
+        ));
+    }
+    if !state.covers_recipient(route_recipients(policy, c)) {
+        return Err(
+            "the latest consent decision names neither this destination nor a recipient of this route"
+                .into(),
+        );
+    }
+    match state.given_by {
+        ConsentGiver::Caregiver => Ok(()),
+        ConsentGiver::Child => {
+            let age = state
+                .child_age_years
+                .map(u64::from)
+                .or_else(|| record.pointer(&c.age_field).and_then(Value::as_u64));
+            if age.is_some_and(|a| a >= u64::from(c.child_from_age)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the latest consent decision was given by the child, who may consent only from age {}",
+                    c.child_from_age
+                ))
+            }
+        }
+        ConsentGiver::Other => {
+            Err("the latest consent decision was given by someone who may not consent".into())
+        }
     }
 }
 

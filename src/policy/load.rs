@@ -120,6 +120,8 @@ pub(super) struct RedactionRule {
 
 #[derive(Debug)]
 pub(super) struct Policy {
+    pub purpose: String,
+    pub legal_bases: Vec<LegalBasis>,
     pub record_type: RecordType,
     pub destination: String,
     pub sha256: String,
@@ -244,6 +246,8 @@ pub(super) fn parse(
         age_field: c.age_field,
     });
     let policy = Policy {
+        purpose: raw.purpose,
+        legal_bases: bases,
         record_type: route.record_type,
         destination: route.destination.clone(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),

@@ -6,11 +6,16 @@
 //! matches, and then only minimised by [`Policies::apply`]. Reasons and errors
 //! name paths and rules, never values.
 
+mod consent;
+mod describe;
 mod evaluate;
+mod fhir_consent;
 mod load;
 mod redact;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_consent;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,9 @@ use serde_json::Value;
 use crate::model::RecordType;
 use crate::schema::Sensitivity;
 
+pub use consent::{ConsentGiver, ConsentState, ConsentStatus};
+pub use describe::{ConsentSummary, FieldPolicy, PolicySummary, RedactionSummary, RuleSummary};
+pub use fhir_consent::{ConsentSubject, fhir_consent};
 pub use load::load;
 pub use redact::hmac_sha256;
 
@@ -129,7 +137,24 @@ impl Policies {
     /// May `record` (of `record_type`) go through `route`, and minimised how?
     /// `record` is expected to be valid against its canonical schema (intake
     /// validates first); any other JSON is still handled without panicking.
+    /// Consent is read from the record's own fields.
     pub fn decide(&self, route: &str, record_type: RecordType, record: &Value) -> Decision {
+        self.decide_with_consent(route, record_type, record, None)
+    }
+
+    /// [`Policies::decide`], with the latest consent decision about the
+    /// record's subject (consent API or consent record), which overrides the
+    /// record's consent fields for the rules that rely on CONSENT: withdrawn,
+    /// they fail; granted, consent counts when it covers the policy's purpose
+    /// and the route's recipient and its giver may consent. Rules on other
+    /// legal bases are not affected.
+    pub fn decide_with_consent(
+        &self,
+        route: &str,
+        record_type: RecordType,
+        record: &Value,
+        consent: Option<&ConsentState>,
+    ) -> Decision {
         match self.routes.get(route) {
             Some(policy) => evaluate::decide(
                 policy,
@@ -137,6 +162,7 @@ impl Policies {
                 record_type,
                 record,
                 self.pseudonym_keys.contains_key(&policy.destination),
+                consent,
             ),
             None => Decision {
                 route: route.to_string(),

@@ -9,31 +9,31 @@ use super::*;
 use crate::config::{Config, Overrides, RouteConfig};
 use crate::schema::SchemaRegistry;
 
-const PRIMERO: &str = "child-protection-case-to-primero";
-const CPC: RecordType = RecordType::ChildProtectionCase;
-const BN: RecordType = RecordType::BirthNotification;
+pub(super) const PRIMERO: &str = "child-protection-case-to-primero";
+pub(super) const CPC: RecordType = RecordType::ChildProtectionCase;
+pub(super) const BN: RecordType = RecordType::BirthNotification;
 
-fn root() -> PathBuf {
+pub(super) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn example_routes() -> Vec<RouteConfig> {
+pub(super) fn example_routes() -> Vec<RouteConfig> {
     let path = root().join("deploy/gateway.example.toml");
     Config::load(&path, &Overrides::default())
         .expect("example config loads")
         .routes
 }
 
-fn policies() -> Policies {
+pub(super) fn policies() -> Policies {
     load(&root().join("policies"), &example_routes()).expect("example policies load")
 }
 
-fn read(rel: &str) -> Value {
+pub(super) fn read(rel: &str) -> Value {
     let text = std::fs::read_to_string(root().join(rel)).expect("fixture exists");
     serde_json::from_str(&text).expect("fixture is JSON")
 }
 
-fn case(dir_prefix: &str) -> Value {
+pub(super) fn case(dir_prefix: &str) -> Value {
     let dirs = std::fs::read_dir(root().join("conformance/cases")).unwrap();
     let dir = dirs
         .map(|d| d.unwrap().path())
@@ -50,14 +50,14 @@ fn case(dir_prefix: &str) -> Value {
     ))
 }
 
-fn keys(v: &Value) -> Vec<&str> {
+pub(super) fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     k.sort();
     k
 }
 
 /// Whether any GBV-sensitive value is left in a canonical case.
-fn has_gbv(v: &Value) -> bool {
+pub(super) fn has_gbv(v: &Value) -> bool {
     v.get("gbv_survivor").is_some()
         || v["protection_concerns"]
             .as_array()
@@ -70,7 +70,7 @@ fn has_gbv(v: &Value) -> bool {
             .is_some_and(|a| a.iter().any(|i| i["violence_type"] != "non_gbv"))
 }
 
-const MINIMAL: [&str; 14] = [
+pub(super) const MINIMAL: [&str; 14] = [
     "age_years",
     "care_arrangement",
     "case_id_display",
@@ -567,7 +567,7 @@ proptest! {
     }
 }
 
-fn any_json() -> impl Strategy<Value = Value> {
+pub(super) fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -609,4 +609,90 @@ proptest! {
             }
         }
     }
+}
+
+// --- the policy in plain terms (manifest) ----------------------------------
+
+#[test]
+fn summary_states_purpose_bases_consent_rules_and_redactions() {
+    let s = policies().summary(PRIMERO).unwrap();
+    assert_eq!(s.purpose, "case_management");
+    assert_eq!(s.legal_bases, ["CONSENT", "VITAL_INTEREST"]);
+    assert!(!s.categories.contains(&Sensitivity::Gbv));
+    let c = s.consent.unwrap();
+    assert_eq!((c.child.as_str(), c.child_from_age), ("individual", 15));
+    assert_eq!(c.caregivers, ["caregiver"]);
+    assert_eq!(
+        (c.destination.as_str(), c.purpose.as_str()),
+        ("primero", "case_management")
+    );
+    let names: Vec<&str> = s.rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "full-case-with-consent",
+            "full-case-consent-overridden-vital-interest",
+            "uasc-minimal-set-vital-interest"
+        ]
+    );
+    assert_eq!(
+        s.rules[2].when,
+        ["/protection_status is one of unaccompanied, separated"]
+    );
+    assert_eq!(s.rules[2].keep.as_ref().map(Vec::len), Some(MINIMAL.len()));
+    assert_eq!(s.redactions[3].unless, ["/violence_type is non_gbv"]);
+    assert!(policies().summary("nowhere").is_none());
+}
+
+#[test]
+fn field_policy_says_sent_or_what_happens() {
+    let p = policies();
+    assert_eq!(p.field_policy(PRIMERO, "/name/given_names").text(), "sent");
+    assert_eq!(
+        p.field_policy(PRIMERO, "/care_arrangement/type").text(),
+        "sent"
+    );
+    assert_eq!(
+        p.field_policy(PRIMERO, "/notes/*/text").text(),
+        "not sent under rule uasc-minimal-set-vital-interest"
+    );
+    let incidents = p.field_policy(PRIMERO, "/incidents/*");
+    assert_eq!(
+        incidents.redactions,
+        ["drop unless /violence_type is non_gbv"]
+    );
+    assert_eq!(
+        p.field_policy(PRIMERO, "/gbv_survivor").redactions,
+        ["drop"]
+    );
+    // Reading a whole object: the parts the policy removes are named.
+    let whole = p.field_policy(PRIMERO, "");
+    assert!(
+        whole
+            .redactions
+            .iter()
+            .any(|r| r == "drop of /gbv_survivor"),
+        "{whole:?}"
+    );
+    assert!(whole.limited_by_rules[0].starts_with("only part of it under rule"));
+    let bn = "birth-notification-to-opencrvs";
+    assert_eq!(p.field_policy(bn, "/child/name").text(), "sent");
+    assert_eq!(p.field_policy(bn, "/maternal_health_notes").text(), "drop");
+}
+
+#[test]
+fn summary_describes_transforming_actions() {
+    let text = primero_text().replace(
+        "# Redactions, on whichever",
+        "[[redactions]]\npath = \"/age_years\"\naction = \"age_band\"\nbands = [5, 10, 18]\nreason = \"r\"\n\n# Redactions, on whichever",
+    );
+    let policy = load_one(&text).expect("policy loads");
+    let p = Policies {
+        routes: [(PRIMERO.to_string(), policy)].into_iter().collect(),
+        pseudonym_keys: Default::default(),
+    };
+    assert_eq!(
+        p.field_policy(PRIMERO, "/age_years").redactions,
+        ["age_band (0-4, 5-9, 10-17, 18+)"]
+    );
 }
