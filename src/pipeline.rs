@@ -225,10 +225,13 @@ impl Pipeline {
         consent: Option<&Value>,
         ctx: &RouteContext,
     ) -> Routed {
-        let _ = consent;
-        let decision = self
-            .policies
-            .decide(&route.name, record.record_type, &record.record);
+        let consent = consent.and_then(crate::policy::ConsentState::from_record);
+        let decision = self.policies.decide_with_consent(
+            &route.name,
+            record.record_type,
+            &record.record,
+            consent.as_ref(),
+        );
         let rendered = (decision.decision == Outcome::Deliver).then(|| {
             let minimised = Canonical {
                 record_type: record.record_type,

@@ -50,7 +50,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sources/{source}/records", post(records::submit))
         .route("/v1/records/{id}", get(records::status))
-        .route("/v1/records/{id}/consent", post(records::consent))
+        .route(
+            "/v1/records/{id}/consent",
+            post(records::consent).get(records::consent_fhir),
+        )
         .route("/v1/admin/dead-letters", get(admin::dead_letters))
         .route("/v1/admin/dead-letters/replay", post(admin::replay))
         .route("/v1/admin/deliveries", get(admin::deliveries))

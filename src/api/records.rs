@@ -14,6 +14,7 @@ use super::problem::Problem;
 use crate::config::{SourceConfig, SourceFormat};
 use crate::intake::{IntakeError, Submission};
 use crate::model::{RecordId, Role};
+use crate::policy::{ConsentState, ConsentSubject, fhir_consent};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -135,6 +136,54 @@ pub async fn consent(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": accepted.id, "status_url": status_url, "applies_to": id})),
+    )
+        .into_response())
+}
+
+/// `GET /v1/records/{id}/consent`: the latest consent decision for the
+/// person a record is about, as an R4 FHIR Consent resource. The patient is
+/// named by the gateway's subject key, never by a name.
+pub async fn consent_fhir(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    if caller.0.role == Role::Registry {
+        return Err(Problem::forbidden("registries do not read consent decisions"));
+    }
+    let not_found = || Problem::not_found("no record with this id is visible to this client");
+    let id = RecordId::parse(&id).ok_or_else(not_found)?;
+    let unavailable = |_| Problem::unavailable("the store is not reachable", 5);
+    let owner = state
+        .store
+        .record_owner(id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(not_found)?;
+    if caller.0.role == Role::Agency && owner.client_id != caller.0.id {
+        return Err(not_found());
+    }
+    let no_consent = || Problem::not_found("no consent decision is recorded for this record's subject");
+    let subject = owner.subject.ok_or_else(no_consent)?;
+    let record = state
+        .store
+        .latest_consent(&subject)
+        .await
+        .map_err(unavailable)?
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .ok_or_else(no_consent)?;
+    let consent = ConsentState::from_record(&record).ok_or_else(no_consent)?;
+    let resource = fhir_consent(
+        &consent,
+        ConsentSubject {
+            system: "urn:registry-gateway:subject",
+            value: &subject,
+        },
+        None,
+    );
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"))],
+        Json(resource),
     )
         .into_response())
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
 use crate::model::{RecordId, RecordType};
+use crate::policy::ConsentState;
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::Outcome;
 use crate::schema::Violation;
@@ -117,32 +118,6 @@ impl Intake {
         };
 
         let record_type = canonical.record_type;
-        // The policy decides at acceptance, so the agency learns at once which
-        // routes will carry the record; denied routes get no delivery at all.
-        let mut routes = Vec::new();
-        let mut deliveries = Vec::new();
-        for route in self.pipeline.config.routes_for(record_type) {
-            let decision =
-                self.pipeline
-                    .policies
-                    .decide(&route.name, record_type, &canonical.record);
-            let deliver = decision.decision == Outcome::Deliver;
-            if deliver {
-                deliveries.push(NewDelivery {
-                    route: route.name.clone(),
-                    destination: route.destination.clone(),
-                });
-            }
-            routes.push(RouteOutcome {
-                route: route.name.clone(),
-                destination: route.destination.clone(),
-                decision: if deliver { "deliver" } else { "deny" },
-                reason: decision.reason,
-                legal_basis: decision.legal_basis.filter(|_| deliver),
-                rule: decision.rule,
-                policy_sha256: decision.policy_sha256,
-            });
-        }
         let id = RecordId::new();
         let subject = match self.consent_subject(submission.client_id, &canonical).await {
             Ok(s) => s,
@@ -161,6 +136,45 @@ impl Intake {
                     &id.to_string(),
                 ))
             });
+        // The latest consent recorded for this person (consent API or consent
+        // records) overrides the record's own consent fields.
+        let consent = match &subject {
+            Some(subject) => self
+                .store
+                .latest_consent(subject)
+                .await?
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok()),
+            None => None,
+        };
+        let consent = consent.as_ref().and_then(ConsentState::from_record);
+        // The policy decides at acceptance, so the agency learns at once which
+        // routes will carry the record; denied routes get no delivery at all.
+        let mut routes = Vec::new();
+        let mut deliveries = Vec::new();
+        for route in self.pipeline.config.routes_for(record_type) {
+            let decision = self.pipeline.policies.decide_with_consent(
+                &route.name,
+                record_type,
+                &canonical.record,
+                consent.as_ref(),
+            );
+            let deliver = decision.decision == Outcome::Deliver;
+            if deliver {
+                deliveries.push(NewDelivery {
+                    route: route.name.clone(),
+                    destination: route.destination.clone(),
+                });
+            }
+            routes.push(RouteOutcome {
+                route: route.name.clone(),
+                destination: route.destination.clone(),
+                decision: if deliver { "deliver" } else { "deny" },
+                reason: decision.reason,
+                legal_basis: decision.legal_basis.filter(|_| deliver),
+                rule: decision.rule,
+                policy_sha256: decision.policy_sha256,
+            });
+        }
         let consent_entry = (record_type == RecordType::Consent)
             .then(|| subject.clone())
             .flatten();
