@@ -12,7 +12,7 @@ use reqwest::{Client, Url};
 use serde_json::{Map, json};
 
 use super::auth::{Auth, mode_name, unauthorized};
-use super::classify::{code_at, listed, retry_after_header, seconds, status_error};
+use super::classify::{code_at, is_code, listed, retry_after_header, seconds, status_error};
 use super::http_client::{Answer, build_client};
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
 use crate::config::{AuthConfig, DestinationConfig};
@@ -87,10 +87,7 @@ fn receipt(r: ReceiptXml, http_status: u16) -> Result<Receipt, SendError> {
         "DUPLICATE" => ReceiptStatus::Duplicate,
         "REJECTED" => {
             let errors = r.problems.iter().filter(|p| p.severity == "ERROR");
-            let reference = r
-                .reference
-                .as_deref()
-                .filter(|s| super::classify::is_code(s));
+            let reference = r.reference.as_deref().filter(|s| is_code(s));
             let mut reason = format!("status {http_status}: REJECTED");
             if let Some(reference) = reference {
                 reason.push_str(&format!(" ({reference})"));
@@ -117,7 +114,8 @@ fn receipt(r: ReceiptXml, http_status: u16) -> Result<Receipt, SendError> {
     let warnings: Vec<String> = r
         .problems
         .iter()
-        .filter_map(|p| super::classify::is_code(&p.code).then(|| p.code.clone()))
+        .filter(|p| is_code(&p.code))
+        .map(|p| p.code.clone())
         .collect();
     if !warnings.is_empty() {
         details.insert("warnings".into(), json!(warnings));
@@ -140,14 +138,10 @@ fn problem_list<'a>(problems: impl Iterator<Item = &'a Problem>) -> Option<Strin
 /// access errors are permanent.
 fn fault(f: &FaultXml, http_status: u16, headers: &HeaderMap, clock: &Clock) -> SendError {
     let mut reason = format!("status {http_status}: {}", safe(&f.code));
-    if let Some(limit) = f.limit.as_deref().filter(|l| super::classify::is_code(l)) {
+    if let Some(limit) = f.limit.as_deref().filter(|l| is_code(l)) {
         reason.push_str(&format!(" {limit}"));
     }
-    if let Some(incident) = f
-        .incident
-        .as_deref()
-        .filter(|i| super::classify::is_code(i))
-    {
+    if let Some(incident) = f.incident.as_deref().filter(|i| is_code(i)) {
         reason.push_str(&format!(" (incident {incident})"));
     }
     if let Some(problems) = problem_list(f.problems.iter()) {
@@ -199,7 +193,7 @@ fn is_network_fault(code: &str) -> bool {
 }
 
 fn safe(code: &str) -> &str {
-    if super::classify::is_code(code) {
+    if is_code(code) {
         code
     } else {
         "unreadable faultcode"

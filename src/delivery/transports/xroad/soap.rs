@@ -318,4 +318,17 @@ mod tests {
         );
         assert_eq!(read(wrong_ns.as_bytes()), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_answer_is_read_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = read(&bytes);
+        }
+
+        #[test]
+        fn any_cut_of_a_fault_is_read_without_panic(cut in 0usize..600) {
+            let xml = envelope("<SOAP-ENV:Fault><faultcode>Server.RateLimited</faultcode><detail><bn:RegistryFault><bn:RetryAfterSeconds>2</bn:RetryAfterSeconds></bn:RegistryFault></detail></SOAP-ENV:Fault>");
+            let _ = read(&xml.as_bytes()[..cut.min(xml.len())]);
+        }
+    }
 }
