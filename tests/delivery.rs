@@ -356,3 +356,106 @@ async fn the_token_is_renewed_before_it_expires() {
     gateway.stop().await;
     mock.stop().await;
 }
+
+/// A Primero destination named `primero` pointing at `mock` (jwt-header login).
+fn primero_destination(mock: &RunningMock) -> String {
+    format!(
+        "[destinations.primero]\nkind = \"primero\"\nurl = \"{}\"\n\
+         auth = {{ mode = \"jwt-header\", login_url = \"{}\", user = \"registry-gateway\", password = \"mock-password\" }}\n\
+         retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1, breaker_cooldown_secs = 1 }}\n",
+        mock.submit_url(),
+        mock.token_url().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
+    let mock = mocks::start(MockConfig::new(MockKind::Primero))
+        .await
+        .unwrap();
+    // The registry is down, so the case waits in the gateway.
+    mock.faults()
+        .push(Fault::Status503 { retry_after: None }.until_cleared());
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &primero_destination(&mock),
+        &[("child-protection-case", "primero")],
+    );
+    let gateway = TestGateway::start_with(config, dir).await;
+    // A consented case of a child who is neither unaccompanied nor separated:
+    // it goes on CONSENT alone.
+    let path = common::repo_path("conformance/cases/34-primero-separated-consented/input.json");
+    let mut case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    case["data"]["protection_status"] = json!("other");
+    let answer = gateway
+        .submit(
+            "primero",
+            Some(AGENCY),
+            None,
+            serde_json::to_vec(&case).unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status(), 202);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["routes"][0]["decision"], "deliver", "{answer}");
+    assert_eq!(answer["routes"][0]["legal_basis"], "CONSENT", "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+
+    // Another agency cannot withdraw for this child.
+    let foreign = gateway
+        .http
+        .post(gateway.url(&format!("/v1/records/{id}/consent")))
+        .bearer_auth(common::AGENCY_2)
+        .json(&json!({"status": "withdrawn", "given_by": "caregiver"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let withdrawn = gateway
+        .http
+        .post(gateway.url(&format!("/v1/records/{id}/consent")))
+        .bearer_auth(AGENCY)
+        .json(&json!({"status": "withdrawn", "given_by": "caregiver"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 202);
+
+    // The consent decision reads back as an R4 Consent, naming no one.
+    let fhir = gateway
+        .get(&format!("/v1/records/{id}/consent"), Some(AGENCY))
+        .await;
+    assert_eq!(fhir.status(), 200);
+    let fhir: Value = fhir.json().await.unwrap();
+    assert_eq!(fhir["resourceType"], "Consent");
+    assert_eq!(
+        fhir["patient"]["identifier"]["system"],
+        "urn:registry-gateway:subject"
+    );
+
+    mock.faults().clear();
+    let started = Instant::now();
+    let route = loop {
+        let route = route_status(&gateway, &id).await;
+        if route["status"] == "cancelled" {
+            break route;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not cancelled: {route}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        route["last_error"].as_str().unwrap().contains("withdrawn"),
+        "{route}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        mock.records().is_empty(),
+        "nothing reached the registry after the withdrawal"
+    );
+    gateway.stop().await;
+    mock.stop().await;
+}

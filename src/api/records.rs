@@ -149,7 +149,9 @@ pub async fn consent_fhir(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     if caller.0.role == Role::Registry {
-        return Err(Problem::forbidden("registries do not read consent decisions"));
+        return Err(Problem::forbidden(
+            "registries do not read consent decisions",
+        ));
     }
     let not_found = || Problem::not_found("no record with this id is visible to this client");
     let id = RecordId::parse(&id).ok_or_else(not_found)?;
@@ -163,7 +165,8 @@ pub async fn consent_fhir(
     if caller.0.role == Role::Agency && owner.client_id != caller.0.id {
         return Err(not_found());
     }
-    let no_consent = || Problem::not_found("no consent decision is recorded for this record's subject");
+    let no_consent =
+        || Problem::not_found("no consent decision is recorded for this record's subject");
     let subject = owner.subject.ok_or_else(no_consent)?;
     let record = state
         .store
@@ -182,7 +185,10 @@ pub async fn consent_fhir(
         None,
     );
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/fhir+json"),
+        )],
         Json(resource),
     )
         .into_response())

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
 use crate::model::{RecordId, RecordType};
-use crate::policy::ConsentState;
 use crate::pipeline::{Canonical, Pipeline};
+use crate::policy::ConsentState;
 use crate::policy::Outcome;
 use crate::schema::Violation;
 use crate::store::{
