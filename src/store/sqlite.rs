@@ -51,7 +51,7 @@ enum WriteOp {
         Box<NewRecord>,
         oneshot::Sender<Result<AcceptOutcome, StoreError>>,
     ),
-    Audit(AuditEvent, oneshot::Sender<Result<i64, StoreError>>),
+    Audit(Box<AuditEvent>, oneshot::Sender<Result<i64, StoreError>>),
     Complete(Box<Completion>, oneshot::Sender<Result<bool, StoreError>>),
 }
 
@@ -105,7 +105,7 @@ impl Store for SqliteStore {
 
     async fn append_audit(&self, event: AuditEvent) -> Result<i64, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.submit(WriteOp::Audit(event, tx)).await?;
+        self.submit(WriteOp::Audit(Box::new(event), tx)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -312,7 +312,7 @@ impl Store for SqliteStore {
             .map(dead_letter)
             .collect();
         replayed.sort_by_key(|d| d.delivery_id);
-        let events: Vec<AuditEvent> = replayed.iter().map(|d| audit(d)).collect();
+        let events: Vec<AuditEvent> = replayed.iter().map(audit).collect();
         let events: Vec<(&AuditEvent, Option<String>)> = events
             .iter()
             .zip(&replayed)
