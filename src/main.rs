@@ -410,7 +410,7 @@ fn mock_registries(
 
 fn demo(options: registry_gateway::demo::DemoOptions) -> anyhow::Result<()> {
     use registry_gateway::demo;
-    telemetry::init_logging(registry_gateway::config::LogFormat::Text);
+    telemetry::init_logging_at(registry_gateway::config::LogFormat::Text, "warn");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let running = demo::start(&options).await?;

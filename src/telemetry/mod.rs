@@ -13,7 +13,13 @@ use crate::config::LogFormat;
 
 /// Install the global tracing subscriber. `RUST_LOG` overrides the default level.
 pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_at(format, "info");
+}
+
+/// The same, with another default level (the demo prints its own progress).
+pub fn init_logging_at(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
