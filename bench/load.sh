@@ -41,12 +41,21 @@ sleep 1
 RUST_LOG=warn $BIN serve --config "$WORK/gateway.toml" --listen 127.0.0.1:$PORT --data-dir "$WORK/data" >"$WORK/gateway.log" 2>&1 &
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
 
-BODY=$(python3 -c 'import json;print(json.dumps(json.load(open("schemas/examples/birth-notification.json"))))')
+# Every request is another child (its own source_record_id): one child's
+# records are delivered one after another, by design.
+BODY=$(python3 -c 'import json;r=json.load(open("schemas/examples/birth-notification.json"));r["source_record_id"]="@ID@";print(json.dumps(r))')
 cat >"$WORK/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer demo-agency-token"
-wrk.body = [[$BODY]]
+local template = [[$BODY]]
+local n = 0
+local thread_id = math.random(1, 1000000000)
+request = function()
+  n = n + 1
+  local body = template:gsub("@ID@", "LOAD-" .. thread_id .. "-" .. n)
+  return wrk.format(nil, nil, nil, body)
+end
 LUA
 
 START=$(date +%s.%N)

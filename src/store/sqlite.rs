@@ -53,6 +53,10 @@ enum WriteOp {
     ),
     Audit(Box<AuditEvent>, oneshot::Sender<Result<i64, StoreError>>),
     Complete(Box<Completion>, oneshot::Sender<Result<bool, StoreError>>),
+    Claim(
+        Box<Claim>,
+        oneshot::Sender<Result<Vec<ClaimedDelivery>, StoreError>>,
+    ),
 }
 
 impl SqliteStore {
@@ -162,82 +166,16 @@ impl Store for SqliteStore {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        let now_ms = now.timestamp_millis();
-        let until_ms = now_ms + lease.as_millis() as i64;
-        let mut conn = self.reads.acquire().await?;
-        // IMMEDIATE: take the write lock up front so two claimers never both
-        // read the same rows and then race to update them.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        // A subject's deliveries to one destination leave in acceptance order:
-        // one waits while an earlier one of the same subject is still pending.
-        let rows = sqlx::query(
-            "UPDATE deliveries
-                SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
-              WHERE id IN (
-                    SELECT d.id FROM deliveries d
-                     WHERE d.destination = ?3 AND d.status = 'pending'
-                       AND d.next_attempt_ms <= ?4
-                       AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
-                       AND (d.subject IS NULL OR NOT EXISTS (
-                            SELECT 1 FROM deliveries e
-                             WHERE e.destination = d.destination AND e.subject = d.subject
-                               AND e.status = 'pending' AND e.id < d.id))
-                     ORDER BY d.id LIMIT ?5)
-          RETURNING id, record_id, route, destination, attempts, subject",
-        )
-        .bind(worker)
-        .bind(until_ms)
-        .bind(destination)
-        .bind(now_ms)
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut records = HashMap::new();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT id, client_id, record_type, received_at, canonical FROM records WHERE id IN (",
-            );
-            let mut list = q.separated(", ");
-            for r in chunk {
-                list.push_bind(r.get::<String, _>("record_id"));
-            }
-            q.push(")");
-            for r in q.build().fetch_all(&mut *tx).await? {
-                records.insert(r.get::<String, _>("id"), r);
-            }
-        }
-        tx.commit().await?;
-        let lease_until = DateTime::from_timestamp_millis(until_ms)
-            .ok_or_else(|| StoreError::Corrupt("lease time out of range".into()))?;
-        let corrupt = |what: &str| StoreError::Corrupt(format!("a delivery {what}"));
-        let mut claimed = rows
-            .into_iter()
-            .map(|r| {
-                let record_id: String = r.get("record_id");
-                let record = records
-                    .get(&record_id)
-                    .ok_or_else(|| corrupt("names a missing record"))?;
-                let received_at: String = record.get("received_at");
-                Ok(ClaimedDelivery {
-                    delivery_id: r.get("id"),
-                    record_id: RecordId::parse(&record_id)
-                        .ok_or_else(|| corrupt("names a malformed record id"))?,
-                    route: r.get("route"),
-                    destination: r.get("destination"),
-                    attempt: r.get("attempts"),
-                    lease_until,
-                    client_id: record.get("client_id"),
-                    record_type: record.get("record_type"),
-                    received_at: DateTime::parse_from_rfc3339(&received_at)
-                        .map_err(|_| corrupt("has a record with a malformed time"))?
-                        .with_timezone(&Utc),
-                    subject: r.get("subject"),
-                    canonical: record.get("canonical"),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        claimed.sort_by_key(|c| c.delivery_id);
-        Ok(claimed)
+        let (tx, rx) = oneshot::channel();
+        let claim = Claim {
+            destination: destination.to_string(),
+            worker: worker.to_string(),
+            limit,
+            now_ms: now.timestamp_millis(),
+            until_ms: now.timestamp_millis() + lease.as_millis() as i64,
+        };
+        self.submit(WriteOp::Claim(Box::new(claim), tx)).await?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn complete(&self, completion: Completion) -> Result<bool, StoreError> {
@@ -438,6 +376,7 @@ enum Outcome {
     Audit(i64),
     /// Whether the completion was recorded (the lease was still held).
     Complete(bool),
+    Claim(Vec<ClaimedDelivery>),
 }
 
 /// Commit a group in one transaction with a handful of multi-row statements.
@@ -484,6 +423,12 @@ fn reply(ops: Vec<WriteOp>, results: Vec<Result<Outcome, StoreError>>) {
             WriteOp::Complete(_, reply) => {
                 let _ = reply.send(result.and_then(|o| match o {
                     Outcome::Complete(recorded) => Ok(recorded),
+                    _ => Err(StoreError::CommitFailed),
+                }));
+            }
+            WriteOp::Claim(_, reply) => {
+                let _ = reply.send(result.and_then(|o| match o {
+                    Outcome::Claim(claimed) => Ok(claimed),
                     _ => Err(StoreError::CommitFailed),
                 }));
             }
@@ -536,10 +481,18 @@ async fn write_group(
                 }
                 outcomes.push(Outcome::Complete(recorded));
             }
+            // Claims run after the group's accepts are inserted (below), so
+            // they see new deliveries; their place in `outcomes` is kept now.
+            WriteOp::Claim(..) => outcomes.push(Outcome::Claim(Vec::new())),
         }
     }
     insert_records(&mut tx, &records).await?;
     insert_consents(&mut tx, &records).await?;
+    for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+        if let WriteOp::Claim(claim, _) = op {
+            *outcome = Outcome::Claim(claim_in(&mut tx, claim).await?);
+        }
+    }
     let first_seq = insert_events(&mut tx, &events).await?;
     tx.commit().await?;
     for o in &mut outcomes {
@@ -564,7 +517,7 @@ async fn existing_keys(
                 .idempotency_key
                 .as_deref()
                 .map(|k| (r.client_id.as_str(), k)),
-            WriteOp::Audit(..) | WriteOp::Complete(..) => None,
+            WriteOp::Audit(..) | WriteOp::Complete(..) | WriteOp::Claim(..) => None,
         })
         .collect();
     let mut known = HashMap::new();
@@ -672,6 +625,95 @@ fn dead_letter(r: &sqlx::sqlite::SqliteRow) -> DeadLetter {
         last_error: r.get("last_error"),
         failed_at: r.get("updated_at"),
     }
+}
+
+/// A lease request, run by the writer inside a group transaction: claims
+/// never contend with the writer for SQLite's write lock.
+struct Claim {
+    destination: String,
+    worker: String,
+    limit: u32,
+    now_ms: i64,
+    until_ms: i64,
+}
+
+/// Lease due deliveries, with their records. A subject's deliveries to one
+/// destination leave in acceptance order: one waits while an earlier one of
+/// the same subject is still pending.
+async fn claim_in(
+    conn: &mut SqliteConnection,
+    c: &Claim,
+) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE deliveries
+            SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
+          WHERE id IN (
+                SELECT d.id FROM deliveries d
+                 WHERE d.destination = ?3 AND d.status = 'pending'
+                   AND d.next_attempt_ms <= ?4
+                   AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
+                   AND (d.subject IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM deliveries e
+                         WHERE e.destination = d.destination AND e.subject = d.subject
+                           AND e.status = 'pending' AND e.id < d.id))
+                 ORDER BY d.id LIMIT ?5)
+      RETURNING id, record_id, route, destination, attempts, subject",
+    )
+    .bind(&c.worker)
+    .bind(c.until_ms)
+    .bind(&c.destination)
+    .bind(c.now_ms)
+    .bind(c.limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut records = HashMap::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT id, client_id, record_type, received_at, canonical FROM records WHERE id IN (",
+        );
+        let mut list = q.separated(", ");
+        for r in chunk {
+            list.push_bind(r.get::<String, _>("record_id"));
+        }
+        q.push(")");
+        for r in q.build().fetch_all(&mut *conn).await? {
+            records.insert(r.get::<String, _>("id"), r);
+        }
+    }
+    let lease_until = DateTime::from_timestamp_millis(c.until_ms)
+        .ok_or_else(|| corrupt("lease time out of range"))?;
+    let mut claimed = rows
+        .into_iter()
+        .map(|r| {
+            let record_id: String = r.get("record_id");
+            let record = records
+                .get(&record_id)
+                .ok_or_else(|| corrupt("a delivery names a missing record"))?;
+            let received_at: String = record.get("received_at");
+            Ok(ClaimedDelivery {
+                delivery_id: r.get("id"),
+                record_id: RecordId::parse(&record_id)
+                    .ok_or_else(|| corrupt("a delivery names a malformed record id"))?,
+                route: r.get("route"),
+                destination: r.get("destination"),
+                attempt: r.get("attempts"),
+                lease_until,
+                client_id: record.get("client_id"),
+                record_type: record.get("record_type"),
+                received_at: DateTime::parse_from_rfc3339(&received_at)
+                    .map_err(|_| corrupt("a record has a malformed time"))?
+                    .with_timezone(&Utc),
+                subject: r.get("subject"),
+                canonical: record.get("canonical"),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    claimed.sort_by_key(|c| c.delivery_id);
+    Ok(claimed)
+}
+
+fn corrupt(what: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("the store holds unexpected data: {what}").into())
 }
 
 /// Apply a completion if this worker still holds the lease; false if not.
