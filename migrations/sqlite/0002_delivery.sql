@@ -6,8 +6,13 @@
 ALTER TABLE records ADD COLUMN subject TEXT;
 ALTER TABLE deliveries ADD COLUMN subject TEXT;
 ALTER TABLE deliveries ADD COLUMN updated_at TEXT;
-CREATE INDEX deliveries_by_subject ON deliveries (destination, subject, id);
-CREATE INDEX deliveries_by_status ON deliveries (status, destination, id);
+-- Claims walk a destination's pending deliveries in id order (no sort), and
+-- look up an earlier pending delivery of the same subject in one probe.
+CREATE INDEX deliveries_by_subject ON deliveries (destination, subject, status, id);
+CREATE INDEX deliveries_in_order ON deliveries (destination, status, id);
+DROP INDEX deliveries_due;
+-- Dead letters of any destination, oldest first.
+CREATE INDEX deliveries_by_status ON deliveries (status, id);
 
 -- Consent decisions from consent records and the consent API, in the order
 -- they were recorded; the latest per subject applies.
