@@ -2,46 +2,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
-struct Process {
-    child: Child,
-    base: String,
-}
-
-fn spawn_gateway(data_dir: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
-        .args(["serve", "--config"])
-        .arg(example_config_path())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the gateway binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("registry-gateway listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Process { child, base }
+fn spawn(data_dir: &Path) -> GatewayProcess {
+    spawn_gateway(&example_config_path(), Some(data_dir), "warn")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_accepted_before_sigkill_are_there_after_restart() {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut gateway = spawn_gateway(data_dir.path());
+    let mut gateway = spawn(data_dir.path());
     let http = reqwest::Client::new();
     let payload = serde_json::to_vec(&example_record("birth-notification")).unwrap();
 
@@ -89,7 +63,7 @@ async fn records_accepted_before_sigkill_are_there_after_restart() {
         accepted.len()
     );
 
-    let mut restarted = spawn_gateway(data_dir.path());
+    let mut restarted = spawn(data_dir.path());
     for id in &accepted {
         let response = http
             .get(format!("{}/v1/records/{id}", restarted.base))

@@ -6,46 +6,16 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{AGENCY, config_with, example_record};
+use common::{AGENCY, config_with, example_record, spawn_gateway};
 use rand::{Rng, SeedableRng};
 use registry_gateway::mocks::{self, MockConfig, MockKind, Outcome, RunningMock};
 use serde_json::{Value, json};
 
 const KILLS: usize = 6;
-
-struct Process {
-    child: Child,
-    base: String,
-}
-
-fn spawn_gateway(config: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the gateway binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("registry-gateway listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Process { child, base }
-}
 
 fn destinations(opencrvs: &RunningMock, fhir: &RunningMock) -> String {
     let auth = |m: &RunningMock| {
@@ -134,7 +104,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         .push(mocks::Fault::Latency(Duration::from_millis(150)).until_cleared());
     let mut accepted = BTreeSet::new();
     for round in 0..KILLS {
-        let mut gateway = spawn_gateway(&config_path);
+        let mut gateway = spawn_gateway(&config_path, None, "error");
         let stop = Arc::new(AtomicBool::new(false));
         let pushers: Vec<_> = (0..2)
             .map(|w| {
@@ -161,7 +131,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
 
     // The last restart runs to the end: everything accepted must arrive.
     opencrvs.faults().clear();
-    let mut gateway = spawn_gateway(&config_path);
+    let mut gateway = spawn_gateway(&config_path, None, "error");
     let started = Instant::now();
     let expected_keys: BTreeSet<String> = accepted
         .iter()

@@ -102,20 +102,12 @@ pub async fn replay(
 fn replay_event(admin: &str, d: &DeadLetter, at: chrono::DateTime<Utc>) -> AuditEvent {
     let mut event = AuditEvent::new(AuditKind::DeliveryReplayed, at, admin, "admin");
     event.record_id = Some(d.record_id.clone());
-    event.delivery = Some(DeliveryAudit {
-        route: d.route.clone(),
-        destination: d.destination.clone(),
-        delivery_id: d.delivery_id,
-        attempt: d.attempts,
-        payload_sha256: None,
-        idempotency_key: None,
-        receipt_status: None,
-        receipt_sha256: None,
-        error_class: None,
-        reason: None,
-        rule: None,
-        policy_sha256: None,
-    });
+    event.delivery = Some(DeliveryAudit::new(
+        &d.route,
+        &d.destination,
+        d.delivery_id,
+        d.attempts,
+    ));
     event
 }
 

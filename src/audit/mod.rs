@@ -95,6 +95,26 @@ pub struct DeliveryAudit {
     pub policy_sha256: Option<String>,
 }
 
+impl DeliveryAudit {
+    /// The delivery and attempt, with nothing yet known about the outcome.
+    pub fn new(route: &str, destination: &str, delivery_id: i64, attempt: i64) -> DeliveryAudit {
+        DeliveryAudit {
+            route: route.to_string(),
+            destination: destination.to_string(),
+            delivery_id,
+            attempt,
+            payload_sha256: None,
+            idempotency_key: None,
+            receipt_status: None,
+            receipt_sha256: None,
+            error_class: None,
+            reason: None,
+            rule: None,
+            policy_sha256: None,
+        }
+    }
+}
+
 /// A problem, by place and rule only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProblemRef {

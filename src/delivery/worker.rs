@@ -386,20 +386,12 @@ impl Worker {
         let mut event = AuditEvent::new(kind, Utc::now(), &d.client_id, "delivery");
         event.record_id = Some(d.record_id.to_string());
         event.record_type = Some(d.record_type.clone());
-        event.delivery = Some(DeliveryAudit {
-            route: d.route.clone(),
-            destination: d.destination.clone(),
-            delivery_id: d.delivery_id,
-            attempt: d.attempt,
-            payload_sha256: None,
-            idempotency_key: None,
-            receipt_status: None,
-            receipt_sha256: None,
-            error_class: None,
-            reason: None,
-            rule: None,
-            policy_sha256: None,
-        });
+        event.delivery = Some(DeliveryAudit::new(
+            &d.route,
+            &d.destination,
+            d.delivery_id,
+            d.attempt,
+        ));
         event
     }
 

@@ -155,6 +155,42 @@ impl TestGateway {
     }
 }
 
+/// The gateway binary, serving `config` on a free port (with `--data-dir`
+/// when given); the address comes from its first line on stdout.
+pub struct GatewayProcess {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+pub fn spawn_gateway(config: &Path, data_dir: Option<&Path>, log: &str) -> GatewayProcess {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_registry-gateway"));
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .args(["--listen", "127.0.0.1:0"]);
+    if let Some(dir) = data_dir {
+        command.arg("--data-dir").arg(dir);
+    }
+    let mut child = command
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the gateway binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("registry-gateway listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    GatewayProcess { child, base }
+}
+
 /// Count rows of a table in the embedded store of `data_dir`, read-only.
 pub async fn count_rows(data_dir: &Path, table: &str, filter: &str) -> i64 {
     use sqlx::Connection;

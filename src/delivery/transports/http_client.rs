@@ -10,8 +10,20 @@ use reqwest::header::HeaderMap;
 use reqwest::{Certificate, Client, Identity, RequestBuilder, StatusCode};
 
 use super::classify::transport_error;
-use super::{BuildError, SendError};
+use super::{BuildError, Outbound, SendError};
 use crate::config::DestinationConfig;
+
+/// A POST of a rendered payload to `url`; each transport adds its own headers.
+pub(super) fn post_payload(
+    client: &Client,
+    url: &reqwest::Url,
+    outbound: &Outbound<'_>,
+) -> RequestBuilder {
+    client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, outbound.content_type)
+        .body(outbound.body.to_vec())
+}
 
 /// Registries answer receipts and error lists; anything larger is not one.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;

@@ -5,13 +5,13 @@
 //! reference is `Type/id` from `Location`, else from the body.
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::header::{ACCEPT, HeaderMap, LOCATION};
 use reqwest::{Client, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use super::auth::{Auth, unauthorized};
 use super::classify::{code_at, listed, status_error};
-use super::http_client::{Answer, build_client};
+use super::http_client::{Answer, build_client, post_payload};
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
 use crate::config::DestinationConfig;
 
@@ -37,12 +37,9 @@ impl PlainHttps {
 impl Transport for PlainHttps {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
         let request = || {
-            self.client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, outbound.content_type)
+            post_payload(&self.client, &self.url, outbound)
                 .header(ACCEPT, "application/fhir+json, application/json")
                 .header("Idempotency-Key", outbound.idempotency_key)
-                .body(outbound.body.to_vec())
         };
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
         receipt(&answer, &self.clock)

@@ -7,12 +7,12 @@
 mod receipt;
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 use reqwest::{Client, Url};
 
 use super::auth::{Auth, unauthorized};
 use super::classify::status_error;
-use super::http_client::build_client;
+use super::http_client::{build_client, post_payload};
 use super::{BuildError, Clock, Outbound, Receipt, SendError, Transport, url_of};
 use crate::config::DestinationConfig;
 
@@ -51,13 +51,8 @@ impl Opencrvs {
 #[async_trait]
 impl Transport for Opencrvs {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
-        let request = || {
-            self.client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, outbound.content_type)
-                .header(ACCEPT, "application/json")
-                .body(outbound.body.to_vec())
-        };
+        let request =
+            || post_payload(&self.client, &self.url, outbound).header(ACCEPT, "application/json");
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
         let body = answer.json();
         if !answer.status.is_success() {

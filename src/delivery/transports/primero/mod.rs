@@ -9,13 +9,13 @@
 mod login;
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::ACCEPT;
 use reqwest::{Client, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use super::auth::Auth;
 use super::classify::{code_at, listed, status_error};
-use super::http_client::{Answer, build_client};
+use super::http_client::{Answer, build_client, post_payload};
 use super::token_cache::TokenCache;
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
 use crate::config::{AuthConfig, DestinationConfig};
@@ -72,13 +72,8 @@ impl Primero {
 #[async_trait]
 impl Transport for Primero {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
-        let request = || {
-            self.client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, outbound.content_type)
-                .header(ACCEPT, "application/json")
-                .body(outbound.body.to_vec())
-        };
+        let request =
+            || post_payload(&self.client, &self.url, outbound).header(ACCEPT, "application/json");
         let answer = self.auth.send(&self.client, request, refused).await?;
         receipt(&answer, client_id(outbound.body).as_deref(), &self.clock)
     }

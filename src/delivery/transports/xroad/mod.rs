@@ -7,13 +7,13 @@
 mod soap;
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use reqwest::header::HeaderMap;
 use reqwest::{Client, Url};
 use serde_json::{Map, json};
 
 use super::auth::{Auth, mode_name, unauthorized};
 use super::classify::{code_at, is_code, listed, retry_after_header, seconds, status_error};
-use super::http_client::{Answer, build_client};
+use super::http_client::{Answer, build_client, post_payload};
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
 use crate::config::{AuthConfig, DestinationConfig};
 use soap::{FaultXml, Problem, ReceiptXml};
@@ -50,13 +50,8 @@ impl XRoad {
 #[async_trait]
 impl Transport for XRoad {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
-        let request = || {
-            self.client
-                .post(self.url.clone())
-                .header(CONTENT_TYPE, outbound.content_type)
-                .header("SOAPAction", "\"\"")
-                .body(outbound.body.to_vec())
-        };
+        let request =
+            || post_payload(&self.client, &self.url, outbound).header("SOAPAction", "\"\"");
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
         judge(&answer, &self.clock)
     }
