@@ -166,10 +166,13 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             "{} registered keys twice: {twice:?}",
             mock.kind()
         );
-        assert_eq!(
-            registrations(mock).len(),
-            mock.records().len(),
-            "{}: one record per registered key",
+        // Every registration the registry answered is one of its records (it
+        // may hold a few more: registered while the gateway died, unanswered).
+        let held: BTreeSet<String> = mock.records().into_iter().map(|r| r.key).collect();
+        let answered: BTreeSet<String> = registrations(mock).into_keys().collect();
+        assert!(
+            answered.is_subset(&held),
+            "{}: a registration was answered but not kept",
             mock.kind()
         );
     }
