@@ -12,7 +12,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use registry_gateway::config::{Config, Overrides, SourceConfig};
 use registry_gateway::intake::{Intake, Submission};
 use registry_gateway::model::RecordType;
-use registry_gateway::server::{load_pipeline, open_store};
+use registry_gateway::pipeline::Pipeline;
+use registry_gateway::server::open_store;
 use registry_gateway::telemetry::Metrics;
 use serde_json::Value;
 
@@ -51,8 +52,8 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let config = Arc::new(config);
-    let pipeline = Arc::new(load_pipeline(config.clone()).unwrap());
-    let schemas = pipeline.schemas.clone();
+    let pipeline = Arc::new(Pipeline::load(config.clone()).unwrap());
+    let schemas = pipeline.schemas().clone();
     let metrics = Metrics::default();
     let store = runtime.block_on(open_store(&config, &metrics)).unwrap();
     let intake = Arc::new(Intake::new(pipeline, store.clone(), metrics));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use registry_gateway::config::{Config, Overrides};
 use registry_gateway::model::RecordId;
-use registry_gateway::server::load_pipeline;
+use registry_gateway::pipeline::Pipeline;
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -18,19 +18,19 @@ fn bench(c: &mut Criterion) {
         &Overrides::default(),
     )
     .unwrap();
-    let pipeline = load_pipeline(Arc::new(config)).unwrap();
+    let pipeline = Pipeline::load(Arc::new(config)).unwrap();
     let mut group = c.benchmark_group("route");
     group.throughput(Throughput::Elements(1));
     for example in ["birth-notification", "child-protection-case"] {
         let bytes = std::fs::read(root.join(format!("schemas/examples/{example}.json"))).unwrap();
-        let source = pipeline.config.sources["canonical"].clone();
+        let source = pipeline.config().sources["canonical"].clone();
         let payload = pipeline.parse_json(&bytes).unwrap();
         let canonical = pipeline.canonicalize(&source, &payload).unwrap();
         group.bench_function(format!("canonicalize/{example}"), |b| {
             b.iter(|| pipeline.canonicalize(&source, &payload).unwrap())
         });
         let timestamp = canonical.stated_time().unwrap();
-        for route in pipeline.config.routes_for(canonical.record_type) {
+        for route in pipeline.config().routes_for(canonical.record_type) {
             let ctx = pipeline.context(route, RecordId::new(), &canonical, timestamp, 1);
             pipeline.render(route, &canonical, &ctx).unwrap();
             group.bench_function(&route.name, |b| {

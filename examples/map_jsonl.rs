@@ -11,7 +11,7 @@ use std::sync::Arc;
 use registry_gateway::config::{Config, Overrides};
 use registry_gateway::model::RecordId;
 use registry_gateway::pipeline::Canonical;
-use registry_gateway::server::load_pipeline;
+use registry_gateway::pipeline::Pipeline;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -19,9 +19,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: map_jsonl CONFIG ROUTE < records.jsonl");
     };
     let config = Config::load(Path::new(config), &Overrides::default())?;
-    let pipeline = load_pipeline(Arc::new(config))?;
+    let pipeline = Pipeline::load(Arc::new(config))?;
     let route = pipeline
-        .config
+        .config()
         .routes
         .iter()
         .find(|r| &r.name == route)

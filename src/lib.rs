@@ -1,34 +1,29 @@
 //! registry-gateway: an interoperability gateway between humanitarian agencies
-//! and the registries of a State.
+//! and the registries of a State. This crate is the running gateway; the pure
+//! core (records, mapping, policy, pipeline) is `registry-gateway-core`,
+//! re-exported here under the same module names.
 //!
 //! Module map (see ARCHITECTURE.md for the invariants each one keeps):
-//! - [`config`]: `gateway.toml` -> raw structs -> `validate()` (every error) -> [`config::Config`].
-//! - [`model`]: record types, roles, clients, record ids: the shared vocabulary.
-//! - [`schema`]: the canonical JSON Schemas (embedded), validation to JSON-pointer problems,
-//!   and the sensitivity tags (`x-sensitivity`) read from them. No I/O.
-//! - [`audit`]: exchange-log events, their canonical bytes and leaf hashes. No I/O.
-//! - [`store`]: the [`store::Store`] trait and its embedded SQLite backend (group commit).
-//! - [`intake`]: what happens to a submitted record, independent of HTTP.
-//! - [`api`]: the HTTP surface (axum): auth, problem details, routes, health, metrics.
+//! - [`store`]: the [`store::Store`] trait and its embedded SQLite backend (group commit,
+//!   leases, migrations).
+//! - [`intake`]: what happens to a submitted record, independent of HTTP: pipeline,
+//!   policy decision, one durable commit.
+//! - [`delivery`]: one worker per destination: leases, pace, breaker, backoff, and
+//!   `delivery::transports` (one folder per registry kind).
+//! - [`api`]: the HTTP surface (axum): auth, problem details, records, consent,
+//!   admin, health, metrics, OpenAPI.
 //! - [`telemetry`]: logging and Prometheus metrics.
-//! - [`server`]: wiring: config -> store -> router -> listener, graceful shutdown.
+//! - [`server`]: wiring: config -> pipeline -> store -> router and workers ->
+//!   listener, graceful shutdown.
 #![forbid(unsafe_code)]
 
+pub use registry_gateway_core::{
+    audit, config, conformance, manifest, mapping, model, pipeline, policy, schema, translate,
+};
+
 pub mod api;
-pub mod audit;
-pub mod config;
-pub mod conformance;
 pub mod delivery;
-pub mod demo;
 pub mod intake;
-pub mod manifest;
-pub mod mapping;
-pub mod mocks;
-pub mod model;
-pub mod pipeline;
-pub mod policy;
-pub mod schema;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod translate;

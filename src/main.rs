@@ -75,40 +75,6 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
-    /// Run the mock registries (OpenCRVS 2.x and 1.x, FHIR exchange, Primero v2,
-    /// Examplia over X-Road) on the ports the example config points at.
-    MockRegistries {
-        #[arg(long, default_value = "127.0.0.1")]
-        host: std::net::IpAddr,
-        /// Port of the first mock; the others follow (0 picks free ports).
-        #[arg(long, default_value_t = 7101)]
-        port_base: u16,
-        /// Comma-separated subset, e.g. opencrvs,examplia-crvs.
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// Primero login mode: jwt-header, session, basic or idp-bearer.
-        #[arg(long, default_value = "jwt-header")]
-        primero_auth: String,
-        /// Ignore Examplia's Sunday maintenance window.
-        #[arg(long)]
-        no_maintenance: bool,
-    },
-    /// Run the whole flow locally: mock registries, the gateway on a fresh
-    /// embedded store, the sample records pushed and followed to their
-    /// receipts; then keep serving until Ctrl-C.
-    Demo {
-        #[arg(long, default_value = "deploy/gateway.example.toml")]
-        config: PathBuf,
-        /// Sample records: every case expected to be accepted.
-        #[arg(long, default_value = "conformance/cases")]
-        cases: PathBuf,
-        /// Address of the gateway (overrides server.listen).
-        #[arg(long)]
-        listen: Option<String>,
-        /// Store directory; emptied at start.
-        #[arg(long, default_value = "registry-gateway-demo-data")]
-        data_dir: PathBuf,
-    },
     /// List or replay dead letters through a running gateway's admin API.
     DeadLetters {
         #[command(subcommand)]
@@ -190,29 +156,11 @@ fn main() -> ExitCode {
         } => return run_translate(&config, &source, &input, &out, timestamp.as_deref()),
         Command::Manifest { config, format } => manifest(&config, format),
         Command::Conformance { dir, config, bless } => return conformance(&dir, &config, bless),
-        Command::MockRegistries {
-            host,
-            port_base,
-            only,
-            primero_auth,
-            no_maintenance,
-        } => mock_registries(host, port_base, &only, &primero_auth, no_maintenance),
         Command::DeadLetters {
             command,
             gateway,
             token,
         } => dead_letters(command, &gateway, token.as_deref()),
-        Command::Demo {
-            config,
-            cases,
-            listen,
-            data_dir,
-        } => demo(registry_gateway::demo::DemoOptions {
-            config,
-            cases,
-            listen,
-            data_dir,
-        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -230,7 +178,7 @@ fn config_check(path: &Path) -> ExitCode {
         // The same loading `serve` does: schemas, mappings, policies, and the
         // check that no mapping reads a category its route's policy refuses.
         Ok(config) => {
-            if let Err(e) = server::load_pipeline(Arc::new(config)) {
+            if let Err(e) = Pipeline::load(Arc::new(config)) {
                 problems.push(e.to_string());
             }
         }
@@ -249,7 +197,7 @@ fn config_check(path: &Path) -> ExitCode {
 
 fn pipeline(config: &Path) -> anyhow::Result<Pipeline> {
     let config = Config::load(config, &Overrides::default())?;
-    Ok(server::load_pipeline(Arc::new(config))?)
+    Ok(Pipeline::load(Arc::new(config))?)
 }
 
 fn run_translate(
@@ -366,117 +314,6 @@ fn conformance(dir: &Path, config: &Path, bless: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-fn mock_registries(
-    host: std::net::IpAddr,
-    port_base: u16,
-    only: &[String],
-    primero_auth: &str,
-    no_maintenance: bool,
-) -> anyhow::Result<()> {
-    use registry_gateway::mocks::{self, MockKind, MockSetOptions, PrimeroAuth};
-    let kinds = if only.is_empty() {
-        MockKind::ALL.to_vec()
-    } else {
-        only.iter()
-            .map(|n| MockKind::from_name(n).with_context(|| format!("no mock registry named {n}")))
-            .collect::<anyhow::Result<_>>()?
-    };
-    let options = MockSetOptions {
-        host,
-        port_base,
-        kinds,
-        primero_auth: PrimeroAuth::from_name(primero_auth)
-            .with_context(|| format!("unknown Primero auth mode {primero_auth}"))?,
-        no_maintenance,
-        ..MockSetOptions::default()
-    };
-    telemetry::init_logging(registry_gateway::config::LogFormat::Text);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let running = mocks::start_set(&options).await?;
-        for m in &running {
-            println!("{}", m.describe());
-        }
-        println!("admin: GET /_mock/arrivals | POST /_mock/faults | DELETE /_mock/faults | GET /_mock/records");
-        wait_for_stop_signal().await;
-        for m in running {
-            m.stop().await;
-        }
-        Ok(())
-    })
-}
-
-fn demo(options: registry_gateway::demo::DemoOptions) -> anyhow::Result<()> {
-    use registry_gateway::demo;
-    telemetry::init_logging_at(registry_gateway::config::LogFormat::Text, "warn");
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let running = demo::start(&options).await?;
-        let base = format!("http://{}", running.gateway.local_addr);
-        println!("registry-gateway listening on {base}");
-        println!("mock registries:");
-        for m in &running.mocks {
-            println!("  {}", m.describe());
-        }
-        println!(
-            "\npushing {} sample records from {} ...",
-            running.samples.len(),
-            options.cases.display()
-        );
-        let pushed = demo::push(&base, &running.samples).await;
-        let accepted = pushed.iter().filter(|p| p.status == 202).count();
-        let routes: usize = pushed.iter().map(|p| p.delivering).sum();
-        let denied: usize = pushed.iter().map(|p| p.denied).sum();
-        println!(
-            "accepted {accepted} of {}: {routes} deliveries to make, {denied} routes denied by policy\n",
-            pushed.len()
-        );
-        let limit = std::time::Duration::from_secs(120);
-        let counts = demo::wait_settled(&running.gateway, limit, |counts| {
-            let line: Vec<String> = counts
-                .iter()
-                .map(|(d, n)| {
-                    let dead = if n[2] > 0 { format!(" ({} dead)", n[2]) } else { String::new() };
-                    format!("{d} {}/{}{dead}", n[0], n.iter().sum::<i64>())
-                })
-                .collect();
-            println!("delivered: {}", line.join(" | "));
-        })
-        .await;
-        let dead: i64 = counts.iter().map(|(_, n)| n[2]).sum();
-        println!("\nreceipts (GET {base}/v1/records/<id>, Authorization: Bearer demo-agency-token):");
-        for p in pushed.iter().take(6) {
-            let Some(id) = p.id.as_deref().and_then(registry_gateway::model::RecordId::parse) else {
-                continue;
-            };
-            if let Ok(Some(status)) = running.gateway.store().record_status(id).await {
-                for r in &status.routes {
-                    let reference = r
-                        .receipt
-                        .as_ref()
-                        .and_then(|v| v["reference"].as_str())
-                        .unwrap_or("-");
-                    println!("  {:<40} {:<42} {:<10} {reference}", p.case, r.route, r.status);
-                }
-            }
-        }
-        let first = pushed.iter().find_map(|p| p.id.clone()).unwrap_or_default();
-        println!("\nlook at:");
-        println!("  {base}/v1/records/{first}   (status and receipts)");
-        println!("  {base}/metrics   (gateway_deliveries_total, gateway_delivery_seconds)");
-        let dead_note = if dead > 0 { format!(": {dead} now") } else { String::new() };
-        println!("  {base}/v1/admin/dead-letters   (Bearer demo-admin-token){dead_note}");
-        println!("  http://127.0.0.1:7101/_mock/arrivals   (what the OpenCRVS mock received)");
-        println!("\nserving until Ctrl-C");
-        wait_for_stop_signal().await;
-        running.gateway.shutdown().await?;
-        for m in running.mocks {
-            m.stop().await;
-        }
-        Ok(())
-    })
 }
 
 fn dead_letters(

@@ -13,22 +13,15 @@ use crate::config::{Config, StoreLocation};
 use crate::delivery::Delivery;
 use crate::delivery::transports::BuildError;
 use crate::intake::Intake;
-use crate::mapping::{self, LoadError};
-use crate::pipeline::{Pipeline, check_categories};
-use crate::policy;
-use crate::schema::{SchemaError, SchemaRegistry};
+use crate::pipeline::{LoadError, Pipeline};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("schemas do not load: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Schemas(Vec<SchemaError>),
-    #[error("mappings do not load:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-    Mappings(Vec<LoadError>),
-    #[error("policies do not load or refuse a mapping:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-    Policies(Vec<String>),
+    #[error(transparent)]
+    Pipeline(#[from] LoadError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("destinations cannot be reached as configured:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
@@ -69,25 +62,6 @@ impl RunningGateway {
     }
 }
 
-/// Schemas and mappings, compiled once: everything `serve`, `translate` and
-/// `config check` need besides the config itself.
-pub fn load_pipeline(config: Arc<Config>) -> Result<Pipeline, StartError> {
-    let schemas = SchemaRegistry::load().map_err(StartError::Schemas)?;
-    let mappings = mapping::load(&config, &schemas).map_err(StartError::Mappings)?;
-    let policies =
-        policy::load(&config.policies_dir, &config.routes).map_err(StartError::Policies)?;
-    let refused = check_categories(&config, &schemas, &mappings, &policies);
-    if !refused.is_empty() {
-        return Err(StartError::Policies(refused));
-    }
-    Ok(Pipeline {
-        config,
-        schemas: Arc::new(schemas),
-        mappings: Arc::new(mappings),
-        policies: Arc::new(policies),
-    })
-}
-
 pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn Store>, StoreError> {
     match &config.server.store {
         StoreLocation::Embedded { data_dir } => Ok(Arc::new(
@@ -119,7 +93,7 @@ pub async fn start_with(
     options: StartOptions,
 ) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
-    let pipeline = Arc::new(load_pipeline(config.clone())?);
+    let pipeline = Arc::new(Pipeline::load(config.clone())?);
     let metrics = Metrics::default();
     let store = open_store(&config, &metrics).await?;
     let delivery = if options.deliver {

@@ -1,5 +1,6 @@
 //! Accepted means durable: records answered 202 survive SIGKILL of the process.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -3,6 +3,7 @@
 //! store. At the end every accepted record has reached every registry of its
 //! routes, and no registry registered an idempotency key twice.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{AGENCY, config_with, example_record, spawn_gateway};
 use rand::{Rng, SeedableRng};
-use registry_gateway::mocks::{self, MockConfig, MockKind, Outcome, RunningMock};
+use registry_mocks::{self as mocks, MockConfig, MockKind, Outcome, RunningMock};
 use serde_json::{Value, json};
 
 const KILLS: usize = 6;

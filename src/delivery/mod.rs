@@ -38,7 +38,7 @@ impl Delivery {
     ) -> Result<Delivery, Vec<BuildError>> {
         let mut transports: BTreeMap<String, Arc<dyn Transport>> = BTreeMap::new();
         let mut errors = Vec::new();
-        for (name, destination) in &pipeline.config.destinations {
+        for (name, destination) in &pipeline.config().destinations {
             match transports::build(destination) {
                 Ok(t) => {
                     transports.insert(name.clone(), t);
@@ -66,7 +66,7 @@ impl Delivery {
         let nudge = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
         for (name, transport) in transports {
-            let Some(destination) = pipeline.config.destinations.get(&name).cloned() else {
+            let Some(destination) = pipeline.config().destinations.get(&name).cloned() else {
                 continue;
             };
             let pace = Arc::new(pace::Pace::new(&destination.limits, &destination.retry));

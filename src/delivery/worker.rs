@@ -190,7 +190,7 @@ impl Worker {
         };
         let Some(route) = self
             .pipeline
-            .config
+            .config()
             .routes
             .iter()
             .find(|r| r.name == d.route)

@@ -6,8 +6,6 @@
 //! committed; a rejection is returned only after its audit event is committed.
 //! No value from the record reaches an error, a log line or the audit log.
 
-mod json_limits;
-
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -15,16 +13,13 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
-use crate::model::{RecordId, RecordType};
+use crate::model::{RecordId, RecordType, subject_key};
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::ConsentState;
 use crate::policy::Outcome;
 use crate::schema::Violation;
-use crate::store::{
-    AcceptOutcome, ConsentEntry, NewDelivery, NewRecord, Store, StoreError, subject_key,
-};
+use crate::store::{AcceptOutcome, ConsentEntry, NewDelivery, NewRecord, Store, StoreError};
 use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
-pub use json_limits::exceeds_depth;
 
 /// One submission as it arrived.
 pub struct Submission<'a> {
@@ -151,13 +146,7 @@ impl Intake {
         // routes will carry the record; denied routes get no delivery at all.
         let mut routes = Vec::new();
         let mut deliveries = Vec::new();
-        for route in self.pipeline.config.routes_for(record_type) {
-            let decision = self.pipeline.policies.decide_with_consent(
-                &route.name,
-                record_type,
-                &canonical.record,
-                consent.as_ref(),
-            );
+        for (route, decision) in self.pipeline.decide_routes(&canonical, consent.as_ref()) {
             let deliver = decision.decision == Outcome::Deliver;
             if deliver {
                 deliveries.push(NewDelivery {

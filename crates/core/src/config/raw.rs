@@ -1,0 +1,140 @@
+//! `gateway.toml` exactly as written. Strings stay strings here; `validate()`
+//! turns them into typed values and reports every problem at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Folder of mapping files, relative to the config file.
+    pub mappings_dir: Option<String>,
+    /// Folder of sharing policies (one file per route), relative to the config file.
+    pub policies_dir: Option<String>,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub clients: Vec<RawClient>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, RawDestination>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub data_dir: Option<String>,
+    pub database_url: Option<String>,
+    pub max_body_bytes: Option<u64>,
+    pub max_json_depth: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    pub id: String,
+    pub role: String,
+    pub token_sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub format: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub kind: String,
+    pub url: Option<String>,
+    pub auth: Option<RawAuth>,
+    pub limits: Option<RawLimits>,
+    pub retry: Option<RawRetry>,
+    pub tls: Option<RawTls>,
+    /// Whole-request timeout, connect included.
+    pub timeout_secs: Option<u64>,
+    /// HMAC key of the route's `pseudonym` redactions (`env:NAME`).
+    pub pseudonym_key: Option<String>,
+}
+
+/// How the gateway authenticates to a registry. Secrets may be written as
+/// `env:NAME` to read them from the environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// none, client-credentials, jwt-header, session, basic, idp-bearer.
+    pub mode: String,
+    /// OAuth token endpoint (client-credentials, idp-bearer).
+    pub token_url: Option<String>,
+    /// Primero login endpoint (jwt-header, session).
+    pub login_url: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+/// A registry's published limits, which the gateway never exceeds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub rate_per_second: Option<f64>,
+    pub burst: Option<u32>,
+    pub max_in_flight: Option<u32>,
+    pub daily_quota: Option<u32>,
+    /// UTC offset of the registry's calendar day, for the quota (`+02:00`).
+    pub day_utc_offset: Option<String>,
+    #[serde(default)]
+    pub closed: Vec<RawWindow>,
+}
+
+/// A weekly window during which nothing is sent (maintenance).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// mon..sun; empty means every day.
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// `HH:MM`, local to `utc_offset`.
+    pub from: String,
+    pub to: String,
+    pub utc_offset: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<u32>,
+    pub initial_backoff_ms: Option<u64>,
+    pub max_backoff_secs: Option<u64>,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: Option<u32>,
+    /// How long the breaker stays open before one probe is let through.
+    pub breaker_cooldown_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM file of the CA roots this registry's certificate must chain to;
+    /// replaces the built-in web roots for this destination.
+    pub ca_file: Option<String>,
+    /// PEM certificate chain and private key for mutual TLS.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub record_type: String,
+    pub destination: String,
+}

@@ -1,0 +1,182 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    validate(toml::from_str(text).expect("test config is valid TOML"))
+}
+
+fn example_path() -> &'static Path {
+    Path::new(concat!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../.."),
+        "/deploy/gateway.example.toml"
+    ))
+}
+
+#[test]
+fn the_example_config_loads_with_the_names_the_design_promises() {
+    let config = Config::load(example_path(), &Overrides::default()).expect("example is valid");
+    let ids: Vec<_> = config.clients.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["demo-agency", "demo-agency-2", "demo-auditor", "demo-admin"]
+    );
+    assert_eq!(
+        config.sources.keys().collect::<Vec<_>>(),
+        ["canonical", "fhir-r4", "primero"]
+    );
+    assert_eq!(
+        config.destinations.keys().collect::<Vec<_>>(),
+        [
+            "examplia-crvs",
+            "fhir-r4",
+            "opencrvs",
+            "opencrvs-v1",
+            "primero"
+        ]
+    );
+    assert!(
+        config
+            .routes
+            .iter()
+            .any(|r| r.name == "birth-notification-to-examplia-crvs")
+    );
+    assert!(
+        config
+            .routes
+            .iter()
+            .any(|r| r.name == "child-protection-case-to-primero")
+    );
+}
+
+#[test]
+fn the_example_tokens_hash_to_the_configured_values() {
+    use sha2::{Digest, Sha256};
+    let config = Config::load(example_path(), &Overrides::default()).unwrap();
+    for (id, token) in [
+        ("demo-agency", "demo-agency-token"),
+        ("demo-agency-2", "demo-agency-2-token"),
+        ("demo-auditor", "demo-auditor-token"),
+        ("demo-admin", "demo-admin-token"),
+    ] {
+        let client = config.clients.iter().find(|c| c.id == id).unwrap();
+        assert_eq!(client.token_sha256, <[u8; 32]>::from(Sha256::digest(token)));
+    }
+}
+
+#[test]
+fn overrides_take_precedence_over_the_file() {
+    let overrides = Overrides {
+        listen: Some("127.0.0.1:0".into()),
+        data_dir: Some("/tmp/elsewhere".into()),
+        database_url: None,
+    };
+    let config = Config::load(example_path(), &overrides).unwrap();
+    assert_eq!(config.server.listen.port(), 0);
+    assert_eq!(
+        config.server.store,
+        StoreLocation::Embedded {
+            data_dir: "/tmp/elsewhere".into()
+        }
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let errors = parse(
+        r#"
+        [server]
+        listen = "nowhere"
+        max_body_bytes = 10
+        log_format = "xml"
+
+        [[clients]]
+        id = "Bad Id"
+        role = "superuser"
+        token_sha256 = "abc"
+
+        [sources.canonical]
+        format = "csv"
+
+        [destinations.crvs]
+        kind = "fax"
+        url = "ftp://x"
+
+        [[routes]]
+        record_type = "death-notification"
+        destination = "nowhere"
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    for expected in [
+        "server.listen",
+        "server.max_body_bytes",
+        "server.log_format",
+        "clients[0].id",
+        "clients[0].role",
+        "clients[0].token_sha256",
+        "sources.canonical.format",
+        "destinations.crvs.url",
+        "destinations.crvs.kind",
+        "routes[0].record_type",
+        "routes[0].destination",
+    ] {
+        assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
+    }
+}
+
+#[test]
+fn duplicate_clients_tokens_and_routes_are_refused() {
+    let hash = "6be0c238debe86a55459d35ee5828e59cec088660bcc42f16453e23e84cdedb7";
+    let errors = parse(&format!(
+        r#"
+        [[clients]]
+        id = "a"
+        role = "agency"
+        token_sha256 = "{hash}"
+        [[clients]]
+        id = "a"
+        role = "agency"
+        token_sha256 = "{hash}"
+        [destinations.x]
+        kind = "primero"
+        [[routes]]
+        record_type = "child-protection-case"
+        destination = "x"
+        [[routes]]
+        record_type = "child-protection-case"
+        destination = "x"
+        "#
+    ))
+    .unwrap_err();
+    let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("declared twice") && m.starts_with("clients[1].id")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("clients[1].token_sha256"))
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("route child-protection-case-to-x is declared twice"))
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = toml::from_str::<raw::RawConfig>("[server]\nlisten_addr = \"x\"\n").unwrap_err();
+    assert!(err.to_string().contains("listen_addr"), "{err}");
+}
+
+#[test]
+fn a_postgres_url_is_refused_until_that_store_exists() {
+    let errors = parse("[server]\ndatabase_url = \"postgres://localhost/test\"\n").unwrap_err();
+    assert_eq!(errors[0].path, "server.database_url");
+}

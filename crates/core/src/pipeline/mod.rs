@@ -1,0 +1,540 @@
+//! The record's path through the gateway, without I/O: a source payload becomes
+//! a canonical record (decode, inbound mapping, validation), and a canonical
+//! record becomes the bytes each route would send (outbound mapping, encoder).
+//!
+//! Intake, `translate` and (later) the delivery workers all go through here, so
+//! what `translate` shows is what the gateway sends.
+
+mod json_depth;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use crate::config::{Config, RouteConfig, SourceConfig, SourceFormat};
+use crate::mapping::formats::{self, EncodeError, Encoded};
+use crate::mapping::{self, Mapping, MappingError, Mappings, RouteContext};
+use crate::model::{RecordId, RecordType};
+use crate::policy::{self, ConsentState, Decision, Outcome, Policies, PolicyLoadError};
+use crate::schema::{SchemaError, SchemaRegistry, Violation};
+pub use json_depth::exceeds_depth;
+
+/// A validated canonical record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canonical {
+    pub record_type: RecordType,
+    pub record: Value,
+}
+
+impl Canonical {
+    pub fn version(&self) -> i64 {
+        self.record
+            .get("record_version")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+    }
+
+    /// The subject key (model::subject_key) of the person this record is
+    /// about, for the agency `client_id`; a consent record names its subject.
+    pub fn subject(&self, client_id: &str) -> Option<String> {
+        let (record_type, source_id) = match self.record_type {
+            RecordType::Consent => {
+                let subject = self.record.get("subject")?;
+                (
+                    subject.get("record_type")?.as_str()?,
+                    subject.get("source_record_id")?.as_str()?,
+                )
+            }
+            other => (
+                other.as_str(),
+                self.record.get("source_record_id")?.as_str()?,
+            ),
+        };
+        Some(crate::model::subject_key(client_id, record_type, source_id))
+    }
+
+    /// The time the record itself states (notification or decision time), used
+    /// as the injected timestamp where no clock may be read.
+    pub fn stated_time(&self) -> Option<DateTime<Utc>> {
+        for field in ["notified_at", "decided_at"] {
+            if let Some(t) = self.record.get(field).and_then(Value::as_str)
+                && let Ok(t) = DateTime::parse_from_rfc3339(t)
+            {
+                return Some(t.with_timezone(&Utc));
+            }
+        }
+        self.record
+            .get("registration_date")
+            .and_then(Value::as_str)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc())
+    }
+}
+
+/// Why a route could not be rendered. Names rules and paths, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    #[error("no mapping is loaded for route {0}")]
+    NoMapping(String),
+    #[error("mapping {file}: {source}")]
+    Mapping {
+        file: String,
+        #[source]
+        source: MappingError,
+    },
+    #[error("encoding: {0}")]
+    Encode(#[from] EncodeError),
+}
+
+/// Config, schemas, mappings and policies, compiled once and checked against
+/// each other: everything `serve`, `translate`, `manifest` and `config check`
+/// need. Built only by [`Pipeline::load`], so a pipeline always passed the
+/// category check.
+pub struct Pipeline {
+    config: Arc<Config>,
+    schemas: Arc<SchemaRegistry>,
+    mappings: Arc<Mappings>,
+    policies: Arc<Policies>,
+}
+
+/// Why a pipeline does not load; each variant lists every problem of its kind.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("schemas do not load: {}", join(.0, "; "))]
+    Schemas(Vec<SchemaError>),
+    #[error("mappings do not load:\n{}", indent(.0))]
+    Mappings(Vec<mapping::LoadError>),
+    #[error("policies do not load:\n{}", indent(.0))]
+    Policies(Vec<PolicyLoadError>),
+    #[error("policies refuse what mappings read:\n{}", indent(.0))]
+    Categories(Vec<CategoryError>),
+}
+
+fn join<T: std::fmt::Display>(items: &[T], separator: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+fn indent<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A mapping that reads a field of a sensitivity category its route's policy
+/// neither allows nor removes. Names the file, line, path and category only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{file}:{line}: reads {path}, which holds {category} data that the policy of {route} neither allows nor removes"
+)]
+pub struct CategoryError {
+    pub file: String,
+    pub line: usize,
+    pub path: String,
+    pub category: &'static str,
+    pub route: String,
+}
+
+/// A route's sharing decision, and the bytes it would send when it delivers.
+pub struct Routed {
+    pub decision: Decision,
+    pub rendered: Option<Result<Encoded, RenderError>>,
+}
+
+impl Pipeline {
+    /// Compile schemas, mappings and policies for `config`, and refuse any
+    /// mapping that reads a category its route's policy does not allow.
+    /// Pseudonym keys named in the config are handed to the policies here.
+    pub fn load(config: Arc<Config>) -> Result<Pipeline, LoadError> {
+        let schemas = SchemaRegistry::load().map_err(LoadError::Schemas)?;
+        let mappings = mapping::load(&config, &schemas).map_err(LoadError::Mappings)?;
+        let mut policies =
+            policy::load(&config.policies_dir, &config.routes).map_err(LoadError::Policies)?;
+        for (destination, key) in config.pseudonym_keys() {
+            policies.set_pseudonym_key(destination, key.to_vec());
+        }
+        let refused = check_categories(&config, &schemas, &mappings, &policies);
+        if !refused.is_empty() {
+            return Err(LoadError::Categories(refused));
+        }
+        Ok(Pipeline {
+            config,
+            schemas: Arc::new(schemas),
+            mappings: Arc::new(mappings),
+            policies: Arc::new(policies),
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn schemas(&self) -> &Arc<SchemaRegistry> {
+        &self.schemas
+    }
+
+    pub fn mappings(&self) -> &Mappings {
+        &self.mappings
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// Each route of the record's type with its sharing decision, given the
+    /// subject's latest consent: what intake commits and answers at acceptance.
+    pub fn decide_routes<'a>(
+        &'a self,
+        record: &Canonical,
+        consent: Option<&ConsentState>,
+    ) -> Vec<(&'a RouteConfig, Decision)> {
+        self.config
+            .routes_for(record.record_type)
+            .map(|route| {
+                let decision = self.policies.decide_with_consent(
+                    &route.name,
+                    record.record_type,
+                    &record.record,
+                    consent,
+                );
+                (route, decision)
+            })
+            .collect()
+    }
+
+    /// Parse a request body as JSON within the configured nesting limit.
+    pub fn parse_json(&self, body: &[u8]) -> Result<Value, Vec<Violation>> {
+        let max = self.config.server.max_json_depth;
+        if exceeds_depth(body, max) {
+            return Err(vec![Violation {
+                pointer: String::new(),
+                code: "max_depth",
+                message: format!("nests objects and arrays deeper than {max} levels"),
+            }]);
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            vec![Violation {
+                pointer: String::new(),
+                code: "malformed_json",
+                message: format!(
+                    "is not well-formed JSON (error at line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            }]
+        })
+    }
+
+    /// Turn a parsed payload from `source` into a validated canonical record,
+    /// or list every problem (pointers into the payload for decoding problems,
+    /// into the canonical record for what the mapping produced).
+    pub fn canonicalize(
+        &self,
+        source: &SourceConfig,
+        payload: &Value,
+    ) -> Result<Canonical, Vec<Violation>> {
+        let (record_type, record) = match source.format {
+            SourceFormat::Canonical => (record_type_of(payload)?, payload.clone()),
+            format => self.map_inbound(source, format, payload)?,
+        };
+        let mut violations = self.schemas.validate(record_type, &record);
+        if violations.is_empty() {
+            violations = semantic_violations(record_type, &record);
+        }
+        if violations.is_empty() {
+            Ok(Canonical {
+                record_type,
+                record,
+            })
+        } else {
+            Err(violations)
+        }
+    }
+
+    fn map_inbound(
+        &self,
+        source: &SourceConfig,
+        format: SourceFormat,
+        payload: &Value,
+    ) -> Result<(RecordType, Value), Vec<Violation>> {
+        let tree = formats::decode(format, payload)?;
+        let Some(((_, record_type), mapping)) = self
+            .mappings()
+            .inbound
+            .iter()
+            .find(|((name, _), _)| *name == source.name)
+        else {
+            return Err(vec![Violation {
+                pointer: String::new(),
+                code: "unsupported_source",
+                message: "no inbound mapping is configured for this source".into(),
+            }]);
+        };
+        // Inbound mappings read only the payload; the context is a placeholder.
+        let ctx = RouteContext {
+            record_id: RecordId(uuid::Uuid::nil()),
+            record_version: 1,
+            route: format!("inbound:{}", source.name),
+            destination: String::new(),
+            timestamp: DateTime::UNIX_EPOCH,
+            attempt: 1,
+        };
+        let record = mapping.apply(&tree, &ctx).map_err(|e| {
+            vec![Violation {
+                pointer: String::new(),
+                code: "unmappable",
+                message: format!("the payload cannot be mapped: {e}"),
+            }]
+        })?;
+        Ok((*record_type, record))
+    }
+
+    /// The bytes `route` would send for `record`.
+    pub fn render(
+        &self,
+        route: &RouteConfig,
+        record: &Canonical,
+        ctx: &RouteContext,
+    ) -> Result<Encoded, RenderError> {
+        let mapping = self
+            .mappings()
+            .outbound
+            .get(&route.name)
+            .ok_or_else(|| RenderError::NoMapping(route.name.clone()))?;
+        let tree = mapping
+            .apply(&record.record, ctx)
+            .map_err(|source| RenderError::Mapping {
+                file: self.mapping_name(mapping),
+                source,
+            })?;
+        let kind = self.config.destinations[&route.destination].kind;
+        Ok(formats::encode(kind, &tree, ctx)?)
+    }
+
+    /// Decide whether `record` may go through `route` and, if so, render the
+    /// minimised record: the policy runs before the mapping, so a field the
+    /// policy removes never reaches the encoder.
+    pub fn route(&self, route: &RouteConfig, record: &Canonical, ctx: &RouteContext) -> Routed {
+        self.route_with_consent(route, record, None, ctx)
+    }
+
+    /// [`Pipeline::route`], with the latest consent recorded for the record's
+    /// subject (a canonical consent record), which overrides the record's own.
+    pub fn route_with_consent(
+        &self,
+        route: &RouteConfig,
+        record: &Canonical,
+        consent: Option<&Value>,
+        ctx: &RouteContext,
+    ) -> Routed {
+        let consent = consent.and_then(crate::policy::ConsentState::from_record);
+        let decision = self.policies.decide_with_consent(
+            &route.name,
+            record.record_type,
+            &record.record,
+            consent.as_ref(),
+        );
+        let rendered = (decision.decision == Outcome::Deliver).then(|| {
+            let minimised = Canonical {
+                record_type: record.record_type,
+                record: self.policies.apply(&decision, &record.record),
+            };
+            self.render(route, &minimised, ctx)
+        });
+        Routed { decision, rendered }
+    }
+
+    /// A mapping file's name relative to the mappings folder, so that reasons
+    /// and the manifest read the same on every machine.
+    pub fn mapping_name(&self, mapping: &Mapping) -> String {
+        mapping
+            .file
+            .strip_prefix(&self.config.mappings_dir)
+            .map(|p| format!("mappings/{}", p.display()))
+            .unwrap_or_else(|_| mapping.file.display().to_string())
+    }
+
+    /// The route context of `record` on `route`.
+    pub fn context(
+        &self,
+        route: &RouteConfig,
+        record_id: RecordId,
+        record: &Canonical,
+        timestamp: DateTime<Utc>,
+        attempt: u32,
+    ) -> RouteContext {
+        RouteContext {
+            record_id,
+            record_version: record.version(),
+            route: route.name.clone(),
+            destination: route.destination.clone(),
+            timestamp,
+            attempt,
+        }
+    }
+}
+
+/// Refuse a mapping that reads a field of a sensitivity category its route's
+/// policy does not allow (and does not remove): deny by default, at load time.
+pub fn check_categories(
+    config: &Config,
+    schemas: &SchemaRegistry,
+    mappings: &Mappings,
+    policies: &Policies,
+) -> Vec<CategoryError> {
+    let mut errors = Vec::new();
+    for route in &config.routes {
+        let Some(mapping) = mappings.outbound.get(&route.name) else {
+            continue;
+        };
+        for rule in &mapping.rules {
+            let crate::mapping::Input::Field(path) = &rule.input else {
+                continue;
+            };
+            let read = format!("/{path}");
+            for field in schemas.sensitive_fields(route.record_type) {
+                let covers = field.covers(&read);
+                let within = field.path.starts_with(&format!("{read}/"));
+                if (covers || within) && !policies.permits(&route.name, &field.path, field.category)
+                {
+                    errors.push(CategoryError {
+                        file: mapping.file.display().to_string(),
+                        line: rule.line,
+                        path: path.to_string(),
+                        category: field.category.as_str(),
+                        route: route.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Which canonical record type a canonical payload claims to be.
+pub fn record_type_of(payload: &Value) -> Result<RecordType, Vec<Violation>> {
+    payload
+        .get("record_type")
+        .and_then(Value::as_str)
+        .and_then(RecordType::parse)
+        .ok_or_else(|| {
+            vec![Violation {
+                pointer: "/record_type".into(),
+                code: "record_type",
+                message:
+                    "must be one of \"birth-notification\", \"child-protection-case\", \"consent\""
+                        .into(),
+            }]
+        })
+}
+
+/// Rules a JSON Schema cannot state: dates in the future relative to the
+/// record's own notification time, a parent born after the child.
+pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    if record_type != RecordType::BirthNotification {
+        return out;
+    }
+    let date = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    };
+    // The local date of notification: the offset in notified_at is the place's.
+    let notified = record
+        .get("notified_at")
+        .and_then(Value::as_str)
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.date_naive());
+    let birth = date("/child/date_of_birth");
+    if let (Some(birth), Some(notified)) = (birth, notified)
+        && birth > notified
+    {
+        out.push(Violation {
+            pointer: "/child/date_of_birth".into(),
+            code: "date_in_future",
+            message: "is after the date of notification (notified_at)".into(),
+        });
+    }
+    if let (Some(year), Some(notified)) = (
+        record
+            .pointer("/child/estimated_year_of_birth")
+            .and_then(Value::as_i64),
+        notified,
+    ) && year > i64::from(chrono::Datelike::year(&notified))
+    {
+        out.push(Violation {
+            pointer: "/child/estimated_year_of_birth".into(),
+            code: "date_in_future",
+            message: "is after the year of notification (notified_at)".into(),
+        });
+    }
+    for parent in ["mother", "father"] {
+        let pointer = format!("/{parent}/date_of_birth");
+        if let (Some(parent_birth), Some(birth)) = (date(&pointer), birth)
+            && parent_birth >= birth
+        {
+            out.push(Violation {
+                pointer,
+                code: "parent_born_after_child",
+                message: "must be before the child's date of birth".into(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_birth_after_notification_is_in_the_future() {
+        let record = json!({
+            "notified_at": "2026-10-22T00:10:00+02:00",
+            "child": {"date_of_birth": "2026-10-23"},
+            "mother": {"date_of_birth": "2026-10-23"}
+        });
+        let v = semantic_violations(RecordType::BirthNotification, &record);
+        let codes: Vec<_> = v.iter().map(|v| (v.pointer.as_str(), v.code)).collect();
+        assert_eq!(
+            codes,
+            [
+                ("/child/date_of_birth", "date_in_future"),
+                ("/mother/date_of_birth", "parent_born_after_child")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_local_date_of_notification_counts_not_utc() {
+        // 00:10 at UTC+2 on the 22nd is the 21st in UTC; a birth on the 22nd is fine.
+        let record = json!({
+            "notified_at": "2026-10-22T00:10:00+02:00",
+            "child": {"date_of_birth": "2026-10-22"}
+        });
+        assert!(semantic_violations(RecordType::BirthNotification, &record).is_empty());
+    }
+
+    #[test]
+    fn stated_time_comes_from_the_record() {
+        let c = Canonical {
+            record_type: RecordType::Consent,
+            record: json!({"decided_at": "2026-01-02T03:04:05Z"}),
+        };
+        assert_eq!(
+            c.stated_time().unwrap().to_rfc3339(),
+            "2026-01-02T03:04:05+00:00"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `translate`: one record through validation, inbound mapping and every
+//! outbound route, without storing or delivering anything. What it writes is
+//! exactly what each registry would be sent.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::model::RecordId;
+use crate::pipeline::{Canonical, Pipeline};
+use crate::schema::Violation;
+
+/// Namespace of the record ids `translate` derives from its input.
+const PREVIEW_NAMESPACE: Uuid = Uuid::from_u128(0x9d2c_51f4_0b7e_4a3d_8e6f_1c2b_3a4d_5e6f);
+
+/// The sharing decision for one route, as `decisions.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub route: String,
+    pub destination: String,
+    pub decision: &'static str,
+    pub reason: String,
+    pub legal_basis: Option<&'static str>,
+    pub redactions: Vec<RedactionEntry>,
+    /// The policy rule that decided, and the SHA-256 of the policy file.
+    pub rule: String,
+    pub policy_sha256: String,
+}
+
+/// One field removed or transformed before mapping, by pointer and action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RedactionEntry {
+    pub pointer: String,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+/// A file `translate` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Translation {
+    pub record_id: RecordId,
+    pub canonical: Canonical,
+    pub files: Vec<OutputFile>,
+    pub decisions: Vec<Decision>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("no source named {0} is configured")]
+    UnknownSource(String),
+    #[error("the record is invalid ({} problem(s))", .0.len())]
+    Invalid(Vec<Violation>),
+}
+
+/// Translate `input` as if `source` had sent it. `timestamp` is injected (the
+/// record's own notification or decision time when `None`), so the output is
+/// the same bytes every time.
+pub fn translate(
+    pipeline: &Pipeline,
+    source: &str,
+    input: &[u8],
+    timestamp: Option<DateTime<Utc>>,
+) -> Result<Translation, TranslateError> {
+    let source_config = pipeline
+        .config()
+        .sources
+        .get(source)
+        .ok_or_else(|| TranslateError::UnknownSource(source.to_string()))?;
+    let payload = pipeline
+        .parse_json(input)
+        .map_err(TranslateError::Invalid)?;
+    let canonical = pipeline
+        .canonicalize(source_config, &payload)
+        .map_err(TranslateError::Invalid)?;
+    let digest = Sha256::new()
+        .chain_update(source.as_bytes())
+        .chain_update([0])
+        .chain_update(input)
+        .finalize();
+    let record_id = RecordId(Uuid::new_v5(&PREVIEW_NAMESPACE, &digest));
+    let timestamp = timestamp
+        .or_else(|| canonical.stated_time())
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    let mut files = Vec::new();
+    let mut decisions = Vec::new();
+    for route in pipeline.config().routes_for(canonical.record_type) {
+        let ctx = pipeline.context(route, record_id, &canonical, timestamp, 1);
+        let routed = pipeline.route(route, &canonical, &ctx);
+        let policy = routed.decision;
+        let (decision, reason) = match routed.rendered {
+            None => ("deny", policy.reason.clone()),
+            Some(Ok(encoded)) => {
+                files.push(OutputFile {
+                    name: format!("{}.{}", route.name, encoded.extension),
+                    bytes: encoded.bytes,
+                });
+                ("deliver", policy.reason.clone())
+            }
+            Some(Err(e)) => ("deny", format!("cannot be rendered for this registry: {e}")),
+        };
+        decisions.push(Decision {
+            route: route.name.clone(),
+            destination: route.destination.clone(),
+            decision,
+            reason,
+            legal_basis: (decision == "deliver")
+                .then_some(policy.legal_basis)
+                .flatten(),
+            redactions: policy
+                .redactions
+                .iter()
+                .map(|r| RedactionEntry {
+                    pointer: r.pointer.clone(),
+                    action: r.action.as_str(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            rule: policy.rule,
+            policy_sha256: policy.policy_sha256,
+        });
+    }
+    let mut decisions_json = serde_json::to_vec_pretty(&decisions).expect("decisions serialise");
+    decisions_json.push(b'\n');
+    files.push(OutputFile {
+        name: "decisions.json".into(),
+        bytes: decisions_json,
+    });
+    Ok(Translation {
+        record_id,
+        canonical,
+        files,
+        decisions,
+    })
+}

@@ -1,0 +1,461 @@
+//! The delivery engine against the mock registries, over real HTTP: pace,
+//! Retry-After, outage and recovery, dead letters and replay, token renewal,
+//! receipts in the status. Each test runs its own mocks and gateway on
+//! 127.0.0.1:0.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{ADMIN, AGENCY, TestGateway, config_with, example_record};
+use registry_mocks as mocks;
+use registry_mocks::{
+    self, Endpoint, Fault, MockConfig, MockKind, OpencrvsSettings, Outcome, RunningMock,
+};
+use serde_json::{Value, json};
+
+/// An OpenCRVS 2.x destination named `opencrvs` pointing at `mock`, with extra TOML lines.
+fn opencrvs_destination(mock: &RunningMock, extra: &str) -> String {
+    format!(
+        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
+         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{extra}\n",
+        mock.submit_url(),
+        mock.token_url().unwrap()
+    )
+}
+
+async fn gateway_for(mock: &RunningMock, extra: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &opencrvs_destination(mock, extra),
+        &[("birth-notification", "opencrvs")],
+    );
+    TestGateway::start_with(config, dir).await
+}
+
+/// The example birth notification as the `n`th child: a distinct source id,
+/// so every record is its own subject and its own registration.
+fn birth(n: usize) -> Vec<u8> {
+    let mut record = example_record("birth-notification");
+    record["source_record_id"] = json!(format!("EMR-TEST-{n:05}"));
+    serde_json::to_vec(&record).unwrap()
+}
+
+/// Version `version` of the first child's record (a correction resends it).
+fn first_child(version: i64) -> Vec<u8> {
+    let mut record = serde_json::from_slice::<Value>(&birth(0)).unwrap();
+    record["record_version"] = json!(version);
+    serde_json::to_vec(&record).unwrap()
+}
+
+/// Submit `count` records, 16 at a time; returns their ids.
+async fn push(gateway: &TestGateway, count: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(16) {
+        let answers = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|n| gateway.submit("canonical", Some(AGENCY), None, birth(*n))),
+        )
+        .await;
+        for a in answers {
+            assert_eq!(a.status(), 202);
+            let body: Value = a.json().await.unwrap();
+            ids.push(body["id"].as_str().unwrap().to_string());
+        }
+    }
+    ids
+}
+
+fn registered(mock: &RunningMock) -> Vec<mocks::Arrival> {
+    mock.submissions()
+        .into_iter()
+        .filter(|a| a.outcome == Outcome::Accepted)
+        .collect()
+}
+
+/// Wait until `done` holds, or fail after `limit`.
+async fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn route_status(gateway: &TestGateway, id: &str) -> Value {
+    let status: Value = gateway
+        .get(&format!("/v1/records/{id}"), Some(AGENCY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    status["routes"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_records_at_twenty_per_second_with_burst_five() {
+    let mock = mocks::start(MockConfig::new(MockKind::Opencrvs))
+        .await
+        .unwrap();
+    let gateway = gateway_for(
+        &mock,
+        "limits = { rate_per_second = 20, burst = 5, max_in_flight = 4 }",
+    )
+    .await;
+    push(&gateway, 200).await;
+    wait_for(Duration::from_secs(60), "200 registrations", || {
+        registered(&mock).len() >= 200
+    })
+    .await;
+    let arrivals = mock.submissions();
+    assert_eq!(arrivals.len(), 200, "no request beyond the 200 needed");
+    assert_eq!(mock.records().len(), 200, "each child registered once");
+    let first = arrivals[0].at;
+    let span = arrivals[199].at - first;
+    // GCRA: the burst goes at once, the other 195 at 20/s: 9.75 s.
+    assert!(
+        span >= Duration::from_millis(9_000) && span <= Duration::from_secs(14),
+        "200 records took {span:?}"
+    );
+    let worst = arrivals
+        .iter()
+        .map(|a| {
+            arrivals
+                .iter()
+                .filter(|b| b.at >= a.at && b.at < a.at + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(worst <= 25, "a 1-second window held {worst} arrivals");
+    gateway.stop().await;
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_sent_before_retry_after_expires() {
+    let mock = mocks::start(MockConfig::new(MockKind::Opencrvs))
+        .await
+        .unwrap();
+    mock.faults().push(Fault::Status503 {
+        retry_after: Some(Duration::from_secs(3)),
+    });
+    let gateway = gateway_for(&mock, "limits = { max_in_flight = 1 }").await;
+    push(&gateway, 5).await;
+    wait_for(Duration::from_secs(30), "5 registrations", || {
+        registered(&mock).len() >= 5
+    })
+    .await;
+    let arrivals = mock.submissions();
+    let refused = arrivals
+        .iter()
+        .position(|a| a.outcome == Outcome::Fault)
+        .expect("the injected 503 was answered");
+    let after = &arrivals[refused + 1..];
+    assert!(!after.is_empty());
+    for a in after {
+        assert!(
+            a.at - arrivals[refused].at >= Duration::from_secs(3),
+            "a request left {:?} after a 503 with Retry-After: 3",
+            a.at - arrivals[refused].at
+        );
+    }
+    assert_eq!(mock.records().len(), 5);
+    gateway.stop().await;
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_down_for_a_while_gets_everything_once_it_is_back() {
+    let mock = mocks::start(MockConfig::new(MockKind::Opencrvs))
+        .await
+        .unwrap();
+    mock.faults().push(Fault::ConnectionReset.until_cleared());
+    let gateway = gateway_for(
+        &mock,
+        "retry = { initial_backoff_ms = 100, max_backoff_secs = 1, breaker_failures = 3, breaker_cooldown_secs = 1, max_attempts = 100 }",
+    )
+    .await;
+    let ids = push(&gateway, 20).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during_outage = mock.submissions().len();
+    // The breaker holds the destination: a few probes, not 20 records retried in a loop.
+    assert!(
+        during_outage >= 3,
+        "the outage was probed ({during_outage})"
+    );
+    assert!(
+        during_outage <= 20,
+        "{during_outage} requests hit a registry that was down for 4 s"
+    );
+    let pending = route_status(&gateway, &ids[0]).await;
+    assert_eq!(pending["status"], "pending");
+    assert!(
+        pending["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("retryable")
+    );
+    mock.faults().clear();
+    wait_for(Duration::from_secs(30), "20 registrations", || {
+        registered(&mock).len() >= 20
+    })
+    .await;
+    assert_eq!(mock.records().len(), 20);
+    for id in &ids {
+        let route = route_status(&gateway, id).await;
+        for _ in 0..50 {
+            if route["status"] == "delivered" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let route = route_status(&gateway, &ids[19]).await;
+    assert_eq!(route["status"], "delivered");
+    assert!(route["receipt"]["reference"].is_string(), "{route}");
+    gateway.stop().await;
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_refusal_is_a_dead_letter_and_replays_after_a_fix() {
+    // The registry has no birth event configured: every notification is a 400.
+    let mut broken = MockConfig::new(MockKind::Opencrvs);
+    broken.opencrvs = OpencrvsSettings {
+        event_types: ["death".to_string()].into_iter().collect(),
+        ..OpencrvsSettings::default()
+    };
+    let mock = mocks::start(broken).await.unwrap();
+    let addr = mock.addr();
+    let gateway = gateway_for(&mock, "").await;
+    // Three versions of one child's record: they must reach the registry in order.
+    let mut ids = Vec::new();
+    for version in 1..=3 {
+        let answer = gateway
+            .submit("canonical", Some(AGENCY), None, first_child(version))
+            .await;
+        assert_eq!(answer.status(), 202);
+        let body: Value = answer.json().await.unwrap();
+        ids.push(body["id"].as_str().unwrap().to_string());
+    }
+    let admin = |path: &str| {
+        gateway
+            .http
+            .get(gateway.url(path))
+            .bearer_auth(ADMIN)
+            .send()
+    };
+    let started = Instant::now();
+    let dead = loop {
+        let body: Value = admin("/v1/admin/dead-letters")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["dead_letters"].as_array().unwrap().len() == 3 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no dead letters: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        mock.submissions().len(),
+        3,
+        "a permanent refusal is not retried"
+    );
+    let letter = &dead["dead_letters"][0];
+    assert_eq!(letter["destination"], "opencrvs");
+    assert!(
+        letter["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("permanent"),
+        "{letter}"
+    );
+    assert_eq!(route_status(&gateway, &ids[0]).await["status"], "dead");
+
+    // The registry is fixed (birth configured) and restarted where it was.
+    mock.stop().await;
+    let mut fixed = MockConfig::new(MockKind::Opencrvs);
+    fixed.listen = addr;
+    let mock = mocks::start(fixed).await.unwrap();
+    let agency_replay = gateway
+        .http
+        .post(gateway.url("/v1/admin/dead-letters/replay"))
+        .bearer_auth(AGENCY)
+        .json(&json!({"destination": "opencrvs"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(agency_replay.status(), 403, "only an admin replays");
+    let replay: Value = gateway
+        .http
+        .post(gateway.url("/v1/admin/dead-letters/replay"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"destination": "opencrvs"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay["replayed"].as_array().unwrap().len(), 3);
+    wait_for(
+        Duration::from_secs(20),
+        "3 registrations after replay",
+        || registered(&mock).len() >= 3,
+    )
+    .await;
+    // Replayed in their original order: version 1, 2, 3 of the child.
+    let order: Vec<String> = mock.records().iter().map(|r| r.key.clone()).collect();
+    let expected: Vec<String> = ids
+        .iter()
+        .zip(1..)
+        .map(|(id, v)| format!("registry-gateway:{id}:v{v}:birth-notification-to-opencrvs"))
+        .collect();
+    assert_eq!(order, expected);
+    gateway.stop().await;
+    mock.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_renewed_before_it_expires() {
+    let mut config = MockConfig::new(MockKind::Opencrvs);
+    config.credentials.token_lifetime = Duration::from_secs(2);
+    let mock = mocks::start(config).await.unwrap();
+    let gateway = gateway_for(
+        &mock,
+        "limits = { rate_per_second = 2, burst = 1, max_in_flight = 1 }",
+    )
+    .await;
+    push(&gateway, 10).await;
+    wait_for(Duration::from_secs(30), "10 registrations", || {
+        registered(&mock).len() >= 10
+    })
+    .await;
+    let arrivals = mock.arrivals();
+    let tokens = arrivals
+        .iter()
+        .filter(|a| a.endpoint == Endpoint::Token)
+        .count();
+    assert!(
+        tokens >= 2,
+        "a 2-second token over ~5 s of sending is renewed ({tokens} issued)"
+    );
+    let refused = arrivals
+        .iter()
+        .filter(|a| a.endpoint == Endpoint::Submit && a.outcome == Outcome::Unauthorized)
+        .count();
+    assert_eq!(refused, 0, "renewal happens before expiry, not after a 401");
+    gateway.stop().await;
+    mock.stop().await;
+}
+
+/// A Primero destination named `primero` pointing at `mock` (jwt-header login).
+fn primero_destination(mock: &RunningMock) -> String {
+    format!(
+        "[destinations.primero]\nkind = \"primero\"\nurl = \"{}\"\n\
+         auth = {{ mode = \"jwt-header\", login_url = \"{}\", user = \"registry-gateway\", password = \"mock-password\" }}\n\
+         retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1, breaker_cooldown_secs = 1 }}\n",
+        mock.submit_url(),
+        mock.token_url().unwrap()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
+    let mock = mocks::start(MockConfig::new(MockKind::Primero))
+        .await
+        .unwrap();
+    // The registry is down, so the case waits in the gateway.
+    mock.faults()
+        .push(Fault::Status503 { retry_after: None }.until_cleared());
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &primero_destination(&mock),
+        &[("child-protection-case", "primero")],
+    );
+    let gateway = TestGateway::start_with(config, dir).await;
+    // A consented case of a child who is neither unaccompanied nor separated:
+    // it goes on CONSENT alone.
+    let path =
+        crate::common::repo_path("conformance/cases/34-primero-separated-consented/input.json");
+    let mut case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    case["data"]["protection_status"] = json!("other");
+    let answer = gateway
+        .submit(
+            "primero",
+            Some(AGENCY),
+            None,
+            serde_json::to_vec(&case).unwrap(),
+        )
+        .await;
+    assert_eq!(answer.status(), 202);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["routes"][0]["decision"], "deliver", "{answer}");
+    assert_eq!(answer["routes"][0]["legal_basis"], "CONSENT", "{answer}");
+    let id = answer["id"].as_str().unwrap().to_string();
+
+    // Another agency cannot withdraw for this child.
+    let foreign = gateway
+        .http
+        .post(gateway.url(&format!("/v1/records/{id}/consent")))
+        .bearer_auth(crate::common::AGENCY_2)
+        .json(&json!({"status": "withdrawn", "given_by": "caregiver"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 404);
+    let withdrawn = gateway
+        .http
+        .post(gateway.url(&format!("/v1/records/{id}/consent")))
+        .bearer_auth(AGENCY)
+        .json(&json!({"status": "withdrawn", "given_by": "caregiver"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 202);
+
+    // The consent decision reads back as an R4 Consent, naming no one.
+    let fhir = gateway
+        .get(&format!("/v1/records/{id}/consent"), Some(AGENCY))
+        .await;
+    assert_eq!(fhir.status(), 200);
+    let fhir: Value = fhir.json().await.unwrap();
+    assert_eq!(fhir["resourceType"], "Consent");
+    assert_eq!(
+        fhir["patient"]["identifier"]["system"],
+        "urn:registry-gateway:subject"
+    );
+
+    mock.faults().clear();
+    let started = Instant::now();
+    let route = loop {
+        let route = route_status(&gateway, &id).await;
+        if route["status"] == "cancelled" {
+            break route;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not cancelled: {route}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        route["last_error"].as_str().unwrap().contains("withdrawn"),
+        "{route}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        mock.records().is_empty(),
+        "nothing reached the registry after the withdrawal"
+    );
+    gateway.stop().await;
+    mock.stop().await;
+}
