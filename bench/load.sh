@@ -20,7 +20,7 @@ if ! command -v wrk >/dev/null; then
   (apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1) \
     || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 fi
-cargo build --release --quiet
+cargo build --release --quiet --bin registry-gateway -p registry-gateway -p registry-mocks
 BIN=target/release/registry-gateway
 
 # The example config without limits, birth routes to the three unlimited
@@ -36,7 +36,7 @@ text = re.sub(r'(?m)^\[\[routes\]\]\nrecord_type = "birth-notification"\ndestina
 pathlib.Path(sys.argv[1]).write_text(text)
 PY
 
-$BIN mock-registries --only opencrvs,opencrvs-v1,fhir-r4 >"$WORK/mocks.log" 2>&1 &
+target/release/registry-mocks --only opencrvs,opencrvs-v1,fhir-r4 >"$WORK/mocks.log" 2>&1 &
 sleep 1
 RUST_LOG=warn $BIN serve --config "$WORK/gateway.toml" --listen 127.0.0.1:$PORT --data-dir "$WORK/data" >"$WORK/gateway.log" 2>&1 &
 for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done

@@ -8,7 +8,7 @@
 //!   (R4 4.0.1), JSON and its XML form;
 //! - every route: no value of a field outside its mapping (planted canaries).
 //!
-//! CI installs the validators with `.ci/install-oracles`.
+//! CI installs the validators with `tools/install-oracles`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +22,7 @@ use registry_gateway::model::RecordId;
 use registry_gateway::pipeline::{Canonical, Pipeline};
 use serde_json::Value;
 
-const INSTALL: &str = "bash .ci/install-oracles";
+const INSTALL: &str = "bash tools/install-oracles";
 
 fn pipeline() -> Pipeline {
     let config = Config::load(&example_config_path(), &Overrides::default()).unwrap();

