@@ -168,6 +168,6 @@ fn the_example_policies_in_docs_policy_md_are_not_stale() {
         return;
     }
     panic!(
-        "docs/policy.md is stale: run `REGISTRY_GATEWAY_BLESS_DOCS=1 cargo test --test manifest_cli` and review the diff"
+        "docs/policy.md is stale: run `REGISTRY_GATEWAY_BLESS_DOCS=1 cargo test --test it manifest_cli` and review the diff"
     );
 }
