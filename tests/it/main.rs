@@ -17,6 +17,7 @@ mod manifest_cli;
 mod mock_registries;
 mod policy_canary;
 mod policy_fhir_consent;
+mod product;
 mod registries_accept_gateway_output;
 mod translate_cli;
 mod transports;
