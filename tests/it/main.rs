@@ -18,5 +18,6 @@ mod mock_registries;
 mod policy_canary;
 mod policy_fhir_consent;
 mod registries_accept_gateway_output;
+mod store_migrations;
 mod translate_cli;
 mod transports;
