@@ -83,6 +83,9 @@ pub enum StoreError {
     /// Opening or migrating the store failed.
     #[error("store could not be opened: {0}")]
     Open(String),
+    /// The store's schema could not be brought up to this build's.
+    #[error("store could not be migrated")]
+    Migration(#[from] sqlite::MigrationError),
 }
 
 impl From<sqlx::Error> for StoreError {

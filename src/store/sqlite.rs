@@ -38,7 +38,8 @@ const MAX_GROUP: usize = 512;
 /// Requests waiting for the writer at most; beyond that, callers wait to enqueue.
 const QUEUE_DEPTH: usize = 4096;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+mod migrate;
+pub use migrate::MigrationError;
 
 pub struct SqliteStore {
     reads: SqlitePool,
@@ -75,10 +76,7 @@ impl SqliteStore {
         let mut writer = SqliteConnection::connect_with(&options)
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
-        MIGRATOR
-            .run(&mut writer)
-            .await
-            .map_err(|e| StoreError::Open(format!("migration failed: {e}")))?;
+        migrate::migrate(&mut writer).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

@@ -19,5 +19,6 @@ mod policy_canary;
 mod policy_fhir_consent;
 mod product;
 mod registries_accept_gateway_output;
+mod store_migrations;
 mod translate_cli;
 mod transports;
