@@ -15,10 +15,10 @@ use std::time::Instant;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -44,24 +44,71 @@ pub struct AppState {
 /// The OpenAPI description of this API, served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Every route the API serves, in one place: (method, path template, handler).
+///
+/// The router is built from this table and nothing else, so the table is the
+/// route list that axum cannot give back. Two tests hold it to the document:
+/// `tests/it/openapi.rs` checks over real HTTP that each entry reaches a
+/// handler (not the fallback 404 or axum's 405), that no other method is
+/// served on these paths, and that the (method, path) set equals the
+/// OpenAPI `paths`; `routes_are_added_only_through_the_table` (below) fails
+/// when a `.route(...)`, `.nest(...)` or `.merge(...)` appears anywhere else
+/// in `src/`. To add an endpoint: add a line here and its operation to
+/// `openapi.json`.
+fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
+    vec![
+        (
+            Method::POST,
+            "/v1/sources/{source}/records",
+            post(records::submit),
+        ),
+        (Method::GET, "/v1/records/{id}", get(records::status)),
+        (
+            Method::POST,
+            "/v1/records/{id}/consent",
+            post(records::consent),
+        ),
+        (
+            Method::GET,
+            "/v1/records/{id}/consent",
+            get(records::consent_fhir),
+        ),
+        (
+            Method::GET,
+            "/v1/admin/dead-letters",
+            get(admin::dead_letters),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/dead-letters/replay",
+            post(admin::replay),
+        ),
+        (Method::GET, "/v1/admin/deliveries", get(admin::deliveries)),
+        (Method::GET, "/healthz", get(healthz)),
+        (Method::GET, "/readyz", get(readyz)),
+        (Method::GET, "/metrics", get(metrics)),
+        (Method::GET, "/openapi.json", get(openapi)),
+    ]
+}
+
+/// The (method, path template) of every route [`router`] serves.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    routes()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
 pub fn router(state: AppState) -> Router {
     let timeout = state.config.server.request_timeout;
     let max_body = state.config.server.max_body_bytes;
-    Router::new()
-        .route("/v1/sources/{source}/records", post(records::submit))
-        .route("/v1/records/{id}", get(records::status))
-        .route(
-            "/v1/records/{id}/consent",
-            post(records::consent).get(records::consent_fhir),
-        )
-        .route("/v1/admin/dead-letters", get(admin::dead_letters))
-        .route("/v1/admin/dead-letters/replay", post(admin::replay))
-        .route("/v1/admin/deliveries", get(admin::deliveries))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .fallback(not_found)
+    // Entries on one path merge into one method router.
+    let api = routes()
+        .into_iter()
+        .fold(Router::new(), |api, (_, path, handler)| {
+            api.route(path, handler)
+        });
+    api.fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
@@ -148,4 +195,68 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         "Internal error; nothing is confirmed",
     )
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The route table is only the router's whole list if nothing adds a
+    /// route beside it: outside the one call in `router`, no file of `src/`
+    /// that uses axum may call `route`, `route_service`, `nest`,
+    /// `nest_service` or `merge` (comments aside).
+    #[test]
+    fn routes_are_added_only_through_the_table() {
+        let calls: Vec<String> = ["route", "route_service", "nest", "nest_service", "merge"]
+            .iter()
+            .map(|name| format!(".{name}("))
+            .collect();
+        let mut found = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                if !text.contains("axum") {
+                    continue;
+                }
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    if code.starts_with("//") {
+                        continue;
+                    }
+                    if calls.iter().any(|c| code.contains(c.as_str())) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, code));
+                    }
+                }
+            }
+        }
+        // The one call in `router` (spelt so that this line is not a match).
+        let table_call = format!("api.{}(path, handler)", "route");
+        assert!(
+            found.len() == 1 && found[0].ends_with(&table_call),
+            "routes must be added through `routes()` in src/api/mod.rs (and documented in \
+             openapi.json), not beside it; found:\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_route_table_names_each_method_and_path_once() {
+        let table = super::route_table();
+        let mut seen = std::collections::HashSet::new();
+        for (method, path) in &table {
+            assert!(
+                seen.insert((method.clone(), *path)),
+                "{method} {path} twice"
+            );
+        }
+    }
 }

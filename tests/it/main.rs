@@ -15,6 +15,7 @@ mod inbound_formats;
 mod intake_api;
 mod manifest_cli;
 mod mock_registries;
+mod openapi;
 mod policy_canary;
 mod policy_fhir_consent;
 mod product;
