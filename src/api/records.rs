@@ -14,7 +14,7 @@ use super::problem::Problem;
 use crate::config::{SourceConfig, SourceFormat};
 use crate::intake::{IntakeError, Submission};
 use crate::model::{RecordId, Role};
-use crate::policy::{ConsentState, ConsentSubject, fhir_consent};
+use crate::policy::{ConsentSubject, fhir_consent};
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -124,7 +124,7 @@ pub async fn consent(
     };
     let accepted = state.intake.submit(submission).await.map_err(|e| match e {
         // A record that is not the caller's reads as missing, as on GET.
-        IntakeError::Invalid(v) if v.iter().any(|v| v.pointer == "/subject/record_id") => {
+        IntakeError::UnknownSubject => {
             Problem::not_found("no record with this id is visible to this client")
         }
         other => intake_problem(other),
@@ -168,14 +168,13 @@ pub async fn consent_fhir(
     let no_consent =
         || Problem::not_found("no consent decision is recorded for this record's subject");
     let subject = owner.subject.ok_or_else(no_consent)?;
-    let record = state
+    // Decoded by the store; a latest consent that no longer decodes reads as none.
+    let consent = state
         .store
         .latest_consent(&subject)
         .await
         .map_err(unavailable)?
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .ok_or_else(no_consent)?;
-    let consent = ConsentState::from_record(&record).ok_or_else(no_consent)?;
     let resource = fhir_consent(
         &consent,
         ConsentSubject {
@@ -264,6 +263,7 @@ fn body_problem(rejection: BytesRejection) -> Problem {
 fn intake_problem(error: IntakeError) -> Problem {
     match error {
         IntakeError::Invalid(violations) => Problem::invalid_record(violations),
+        e @ IntakeError::UnknownSubject => Problem::invalid_record(e.violations()),
         IntakeError::IdempotencyConflict(_) => Problem::new(
             StatusCode::CONFLICT,
             "urn:registry-gateway:problem:idempotency-conflict",

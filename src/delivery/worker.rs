@@ -16,9 +16,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use super::backoff;
 use super::pace::Pace;
 use super::transports::{Outbound, ReceiptStatus, SendError, Transport};
-use crate::audit::{AuditEvent, AuditKind, DeliveryAudit};
+use crate::audit::{AuditEvent, AuditKind, DeliveryAudit, ErrorClass};
 use crate::config::DestinationConfig;
-use crate::model::RecordType;
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::Outcome;
 use crate::store::{ClaimedDelivery, Completion, DeliveryOutcome, Store};
@@ -180,7 +179,7 @@ impl Worker {
         &self,
         d: &ClaimedDelivery,
     ) -> Result<Prepared, Box<(DeliveryOutcome, AuditEvent)>> {
-        let fail = |class: &'static str, reason: String| {
+        let fail = |class: ErrorClass, reason: String| {
             let mut audit = self.audit(d, AuditKind::DeliveryDead);
             if let Some(a) = audit.delivery.as_mut() {
                 a.error_class = Some(class);
@@ -195,27 +194,33 @@ impl Worker {
             .iter()
             .find(|r| r.name == d.route)
         else {
-            return Err(fail("render", "the route is no longer configured".into()));
+            return Err(fail(
+                ErrorClass::Render,
+                "the route is no longer configured".into(),
+            ));
         };
-        let record_type = RecordType::parse(&d.record_type)
-            .ok_or_else(|| fail("render", "the stored record type is unknown".into()))?;
+        let record_type = d.record_type.map_err(|_| {
+            fail(
+                ErrorClass::Render,
+                "the stored record type is unknown".into(),
+            )
+        })?;
         let record = serde_json::from_slice(&d.canonical)
-            .map_err(|_| fail("render", "the stored record is not JSON".into()))?;
+            .map_err(|_| fail(ErrorClass::Render, "the stored record is not JSON".into()))?;
         let canonical = Canonical {
             record_type,
             record,
         };
         let consent = match &d.subject {
+            // Decoded by the store; one that no longer decodes reads as none.
             Some(subject) => match self.store.latest_consent(subject).await {
-                Ok(bytes) => {
-                    bytes.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                }
+                Ok(consent) => consent,
                 // Without the consent state the decision cannot be made: try later.
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read consent; delivery postponed");
                     let mut audit = self.audit(d, AuditKind::DeliveryFailed);
                     if let Some(a) = audit.delivery.as_mut() {
-                        a.error_class = Some("retryable");
+                        a.error_class = Some(ErrorClass::Retryable);
                         a.reason = Some("consent state unavailable".into());
                     }
                     return Err(Box::new((
@@ -243,7 +248,7 @@ impl Worker {
         if decision.decision == Outcome::Deny {
             let mut audit = self.audit(d, AuditKind::DeliveryCancelled);
             if let Some(a) = audit.delivery.as_mut() {
-                a.error_class = Some("policy");
+                a.error_class = Some(ErrorClass::Policy);
                 a.reason = Some(decision.reason.clone());
                 a.rule = Some(decision.rule.clone());
                 a.policy_sha256 = Some(decision.policy_sha256.clone());
@@ -263,8 +268,11 @@ impl Worker {
                 rule: decision.rule,
                 policy_sha256: decision.policy_sha256,
             }),
-            Some(Err(e)) => Err(fail("render", e.to_string())),
-            None => Err(fail("render", "the policy produced no rendering".into())),
+            Some(Err(e)) => Err(fail(ErrorClass::Render, e.to_string())),
+            None => Err(fail(
+                ErrorClass::Render,
+                "the policy produced no rendering".into(),
+            )),
         }
     }
 
@@ -371,9 +379,9 @@ impl Worker {
                 }
                 Err(e) => {
                     a.error_class = Some(match e {
-                        SendError::Retryable { .. } => "retryable",
-                        SendError::RateLimited { .. } => "rate_limited",
-                        SendError::Permanent { .. } => "permanent",
+                        SendError::Retryable { .. } => ErrorClass::Retryable,
+                        SendError::RateLimited { .. } => ErrorClass::RateLimited,
+                        SendError::Permanent { .. } => ErrorClass::Permanent,
                     });
                     a.reason = Some(e.to_string());
                 }
@@ -385,7 +393,8 @@ impl Worker {
     fn audit(&self, d: &ClaimedDelivery, kind: AuditKind) -> AuditEvent {
         let mut event = AuditEvent::new(kind, Utc::now(), &d.client_id, "delivery");
         event.record_id = Some(d.record_id.to_string());
-        event.record_type = Some(d.record_type.clone());
+        // None when the stored type is unknown (the delivery then dies as unrenderable).
+        event.record_type = d.record_type.ok();
         event.delivery = Some(DeliveryAudit::new(
             &d.route,
             &d.destination,
@@ -411,7 +420,7 @@ impl Worker {
         };
         match self.store.complete(completion).await {
             Ok(true) => {
-                tracing::debug!(record_id = %d.record_id, route = %d.route, status, "delivery outcome recorded");
+                tracing::debug!(record_id = %d.record_id, route = %d.route, status = status.as_str(), "delivery outcome recorded");
             }
             Ok(false) => {
                 tracing::warn!(record_id = %d.record_id, route = %d.route, "lease lost before the outcome was recorded; another worker owns the delivery");

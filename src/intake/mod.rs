@@ -15,7 +15,6 @@ use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
 use crate::model::{RecordId, RecordType, subject_key};
 use crate::pipeline::{Canonical, Pipeline};
-use crate::policy::ConsentState;
 use crate::policy::Outcome;
 use crate::schema::Violation;
 use crate::store::{AcceptOutcome, ConsentEntry, NewDelivery, NewRecord, Store, StoreError};
@@ -44,7 +43,8 @@ pub struct Accepted {
 pub struct RouteOutcome {
     pub route: String,
     pub destination: String,
-    pub decision: &'static str,
+    /// `deliver` or `deny`.
+    pub decision: Outcome,
     pub reason: String,
     pub legal_basis: Option<&'static str>,
     pub rule: String,
@@ -57,12 +57,32 @@ pub enum IntakeError {
     /// Fix the record: every problem is listed.
     #[error("the record is invalid ({} problem(s))", .0.len())]
     Invalid(Vec<Violation>),
+    /// A consent record names its subject by a record id that is no record
+    /// of this client's: fix the record (the consent API, which wrote the id
+    /// itself, answers "not found"). One problem, at `/subject/record_id`.
+    #[error("the record is invalid (1 problem(s))")]
+    UnknownSubject,
     /// The same Idempotency-Key was used before with a different body.
     #[error("the Idempotency-Key was already used for a different request")]
     IdempotencyConflict(RecordId),
     /// Nothing was stored; the same request may be sent again later.
     #[error(transparent)]
     Unavailable(#[from] StoreError),
+}
+
+impl IntakeError {
+    /// The problems to answer and log: what is wrong with the record.
+    pub fn violations(&self) -> Vec<Violation> {
+        match self {
+            IntakeError::Invalid(violations) => violations.clone(),
+            IntakeError::UnknownSubject => vec![Violation {
+                pointer: "/subject/record_id".into(),
+                code: "unknown_record",
+                message: "names no record visible to this client".into(),
+            }],
+            IntakeError::IdempotencyConflict(_) | IntakeError::Unavailable(_) => Vec::new(),
+        }
+    }
 }
 
 pub struct Intake {
@@ -106,8 +126,8 @@ impl Intake {
 
         let canonical = match self.parse(&submission) {
             Ok(canonical) => canonical,
-            Err(IntakeError::Invalid(violations)) => {
-                return Err(self.reject(audit, submission.source, violations).await);
+            Err(e @ IntakeError::Invalid(_)) => {
+                return Err(self.reject(audit, submission.source, e).await);
             }
             Err(other) => return Err(other),
         };
@@ -116,8 +136,8 @@ impl Intake {
         let id = RecordId::new();
         let subject = match self.consent_subject(submission.client_id, &canonical).await {
             Ok(s) => s,
-            Err(IntakeError::Invalid(violations)) => {
-                return Err(self.reject(audit, submission.source, violations).await);
+            Err(e @ IntakeError::UnknownSubject) => {
+                return Err(self.reject(audit, submission.source, e).await);
             }
             Err(other) => return Err(other),
         };
@@ -132,16 +152,12 @@ impl Intake {
                 ))
             });
         // The latest consent recorded for this person (consent API or consent
-        // records) overrides the record's own consent fields.
+        // records) overrides the record's own consent fields. Decoded by the
+        // store; one that no longer decodes reads as none.
         let consent = match &subject {
-            Some(subject) => self
-                .store
-                .latest_consent(subject)
-                .await?
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok()),
+            Some(subject) => self.store.latest_consent(subject).await?,
             None => None,
         };
-        let consent = consent.as_ref().and_then(ConsentState::from_record);
         // The policy decides at acceptance, so the agency learns at once which
         // routes will carry the record; denied routes get no delivery at all.
         let mut routes = Vec::new();
@@ -157,7 +173,7 @@ impl Intake {
             routes.push(RouteOutcome {
                 route: route.name.clone(),
                 destination: route.destination.clone(),
-                decision: if deliver { "deliver" } else { "deny" },
+                decision: decision.decision,
                 reason: decision.reason,
                 legal_basis: decision.legal_basis.filter(|_| deliver),
                 rule: decision.rule,
@@ -174,7 +190,7 @@ impl Intake {
         });
         audit.kind = AuditKind::RecordAccepted;
         audit.record_id = Some(id.to_string());
-        audit.record_type = Some(record_type.as_str().to_string());
+        audit.record_type = Some(record_type);
         audit.routes = routes
             .iter()
             .map(|r| RouteDecision {
@@ -258,17 +274,10 @@ impl Intake {
         else {
             return Ok(None);
         };
-        let not_visible = || {
-            IntakeError::Invalid(vec![Violation {
-                pointer: "/subject/record_id".into(),
-                code: "unknown_record",
-                message: "names no record visible to this client".into(),
-            }])
-        };
-        let id = RecordId::parse(record_id).ok_or_else(not_visible)?;
+        let id = RecordId::parse(record_id).ok_or(IntakeError::UnknownSubject)?;
         match self.store.record_owner(id).await? {
             Some(owner) if owner.client_id == client_id => Ok(owner.subject),
-            _ => Err(not_visible()),
+            _ => Err(IntakeError::UnknownSubject),
         }
     }
 
@@ -283,12 +292,15 @@ impl Intake {
             .map_err(IntakeError::Invalid)
     }
 
+    /// Log a rejection for what is wrong with the record (`error`), and
+    /// return `error` once it is in the exchange log.
     async fn reject(
         &self,
         mut audit: AuditEvent,
         source: &SourceConfig,
-        violations: Vec<Violation>,
+        error: IntakeError,
     ) -> IntakeError {
+        let violations = error.violations();
         audit.problems = violations
             .iter()
             .map(|v| ProblemRef {
@@ -302,7 +314,7 @@ impl Intake {
         }
         self.count_rejection(source, "invalid");
         tracing::info!(source = %source.name, problems = violations.len(), "record rejected");
-        IntakeError::Invalid(violations)
+        error
     }
 
     fn count_rejection(&self, source: &SourceConfig, reason: &'static str) {

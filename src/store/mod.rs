@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
-use crate::model::{RecordId, RecordType};
+use crate::model::{DeliveryState, RecordId, RecordType};
+use crate::policy::ConsentState;
 
 /// A validated record, ready to be committed with its deliveries and its audit event.
 #[derive(Debug, Clone)]
@@ -80,6 +81,10 @@ pub enum StoreError {
     /// Data in the store is not what the gateway wrote: needs an operator.
     #[error("store holds unexpected data: {0}")]
     Corrupt(String),
+    /// A column holds a value this gateway does not know (written by a newer
+    /// version, or edited by hand): needs an operator.
+    #[error("store holds unexpected data: {0}")]
+    Unknown(#[from] UnknownValue),
     /// Opening or migrating the store failed.
     #[error("store could not be opened: {0}")]
     Open(String),
@@ -94,6 +99,39 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A stored value that does not decode to one of the gateway's closed enums.
+/// Names the column only, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownValue {
+    #[error("unknown record type")]
+    RecordType,
+    #[error("unknown delivery status")]
+    DeliveryState,
+}
+
+/// Decode a stored record type.
+pub fn decode_record_type(stored: &str) -> Result<RecordType, UnknownValue> {
+    RecordType::parse(stored).ok_or(UnknownValue::RecordType)
+}
+
+/// Decode a stored delivery status.
+pub fn decode_delivery_state(stored: &str) -> Result<DeliveryState, UnknownValue> {
+    DeliveryState::parse(stored).ok_or(UnknownValue::DeliveryState)
+}
+
+/// Decode a stored consent record (the canonical consent record, JSON) into
+/// the subject's consent state: the one decode every reader of
+/// [`Store::latest_consent`] shares.
+///
+/// A stored consent that no longer decodes (not JSON, or no longer a consent
+/// decision this version understands) is treated as absent, as intake, the
+/// delivery worker and the consent API each did before decoding moved here:
+/// the record's own consent fields then decide.
+pub fn decode_consent(stored: &[u8]) -> Option<ConsentState> {
+    let record = serde_json::from_slice::<serde_json::Value>(stored).ok()?;
+    ConsentState::from_record(&record)
+}
+
 /// The status of one record, per route. Holds no personal data.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordStatus {
@@ -101,7 +139,7 @@ pub struct RecordStatus {
     #[serde(skip)]
     pub client_id: String,
     pub source: String,
-    pub record_type: String,
+    pub record_type: RecordType,
     pub received_at: String,
     pub routes: Vec<DeliveryStatus>,
 }
@@ -110,7 +148,7 @@ pub struct RecordStatus {
 pub struct DeliveryStatus {
     pub route: String,
     pub destination: String,
-    pub status: String,
+    pub status: DeliveryState,
     pub attempts: i64,
     pub receipt: Option<serde_json::Value>,
     pub last_error: Option<String>,
@@ -129,7 +167,9 @@ pub struct ClaimedDelivery {
     pub attempt: i64,
     pub lease_until: DateTime<Utc>,
     pub client_id: String,
-    pub record_type: String,
+    /// `Err` when the stored type is unknown: that delivery cannot be
+    /// rendered (it becomes a dead letter), while the rest of the claim goes on.
+    pub record_type: Result<RecordType, UnknownValue>,
     pub received_at: DateTime<Utc>,
     pub subject: Option<String>,
     /// The canonical record, JSON.
@@ -156,12 +196,15 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    pub fn status(&self) -> &'static str {
+    /// The delivery's status once this outcome is recorded.
+    pub fn status(&self) -> DeliveryState {
         match self {
-            DeliveryOutcome::Delivered { .. } => "delivered",
-            DeliveryOutcome::Retry { .. } | DeliveryOutcome::Released { .. } => "pending",
-            DeliveryOutcome::Dead { .. } => "dead",
-            DeliveryOutcome::Cancelled { .. } => "cancelled",
+            DeliveryOutcome::Delivered { .. } => DeliveryState::Delivered,
+            DeliveryOutcome::Retry { .. } | DeliveryOutcome::Released { .. } => {
+                DeliveryState::Pending
+            }
+            DeliveryOutcome::Dead { .. } => DeliveryState::Dead,
+            DeliveryOutcome::Cancelled { .. } => DeliveryState::Cancelled,
         }
     }
 }
@@ -193,7 +236,7 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOwner {
     pub client_id: String,
-    pub record_type: String,
+    pub record_type: RecordType,
     pub subject: Option<String>,
     /// The source's stable id of the record (`source_record_id`), if it gave one.
     pub source_record_id: Option<String>,
@@ -203,7 +246,7 @@ pub struct RecordOwner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryCount {
     pub destination: String,
-    pub status: String,
+    pub status: DeliveryState,
     pub count: i64,
 }
 
@@ -264,8 +307,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &(dyn for<'d> Fn(&'d DeadLetter) -> AuditEvent + Send + Sync),
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
-    /// The latest consent recorded for a subject (a canonical consent record, JSON).
-    async fn latest_consent(&self, subject: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The latest consent recorded for a subject, decoded by [`decode_consent`]:
+    /// `None` when none is recorded or the latest no longer decodes.
+    async fn latest_consent(&self, subject: &str) -> Result<Option<ConsentState>, StoreError>;
 
     /// Who owns a record and whom it is about, if the record exists.
     async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError>;

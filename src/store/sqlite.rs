@@ -27,9 +27,11 @@ use tokio::task::JoinHandle;
 use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
     DeliveryStatus, NewRecord, RecordOwner, RecordStatus, Store, StoreError, StoredAuditEvent,
+    decode_consent, decode_delivery_state, decode_record_type,
 };
 use crate::audit::{AuditEvent, leaf_hash};
-use crate::model::RecordId;
+use crate::model::{DeliveryState, RecordId};
+use crate::policy::ConsentState;
 use crate::telemetry::StoreMetrics;
 
 const DB_FILE: &str = "gateway.db";
@@ -139,7 +141,7 @@ impl Store for SqliteStore {
             routes.push(DeliveryStatus {
                 route: r.get("route"),
                 destination: r.get("destination"),
-                status: r.get("status"),
+                status: decode_delivery_state(r.get("status"))?,
                 attempts: r.get("attempts"),
                 receipt,
                 last_error: r.get("last_error"),
@@ -150,7 +152,7 @@ impl Store for SqliteStore {
             id,
             client_id: row.get("client_id"),
             source: row.get("source"),
-            record_type: row.get("record_type"),
+            record_type: decode_record_type(row.get("record_type"))?,
             received_at: row.get("received_at"),
             routes,
         }))
@@ -259,13 +261,14 @@ impl Store for SqliteStore {
         Ok(replayed)
     }
 
-    async fn latest_consent(&self, subject: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn latest_consent(&self, subject: &str) -> Result<Option<ConsentState>, StoreError> {
         let row =
             sqlx::query("SELECT consent FROM consents WHERE subject = ? ORDER BY id DESC LIMIT 1")
                 .bind(subject)
                 .fetch_optional(&self.reads)
                 .await?;
-        Ok(row.map(|r| r.get("consent")))
+        // A latest consent that no longer decodes reads as none (see decode_consent).
+        Ok(row.and_then(|r| decode_consent(r.get::<&[u8], _>("consent"))))
     }
 
     async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError> {
@@ -283,7 +286,7 @@ impl Store for SqliteStore {
             .map_err(|_| StoreError::Corrupt(format!("record {id} is not JSON")))?;
         Ok(Some(RecordOwner {
             client_id: r.get("client_id"),
-            record_type: r.get("record_type"),
+            record_type: decode_record_type(r.get("record_type"))?,
             subject: r.get("subject"),
             source_record_id: record
                 .get("source_record_id")
@@ -299,14 +302,15 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.reads)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DeliveryCount {
-                destination: r.get("destination"),
-                status: r.get("status"),
-                count: r.get("n"),
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryCount {
+                    destination: r.get("destination"),
+                    status: decode_delivery_state(r.get("status"))?,
+                    count: r.get("n"),
+                })
             })
-            .collect())
+            .collect()
     }
 
     async fn audit_events(&self, from: i64, to: i64) -> Result<Vec<StoredAuditEvent>, StoreError> {
@@ -600,7 +604,7 @@ async fn insert_records(
             row.push_bind(r.id.to_string())
                 .push_bind(d.route.as_str())
                 .push_bind(d.destination.as_str())
-                .push_bind("pending")
+                .push_bind(DeliveryState::Pending.as_str())
                 .push_bind(r.received_at.timestamp_millis())
                 .push_bind(r.subject.as_deref());
         });
@@ -697,7 +701,7 @@ async fn claim_in(
                 attempt: r.get("attempts"),
                 lease_until,
                 client_id: record.get("client_id"),
-                record_type: record.get("record_type"),
+                record_type: decode_record_type(record.get("record_type")),
                 received_at: DateTime::parse_from_rfc3339(&received_at)
                     .map_err(|_| corrupt("a record has a malformed time"))?
                     .with_timezone(&Utc),
@@ -715,6 +719,9 @@ fn corrupt(what: &str) -> sqlx::Error {
 }
 
 /// Apply a completion if this worker still holds the lease; false if not.
+/// The status words in these statements are [`DeliveryState`]'s names (the
+/// table's CHECK constraint lists the same four); a test holds each outcome to
+/// [`DeliveryOutcome::status`].
 async fn record_completion(
     conn: &mut SqliteConnection,
     c: &Completion,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::model::RecordId;
 use crate::pipeline::{Canonical, Pipeline};
+use crate::policy::Outcome;
 use crate::schema::Violation;
 
 /// Namespace of the record ids `translate` derives from its input.
@@ -19,7 +20,8 @@ const PREVIEW_NAMESPACE: Uuid = Uuid::from_u128(0x9d2c_51f4_0b7e_4a3d_8e6f_1c2b_
 pub struct Decision {
     pub route: String,
     pub destination: String,
-    pub decision: &'static str,
+    /// `deliver` or `deny`.
+    pub decision: Outcome,
     pub reason: String,
     pub legal_basis: Option<&'static str>,
     pub redactions: Vec<RedactionEntry>,
@@ -95,22 +97,25 @@ pub fn translate(
         let routed = pipeline.route(route, &canonical, &ctx);
         let policy = routed.decision;
         let (decision, reason) = match routed.rendered {
-            None => ("deny", policy.reason.clone()),
+            None => (Outcome::Deny, policy.reason.clone()),
             Some(Ok(encoded)) => {
                 files.push(OutputFile {
                     name: format!("{}.{}", route.name, encoded.extension),
                     bytes: encoded.bytes,
                 });
-                ("deliver", policy.reason.clone())
+                (Outcome::Deliver, policy.reason.clone())
             }
-            Some(Err(e)) => ("deny", format!("cannot be rendered for this registry: {e}")),
+            Some(Err(e)) => (
+                Outcome::Deny,
+                format!("cannot be rendered for this registry: {e}"),
+            ),
         };
         decisions.push(Decision {
             route: route.name.clone(),
             destination: route.destination.clone(),
             decision,
             reason,
-            legal_basis: (decision == "deliver")
+            legal_basis: (decision == Outcome::Deliver)
                 .then_some(policy.legal_basis)
                 .flatten(),
             redactions: policy

@@ -3,7 +3,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::audit::AuditKind;
-use crate::model::RecordType;
+use crate::model::{DeliveryState, RecordType};
 use crate::store::{Completion, DeadLetter, DeliveryOutcome, NewDelivery};
 
 async fn open() -> (TempDir, SqliteStore) {
@@ -63,7 +63,12 @@ async fn accept_commits_record_deliveries_and_audit_together() {
     );
     let status = store.record_status(id).await.unwrap().unwrap();
     assert_eq!(status.routes.len(), 2);
-    assert!(status.routes.iter().all(|r| r.status == "pending"));
+    assert!(
+        status
+            .routes
+            .iter()
+            .all(|r| r.status == DeliveryState::Pending)
+    );
     assert_eq!(count(&store, "audit_log").await, 1);
     let events = store.audit_events(1, 10).await.unwrap();
     assert_eq!(events[0].leaf_hash, leaf_hash(&events[0].event));
@@ -258,7 +263,7 @@ async fn a_completion_counts_only_while_the_lease_is_held() {
     assert_eq!(count(&store, "audit_log").await, events_before + 1);
     let status = store.record_status(id).await.unwrap().unwrap();
     let a = status.routes.iter().find(|r| r.destination == "a").unwrap();
-    assert_eq!(a.status, "delivered");
+    assert_eq!(a.status, DeliveryState::Delivered);
     assert_eq!(a.receipt.as_ref(), Some(&receipt));
     assert!(
         store
@@ -364,4 +369,118 @@ async fn a_subjects_deliveries_leave_in_acceptance_order() {
     assert_eq!(next.len(), 1);
     assert!(next[0].delivery_id > first.delivery_id);
     assert_eq!(next[0].subject.as_deref(), Some("child-1"));
+}
+
+/// Each outcome leaves the status `DeliveryOutcome::status` names, and every
+/// stored status reads back (record status and counts), so the status words
+/// in the SQL and `DeliveryState` cannot drift apart.
+#[tokio::test]
+async fn recorded_outcomes_read_back_as_their_delivery_state() {
+    let lease = Duration::from_secs(30);
+    let now = Utc::now();
+    let outcomes = [
+        DeliveryOutcome::Delivered {
+            receipt: serde_json::json!({"status": "ACCEPTED"}),
+        },
+        DeliveryOutcome::Retry {
+            next_attempt: now,
+            error: "503".into(),
+        },
+        DeliveryOutcome::Dead {
+            error: "permanent: 400".into(),
+        },
+        DeliveryOutcome::Cancelled {
+            reason: "consent withdrawn".into(),
+        },
+        DeliveryOutcome::Released { next_attempt: now },
+    ];
+    for outcome in outcomes {
+        let (_dir, store) = open().await;
+        let record = new_record(None, 1);
+        let id = record.id;
+        store.accept(record).await.unwrap();
+        let due = Utc::now() + ChronoDuration::seconds(1);
+        let c = store.claim_due("a", "w", 1, lease, due).await.unwrap();
+        assert_eq!(c[0].record_type, Ok(RecordType::BirthNotification));
+        let expected = outcome.status();
+        assert!(
+            store
+                .complete(completion(&c[0], "w", outcome))
+                .await
+                .unwrap()
+        );
+        let status = store.record_status(id).await.unwrap().unwrap();
+        assert_eq!(status.record_type, RecordType::BirthNotification);
+        let a = status.routes.iter().find(|r| r.destination == "a").unwrap();
+        assert_eq!(a.status, expected);
+        let counts = store.delivery_counts().await.unwrap();
+        assert!(
+            counts
+                .iter()
+                .any(|c| c.destination == "a" && c.status == expected)
+        );
+        assert!(
+            counts
+                .iter()
+                .any(|c| c.destination == "b" && c.status == DeliveryState::Pending)
+        );
+    }
+}
+
+/// A value the gateway does not know is a typed error on reads, and, in a
+/// claim, only that delivery's record type fails to decode.
+#[tokio::test]
+async fn unknown_stored_values_are_typed_errors() {
+    let (_dir, store) = open().await;
+    let record = new_record(None, 1);
+    let id = record.id;
+    store.accept(record).await.unwrap();
+    sqlx::query("UPDATE records SET record_type = 'death-notification'")
+        .execute(&store.reads)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.record_status(id).await,
+        Err(StoreError::Unknown(crate::store::UnknownValue::RecordType))
+    ));
+    assert!(matches!(
+        store.record_owner(id).await,
+        Err(StoreError::Unknown(crate::store::UnknownValue::RecordType))
+    ));
+    let due = Utc::now() + ChronoDuration::seconds(1);
+    let c = store
+        .claim_due("a", "w", 1, Duration::from_secs(30), due)
+        .await
+        .unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].record_type,
+        Err(crate::store::UnknownValue::RecordType)
+    );
+}
+
+#[tokio::test]
+async fn latest_consent_is_decoded_and_an_undecodable_one_reads_as_none() {
+    let (_dir, store) = open().await;
+    let consent = br#"{"record_type":"consent","record_version":1,"status":"withdrawn","given_by":"caregiver","decided_at":"2026-11-03T10:00:00Z","subject":{"source_record_id":"x"}}"#;
+    let mut record = new_record(None, 1);
+    record.record_type = RecordType::Consent;
+    record.deliveries.clear();
+    record.consent = Some(crate::store::ConsentEntry {
+        subject: "s1".into(),
+        consent: consent.to_vec(),
+    });
+    store.accept(record).await.unwrap();
+    let state = store.latest_consent("s1").await.unwrap().unwrap();
+    assert_eq!(state.status, crate::policy::ConsentStatus::Withdrawn);
+    assert!(store.latest_consent("s2").await.unwrap().is_none());
+    let mut newer = new_record(None, 2);
+    newer.record_type = RecordType::Consent;
+    newer.deliveries.clear();
+    newer.consent = Some(crate::store::ConsentEntry {
+        subject: "s1".into(),
+        consent: b"not json".to_vec(),
+    });
+    store.accept(newer).await.unwrap();
+    assert!(store.latest_consent("s1").await.unwrap().is_none());
 }

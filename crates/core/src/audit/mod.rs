@@ -10,6 +10,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::model::RecordType;
+use crate::policy::Outcome;
+
 /// What an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AuditKind {
@@ -51,12 +54,41 @@ impl AuditKind {
     }
 }
 
+/// Why a delivery attempt did not end in a receipt, as the log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// A transient failure (network, 5xx, store): tried again later.
+    Retryable,
+    /// The registry's rate limit: the destination backs off.
+    RateLimited,
+    /// The registry refused the record for good.
+    Permanent,
+    /// The policy, re-checked before sending, no longer lets it go.
+    Policy,
+    /// The record could not be turned into the registry's format.
+    Render,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Retryable => "retryable",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Permanent => "permanent",
+            ErrorClass::Policy => "policy",
+            ErrorClass::Render => "render",
+        }
+    }
+}
+
 /// The decision for one route, as the log records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RouteDecision {
     pub route: String,
     pub destination: String,
-    pub decision: &'static str,
+    /// `deliver` or `deny`.
+    pub decision: Outcome,
     /// The policy rule that decided, and the SHA-256 of the policy file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -84,7 +116,7 @@ pub struct DeliveryAudit {
     pub receipt_sha256: Option<String>,
     /// retryable, rate_limited, permanent, policy, render.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_class: Option<&'static str>,
+    pub error_class: Option<ErrorClass>,
     /// Codes, statuses, paths and rule names only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -133,7 +165,7 @@ pub struct AuditEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub record_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_type: Option<String>,
+    pub record_type: Option<RecordType>,
     /// SHA-256 of the request body as received, hex.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body_sha256: Option<String>,
@@ -199,6 +231,39 @@ mod tests {
             String::from_utf8(sample().canonical_bytes()).unwrap(),
             r#"{"version":1,"at":"2026-11-25T10:00:00.000Z","kind":"record.rejected","client":"demo-agency","source":"canonical","problems":[{"pointer":"/child/sex","code":"enum"}]}"#
         );
+    }
+
+    #[test]
+    fn typed_fields_keep_their_logged_names() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        let mut e = AuditEvent::new(AuditKind::DeliveryDead, at, "demo-agency", "delivery");
+        e.record_type = Some(RecordType::ChildProtectionCase);
+        e.routes.push(RouteDecision {
+            route: "r".into(),
+            destination: "d".into(),
+            decision: Outcome::Deny,
+            rule: None,
+            policy_sha256: None,
+        });
+        let mut d = DeliveryAudit::new("r", "d", 7, 2);
+        d.error_class = Some(ErrorClass::RateLimited);
+        e.delivery = Some(d);
+        assert_eq!(
+            String::from_utf8(e.canonical_bytes()).unwrap(),
+            r#"{"version":1,"at":"2026-11-25T10:00:00.000Z","kind":"delivery.dead","client":"demo-agency","source":"delivery","record_type":"child-protection-case","routes":[{"route":"r","destination":"d","decision":"deny"}],"delivery":{"route":"r","destination":"d","delivery_id":7,"attempt":2,"error_class":"rate_limited"}}"#
+        );
+        for class in [
+            ErrorClass::Retryable,
+            ErrorClass::RateLimited,
+            ErrorClass::Permanent,
+            ErrorClass::Policy,
+            ErrorClass::Render,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&class).unwrap(),
+                format!("\"{}\"", class.as_str())
+            );
+        }
     }
 
     #[test]

@@ -43,6 +43,49 @@ impl fmt::Display for RecordType {
     }
 }
 
+/// Where one delivery stands. Stored, and shown by the status and admin
+/// APIs, as its lowercase name (`pending`, `delivered`, `dead`, `cancelled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Due now or later (leased or not).
+    Pending,
+    /// A registry took it (or already had it).
+    Delivered,
+    /// Will not be retried until an operator replays it.
+    Dead,
+    /// The policy, re-checked before sending, no longer lets it go.
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub const ALL: [DeliveryState; 4] = [
+        DeliveryState::Pending,
+        DeliveryState::Delivered,
+        DeliveryState::Dead,
+        DeliveryState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a client may do. Decided once at authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -106,6 +149,19 @@ pub fn route_name(record_type: RecordType, destination: &str) -> String {
     format!("{}-to-{}", record_type.as_str(), destination)
 }
 
+/// The key naming the person a record is about, for one owning agency: a
+/// hash of (client, record type, the source's stable id), so it carries no
+/// personal data and two agencies' records never share a subject.
+pub fn subject_key(client_id: &str, record_type: &str, source_record_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [client_id, record_type, source_record_id] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +174,16 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", t.as_str()));
         }
         assert_eq!(RecordType::parse("birth_notification"), None);
+    }
+
+    #[test]
+    fn delivery_states_round_trip_through_their_names() {
+        for d in DeliveryState::ALL {
+            assert_eq!(DeliveryState::parse(d.as_str()), Some(d));
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.as_str()));
+        }
+        assert_eq!(DeliveryState::parse("Pending"), None);
     }
 
     #[test]
@@ -143,17 +209,4 @@ mod tests {
         assert!(a < b);
         assert_eq!(RecordId::parse(&a.to_string()), Some(a));
     }
-}
-
-/// The key naming the person a record is about, for one owning agency: a
-/// hash of (client, record type, the source's stable id), so it carries no
-/// personal data and two agencies' records never share a subject.
-pub fn subject_key(client_id: &str, record_type: &str, source_record_id: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for part in [client_id, record_type, source_record_id] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(&h.finalize()[..16])
 }

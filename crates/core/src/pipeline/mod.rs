@@ -326,20 +326,20 @@ impl Pipeline {
     }
 
     /// [`Pipeline::route`], with the latest consent recorded for the record's
-    /// subject (a canonical consent record), which overrides the record's own.
+    /// subject (already decoded from its consent record), which overrides the
+    /// record's own.
     pub fn route_with_consent(
         &self,
         route: &RouteConfig,
         record: &Canonical,
-        consent: Option<&Value>,
+        consent: Option<&ConsentState>,
         ctx: &RouteContext,
     ) -> Routed {
-        let consent = consent.and_then(crate::policy::ConsentState::from_record);
         let decision = self.policies.decide_with_consent(
             &route.name,
             record.record_type,
             &record.record,
-            consent.as_ref(),
+            consent,
         );
         let rendered = (decision.decision == Outcome::Deliver).then(|| {
             let minimised = Canonical {

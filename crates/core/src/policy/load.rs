@@ -149,19 +149,94 @@ pub(super) fn covers(prefix: &str, path: &str) -> bool {
 }
 
 /// One problem of a policy file, located by file and line where known.
+/// Displays as `file:line: problem`, or `file: problem` without a line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PolicyLoadError(pub String);
+pub struct PolicyLoadError {
+    /// The policy file as named in the configuration (`schemas` when the
+    /// canonical schemas themselves do not load).
+    pub file: String,
+    /// 1-based; `Some(0)` when the TOML parser gave no position for a syntax error.
+    pub line: Option<usize>,
+    pub problem: PolicyProblem,
+}
+
+impl std::fmt::Display for PolicyLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file, self.problem),
+            None => write!(f, "{}: {}", self.file, self.problem),
+        }
+    }
+}
+
+/// What is wrong with a policy file. Names rules, paths and categories from
+/// the policy and the schema only, never a value of a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyProblem {
+    /// The canonical schemas the policies are checked against do not load.
+    #[error("{0}")]
+    Schemas(String),
+    /// A configured route has no readable `<route>.toml`.
+    #[error("route {route} needs a policy file: {reason}")]
+    MissingFile { route: String, reason: String },
+    /// The file is not valid TOML or does not have the policy's shape.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("route must be {expected} (the file's name)")]
+    WrongRoute { expected: String },
+    #[error("purpose must not be empty")]
+    EmptyPurpose,
+    #[error("category listed twice")]
+    CategoryTwice,
+    #[error("unknown sensitivity category (one of {})", Sensitivity::ALL.map(Sensitivity::as_str).join(", "))]
+    UnknownCategory,
+    /// In `legal_bases` (no rule) or in a rule's `basis`.
+    #[error("{}unknown legal basis", .rule.as_ref().map(|r| format!("rule {r}: ")).unwrap_or_default())]
+    UnknownLegalBasis { rule: Option<String> },
+    #[error("a policy needs at least one [[rules]]")]
+    NoRules,
+    #[error("rule {rule}: basis {} is not among the policy's legal_bases", .basis.as_str())]
+    BasisNotListed { rule: String, basis: LegalBasis },
+    #[error("rule {rule}: consent = true goes with basis CONSENT, and only with it")]
+    ConsentFlagMismatch { rule: String },
+    #[error("rule {rule} needs a [consent] section")]
+    NoConsentSection { rule: String },
+    #[error("redaction path must be a JSON pointer (/...)")]
+    RedactionPathNotPointer,
+    #[error("redaction of {path} needs a reason")]
+    RedactionWithoutReason { path: String },
+    #[error("age_band needs bands, ascending lower bounds")]
+    AgeBandWithoutBands,
+    #[error(
+        "unknown action (drop, mask, pseudonym, generalise_year, generalise_month, age_band with bands)"
+    )]
+    UnknownAction,
+    #[error("condition on {path} needs exactly one of is, contains, any_of")]
+    ConditionNeedsOneTest { path: String },
+    #[error("condition path must be a JSON pointer")]
+    ConditionPathNotPointer,
+    /// Deny by default: a field of a category the route does not allow is kept.
+    #[error(
+        "rule {rule} lets {path} (category {}) through, but the route does not allow {}; drop it or leave it out of keep",
+        .category.as_str(),
+        .category.as_str()
+    )]
+    CategoryNotAllowed {
+        rule: String,
+        path: String,
+        category: Sensitivity,
+    },
+}
 
 /// Load `<dir>/<route>.toml` for every route; every problem of every file.
 pub fn load(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<PolicyLoadError>> {
-    load_messages(dir, routes).map_err(|errors| errors.into_iter().map(PolicyLoadError).collect())
-}
-
-fn load_messages(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<String>> {
     let schemas = SchemaRegistry::load().map_err(|es| {
         es.iter()
-            .map(|e| format!("schemas: {e:?}"))
+            .map(|e| PolicyLoadError {
+                file: "schemas".into(),
+                line: None,
+                problem: PolicyProblem::Schemas(format!("{e:?}")),
+            })
             .collect::<Vec<_>>()
     })?;
     let mut errors = Vec::new();
@@ -172,10 +247,14 @@ fn load_messages(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<Str
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(format!(
-                    "{file}: route {} needs a policy file: {e}",
-                    route.name
-                ));
+                errors.push(PolicyLoadError {
+                    file,
+                    line: None,
+                    problem: PolicyProblem::MissingFile {
+                        route: route.name.clone(),
+                        reason: e.to_string(),
+                    },
+                });
                 continue;
             }
         };
@@ -196,6 +275,32 @@ fn load_messages(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<Str
     }
 }
 
+/// Where problems of one file are found: builds located errors.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    /// A problem at a position of the file.
+    fn at(&self, span: std::ops::Range<usize>, problem: PolicyProblem) -> PolicyLoadError {
+        PolicyLoadError {
+            file: self.file.to_string(),
+            line: Some(line_of(self.text, span.start)),
+            problem,
+        }
+    }
+
+    /// A problem of the file as a whole (no line).
+    fn file(&self, problem: PolicyProblem) -> PolicyLoadError {
+        PolicyLoadError {
+            file: self.file.to_string(),
+            line: None,
+            problem,
+        }
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
 }
@@ -206,43 +311,42 @@ pub(super) fn parse(
     text: &str,
     route: &RouteConfig,
     schemas: &SchemaRegistry,
-) -> Result<Policy, Vec<String>> {
+) -> Result<Policy, Vec<PolicyLoadError>> {
+    let loc = Locator { file, text };
     let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        // Line 0: the parser gave no position (printed as such, as before).
         let line = e.span().map_or(0, |s| line_of(text, s.start));
-        vec![format!("{file}:{line}: {}", e.message())]
+        vec![PolicyLoadError {
+            file: file.to_string(),
+            line: Some(line),
+            problem: PolicyProblem::Syntax(e.message().to_string()),
+        }]
     })?;
     let mut errors = Vec::new();
-    let at = |span: std::ops::Range<usize>| format!("{file}:{}", line_of(text, span.start));
     if raw.route.get_ref() != &route.name {
-        errors.push(format!(
-            "{}: route must be {} (the file's name)",
-            at(raw.route.span()),
-            route.name
+        errors.push(loc.at(
+            raw.route.span(),
+            PolicyProblem::WrongRoute {
+                expected: route.name.clone(),
+            },
         ));
     }
     if raw.purpose.is_empty() {
-        errors.push(format!("{file}: purpose must not be empty"));
+        errors.push(loc.file(PolicyProblem::EmptyPurpose));
     }
-    let categories = parse_categories(&raw.categories, &at, &mut errors);
+    let categories = parse_categories(&raw.categories, &loc, &mut errors);
     let bases: Vec<LegalBasis> = raw
         .legal_bases
         .iter()
         .filter_map(|b| {
             LegalBasis::parse(b.get_ref()).or_else(|| {
-                errors.push(format!("{}: unknown legal basis", at(b.span())));
+                errors.push(loc.at(b.span(), PolicyProblem::UnknownLegalBasis { rule: None }));
                 None
             })
         })
         .collect();
-    let rules = parse_rules(
-        raw.rules,
-        &bases,
-        raw.consent.is_some(),
-        &at,
-        file,
-        &mut errors,
-    );
-    let redactions = parse_redactions(raw.redactions, &at, file, &mut errors);
+    let rules = parse_rules(raw.rules, &bases, raw.consent.is_some(), &loc, &mut errors);
+    let redactions = parse_redactions(raw.redactions, &loc, &mut errors);
     let consent = raw.consent.map(|c| ConsentRule {
         required_true: c.required_true,
         sharing_field: c.sharing_field,
@@ -265,7 +369,7 @@ pub(super) fn parse(
         rules,
         redactions,
     };
-    check_categories_covered(&policy, file, schemas, &mut errors);
+    check_categories_covered(&policy, &loc, schemas, &mut errors);
     if errors.is_empty() {
         Ok(policy)
     } else {
@@ -275,19 +379,15 @@ pub(super) fn parse(
 
 fn parse_categories(
     raw: &[Spanned<String>],
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-    errors: &mut Vec<String>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<PolicyLoadError>,
 ) -> Vec<Sensitivity> {
     let mut out = Vec::new();
     for c in raw {
         match Sensitivity::parse(c.get_ref()) {
             Some(s) if !out.contains(&s) => out.push(s),
-            Some(_) => errors.push(format!("{}: category listed twice", at(c.span()))),
-            None => errors.push(format!(
-                "{}: unknown sensitivity category (one of {})",
-                at(c.span()),
-                Sensitivity::ALL.map(Sensitivity::as_str).join(", ")
-            )),
+            Some(_) => errors.push(loc.at(c.span(), PolicyProblem::CategoryTwice)),
+            None => errors.push(loc.at(c.span(), PolicyProblem::UnknownCategory)),
         }
     }
     out
@@ -297,38 +397,46 @@ fn parse_rules(
     raw: Vec<RawRule>,
     bases: &[LegalBasis],
     has_consent: bool,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-    file: &str,
-    errors: &mut Vec<String>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<PolicyLoadError>,
 ) -> Vec<Rule> {
     if raw.is_empty() {
-        errors.push(format!("{file}: a policy needs at least one [[rules]]"));
+        errors.push(loc.file(PolicyProblem::NoRules));
     }
     let mut rules = Vec::new();
     for r in raw {
-        let where_ = at(r.basis.span());
-        check_conditions(&r.when, &where_, errors);
+        let span = r.basis.span();
+        check_conditions(&r.when, loc, &span, errors);
         let Some(basis) = LegalBasis::parse(r.basis.get_ref()) else {
-            errors.push(format!("{where_}: rule {}: unknown legal basis", r.name));
+            errors.push(loc.at(
+                span,
+                PolicyProblem::UnknownLegalBasis { rule: Some(r.name) },
+            ));
             continue;
         };
         if !bases.contains(&basis) {
-            errors.push(format!(
-                "{where_}: rule {}: basis {} is not among the policy's legal_bases",
-                r.name,
-                basis.as_str()
+            errors.push(loc.at(
+                span.clone(),
+                PolicyProblem::BasisNotListed {
+                    rule: r.name.clone(),
+                    basis,
+                },
             ));
         }
         if (basis == LegalBasis::Consent) != r.consent {
-            errors.push(format!(
-                "{where_}: rule {}: consent = true goes with basis CONSENT, and only with it",
-                r.name
+            errors.push(loc.at(
+                span.clone(),
+                PolicyProblem::ConsentFlagMismatch {
+                    rule: r.name.clone(),
+                },
             ));
         }
         if r.consent && !has_consent {
-            errors.push(format!(
-                "{where_}: rule {} needs a [consent] section",
-                r.name
+            errors.push(loc.at(
+                span.clone(),
+                PolicyProblem::NoConsentSection {
+                    rule: r.name.clone(),
+                },
             ));
         }
         rules.push(Rule {
@@ -344,22 +452,21 @@ fn parse_rules(
 
 fn parse_redactions(
     raw: Vec<RawRedaction>,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-    file: &str,
-    errors: &mut Vec<String>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<PolicyLoadError>,
 ) -> Vec<RedactionRule> {
     let mut out = Vec::new();
     for r in raw {
-        let where_ = at(r.action.span());
-        check_conditions(&r.when, &where_, errors);
-        check_conditions(&r.unless, &where_, errors);
+        let span = r.action.span();
+        check_conditions(&r.when, loc, &span, errors);
+        check_conditions(&r.unless, loc, &span, errors);
         if !r.path.starts_with('/') {
-            errors.push(format!(
-                "{where_}: redaction path must be a JSON pointer (/...)"
-            ));
+            errors.push(loc.at(span.clone(), PolicyProblem::RedactionPathNotPointer));
         }
         if r.reason.is_empty() {
-            errors.push(format!("{file}: redaction of {} needs a reason", r.path));
+            errors.push(loc.file(PolicyProblem::RedactionWithoutReason {
+                path: r.path.clone(),
+            }));
         }
         let action = match (r.action.get_ref().as_str(), r.bands) {
             ("drop", None) => Action::Drop,
@@ -371,15 +478,11 @@ fn parse_redactions(
                 Action::AgeBand(b)
             }
             ("age_band", _) => {
-                errors.push(format!(
-                    "{where_}: age_band needs bands, ascending lower bounds"
-                ));
+                errors.push(loc.at(span, PolicyProblem::AgeBandWithoutBands));
                 continue;
             }
             _ => {
-                errors.push(format!(
-                    "{where_}: unknown action (drop, mask, pseudonym, generalise_year, generalise_month, age_band with bands)"
-                ));
+                errors.push(loc.at(span, PolicyProblem::UnknownAction));
                 continue;
             }
         };
@@ -394,17 +497,25 @@ fn parse_redactions(
     out
 }
 
-fn check_conditions(conditions: &[Condition], where_: &str, errors: &mut Vec<String>) {
+/// Conditions are located at the line of their rule's basis or redaction's action.
+fn check_conditions(
+    conditions: &[Condition],
+    loc: &Locator<'_>,
+    span: &std::ops::Range<usize>,
+    errors: &mut Vec<PolicyLoadError>,
+) {
     for c in conditions {
         let set = [c.is.is_some(), c.contains.is_some(), c.any_of.is_some()];
         if set.iter().filter(|s| **s).count() != 1 {
-            errors.push(format!(
-                "{where_}: condition on {} needs exactly one of is, contains, any_of",
-                c.path
+            errors.push(loc.at(
+                span.clone(),
+                PolicyProblem::ConditionNeedsOneTest {
+                    path: c.path.clone(),
+                },
             ));
         }
         if !(c.path.is_empty() || c.path.starts_with('/')) {
-            errors.push(format!("{where_}: condition path must be a JSON pointer"));
+            errors.push(loc.at(span.clone(), PolicyProblem::ConditionPathNotPointer));
         }
     }
 }
@@ -414,9 +525,9 @@ fn check_conditions(conditions: &[Condition], where_: &str, errors: &mut Vec<Str
 /// rule's `keep` list.
 fn check_categories_covered(
     policy: &Policy,
-    file: &str,
+    loc: &Locator<'_>,
     schemas: &SchemaRegistry,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<PolicyLoadError>,
 ) {
     for field in schemas.sensitive_fields(policy.record_type) {
         if policy.categories.contains(&field.category) || policy.drops(&field.path) {
@@ -428,14 +539,98 @@ fn check_categories_covered(
                     .any(|k| covers(k, &field.path) || covers(&field.path, k))
             });
             if kept {
-                errors.push(format!(
-                    "{file}: rule {} lets {} (category {}) through, but the route does not allow {}; drop it or leave it out of keep",
-                    rule.name,
-                    field.path,
-                    field.category.as_str(),
-                    field.category.as_str()
-                ));
+                errors.push(loc.file(PolicyProblem::CategoryNotAllowed {
+                    rule: rule.name.clone(),
+                    path: field.path.clone(),
+                    category: field.category,
+                }));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    fn at(line: usize, problem: PolicyProblem) -> String {
+        PolicyLoadError {
+            file: "p.toml".into(),
+            line: Some(line),
+            problem,
+        }
+        .to_string()
+    }
+
+    fn whole(problem: PolicyProblem) -> String {
+        PolicyLoadError {
+            file: "p.toml".into(),
+            line: None,
+            problem,
+        }
+        .to_string()
+    }
+
+    /// The typed errors print what the string errors they replaced printed.
+    #[test]
+    fn located_problems_print_as_before() {
+        assert_eq!(
+            at(4, PolicyProblem::UnknownLegalBasis { rule: None }),
+            "p.toml:4: unknown legal basis"
+        );
+        assert_eq!(
+            at(
+                9,
+                PolicyProblem::UnknownLegalBasis {
+                    rule: Some("r1".into())
+                }
+            ),
+            "p.toml:9: rule r1: unknown legal basis"
+        );
+        assert_eq!(
+            at(
+                9,
+                PolicyProblem::BasisNotListed {
+                    rule: "r1".into(),
+                    basis: LegalBasis::Consent
+                }
+            ),
+            "p.toml:9: rule r1: basis CONSENT is not among the policy's legal_bases"
+        );
+        assert_eq!(
+            at(9, PolicyProblem::NoConsentSection { rule: "r1".into() }),
+            "p.toml:9: rule r1 needs a [consent] section"
+        );
+        assert_eq!(
+            at(2, PolicyProblem::CategoryTwice),
+            "p.toml:2: category listed twice"
+        );
+        assert!(
+            at(2, PolicyProblem::UnknownCategory)
+                .starts_with("p.toml:2: unknown sensitivity category (one of ")
+        );
+        assert_eq!(
+            at(0, PolicyProblem::Syntax("expected a value".into())),
+            "p.toml:0: expected a value"
+        );
+        assert_eq!(
+            whole(PolicyProblem::EmptyPurpose),
+            "p.toml: purpose must not be empty"
+        );
+        assert_eq!(
+            whole(PolicyProblem::MissingFile {
+                route: "r".into(),
+                reason: "gone".into()
+            }),
+            "p.toml: route r needs a policy file: gone"
+        );
+        assert_eq!(
+            whole(PolicyProblem::CategoryNotAllowed {
+                rule: "r1".into(),
+                path: "/gbv_survivor".into(),
+                category: Sensitivity::Gbv
+            }),
+            "p.toml: rule r1 lets /gbv_survivor (category gbv) through, but the route does not allow gbv; drop it or leave it out of keep"
+        );
     }
 }

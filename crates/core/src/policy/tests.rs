@@ -324,6 +324,7 @@ fn load_one(text: &str) -> Result<load::Policy, Vec<String>> {
     };
     let schemas = SchemaRegistry::load().unwrap();
     load::parse("p.toml", text, &route, &schemas)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
 }
 
 fn primero_text() -> String {
