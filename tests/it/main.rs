@@ -1,13 +1,13 @@
 //! The integration tests, one binary (one link, one process start): each module
 //! starts what it needs itself (a gateway on 127.0.0.1:0, mock registries,
-//! the external validators). The SIGKILL tests are binaries of their own
-//! (tests/crash_recovery.rs, tests/delivery_crash.rs): they kill child processes
-//! and take their time.
+//! the external validators). Binaries of their own: the SIGKILL tests
+//! (tests/crash_recovery.rs, tests/delivery_crash.rs), which kill child
+//! processes, and the delivery tests (tests/delivery.rs), which measure pace
+//! and timing and so must not share the process with CPU-heavy tests.
 
 mod common;
 mod conformance;
 mod crvs_primero_formats;
-mod delivery;
 mod examplia_xsd;
 mod external_validators;
 mod fhir_r4_validators;

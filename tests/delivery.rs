@@ -3,9 +3,12 @@
 //! receipts in the status. Each test runs its own mocks and gateway on
 //! 127.0.0.1:0.
 
+#[path = "it/common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use crate::common::{ADMIN, AGENCY, TestGateway, config_with, example_record};
+use common::{ADMIN, AGENCY, TestGateway, config_with, example_record};
 use registry_mocks as mocks;
 use registry_mocks::{
     self, Endpoint, Fault, MockConfig, MockKind, OpencrvsSettings, Outcome, RunningMock,
@@ -384,8 +387,7 @@ async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
     let gateway = TestGateway::start_with(config, dir).await;
     // A consented case of a child who is neither unaccompanied nor separated:
     // it goes on CONSENT alone.
-    let path =
-        crate::common::repo_path("conformance/cases/34-primero-separated-consented/input.json");
+    let path = common::repo_path("conformance/cases/34-primero-separated-consented/input.json");
     let mut case: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     case["data"]["protection_status"] = json!("other");
     let answer = gateway
@@ -406,7 +408,7 @@ async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
     let foreign = gateway
         .http
         .post(gateway.url(&format!("/v1/records/{id}/consent")))
-        .bearer_auth(crate::common::AGENCY_2)
+        .bearer_auth(common::AGENCY_2)
         .json(&json!({"status": "withdrawn", "given_by": "caregiver"}))
         .send()
         .await
