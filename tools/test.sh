@@ -15,4 +15,4 @@ echo "== conformance inputs against the canonical schemas and FHIR validators"
 python3 conformance/check-inputs.py
 
 echo "== cargo test --workspace"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
