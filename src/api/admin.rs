@@ -63,23 +63,7 @@ pub async fn replay(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
-    // Axum's own rejection would be text/plain; every error is problem+json.
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "urn:registry-gateway:problem:too-large",
-                "The request body is larger than this gateway accepts",
-            )
-            .detail("see server.max_body_bytes in the gateway's configuration")
-        } else {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "urn:registry-gateway:problem:unreadable-body",
-                "The request body could not be read",
-            )
-        }
-    })?;
+    let body = body.map_err(Problem::from_body_rejection)?;
     let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
         bad_request(&format!(
             "the body must be {{\"destination\": string, \"ids\": [integer]}} (error at line {}, column {})",

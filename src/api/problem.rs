@@ -1,5 +1,6 @@
 //! RFC 9457 problem details: every error the HTTP API returns.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -27,6 +28,25 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A body axum could not read: too large (413) or unreadable (400). Axum's
+    /// own rejection would be text/plain; every error is problem+json.
+    pub fn from_body_rejection(rejection: BytesRejection) -> Problem {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:registry-gateway:problem:too-large",
+                "The request body is larger than this gateway accepts",
+            )
+            .detail("see server.max_body_bytes in the gateway's configuration")
+        } else {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "urn:registry-gateway:problem:unreadable-body",
+                "The request body could not be read",
+            )
+        }
+    }
+
     pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Problem {
         Problem {
             kind,

@@ -33,7 +33,7 @@ pub async fn submit(
         .sources
         .get(&source)
         .ok_or_else(|| Problem::not_found("no source of that name is configured"))?;
-    let body = body.map_err(body_problem)?;
+    let body = body.map_err(Problem::from_body_rejection)?;
     let idempotency_key = idempotency_key(&headers)?;
     let submission = Submission {
         client_id: &caller.0.id,
@@ -82,7 +82,7 @@ pub async fn consent(
     caller.require(Role::Agency)?;
     let id = RecordId::parse(&id)
         .ok_or_else(|| Problem::not_found("no record with this id is visible to this client"))?;
-    let body = body.map_err(body_problem)?;
+    let body = body.map_err(Problem::from_body_rejection)?;
     let value = state
         .intake
         .pipeline()
@@ -241,23 +241,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         return Err(bad());
     }
     Ok(Some(key.to_string()))
-}
-
-fn body_problem(rejection: BytesRejection) -> Problem {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "urn:registry-gateway:problem:too-large",
-            "The request body is larger than this gateway accepts",
-        )
-        .detail("see server.max_body_bytes in the gateway's configuration")
-    } else {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "urn:registry-gateway:problem:unreadable-body",
-            "The request body could not be read",
-        )
-    }
 }
 
 fn intake_problem(error: IntakeError) -> Problem {
