@@ -44,7 +44,8 @@ fn policies() -> Policies {
         &Overrides::default(),
     )
     .unwrap();
-    policy::load(&config.policies_dir, &config.routes).unwrap()
+    let schemas = registry_gateway::schema::SchemaRegistry::load().unwrap();
+    policy::load(&config.policies_dir, &config.routes, &schemas).unwrap()
 }
 
 fn decision(record: &Value, consent: &ConsentState) -> Decision {

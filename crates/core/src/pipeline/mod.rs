@@ -155,8 +155,8 @@ impl Pipeline {
     pub fn load(config: Arc<Config>) -> Result<Pipeline, LoadError> {
         let schemas = SchemaRegistry::load().map_err(LoadError::Schemas)?;
         let mappings = mapping::load(&config, &schemas).map_err(LoadError::Mappings)?;
-        let mut policies =
-            policy::load(&config.policies_dir, &config.routes).map_err(LoadError::Policies)?;
+        let mut policies = policy::load(&config.policies_dir, &config.routes, &schemas)
+            .map_err(LoadError::Policies)?;
         for (destination, key) in config.pseudonym_keys() {
             policies.set_pseudonym_key(destination, key.to_vec());
         }

@@ -173,9 +173,6 @@ impl std::fmt::Display for PolicyLoadError {
 /// the policy and the schema only, never a value of a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyProblem {
-    /// The canonical schemas the policies are checked against do not load.
-    #[error("{0}")]
-    Schemas(String),
     /// A configured route has no readable `<route>.toml`.
     #[error("route {route} needs a policy file: {reason}")]
     MissingFile { route: String, reason: String },
@@ -229,16 +226,11 @@ pub enum PolicyProblem {
 }
 
 /// Load `<dir>/<route>.toml` for every route; every problem of every file.
-pub fn load(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<PolicyLoadError>> {
-    let schemas = SchemaRegistry::load().map_err(|es| {
-        es.iter()
-            .map(|e| PolicyLoadError {
-                file: "schemas".into(),
-                line: None,
-                problem: PolicyProblem::Schemas(format!("{e:?}")),
-            })
-            .collect::<Vec<_>>()
-    })?;
+pub fn load(
+    dir: &Path,
+    routes: &[RouteConfig],
+    schemas: &SchemaRegistry,
+) -> Result<Policies, Vec<PolicyLoadError>> {
     let mut errors = Vec::new();
     let mut policies = BTreeMap::new();
     for route in routes {
@@ -258,7 +250,7 @@ pub fn load(dir: &Path, routes: &[RouteConfig]) -> Result<Policies, Vec<PolicyLo
                 continue;
             }
         };
-        match parse(&file, &text, route, &schemas) {
+        match parse(&file, &text, route, schemas) {
             Ok(p) => {
                 policies.insert(route.name.clone(), p);
             }

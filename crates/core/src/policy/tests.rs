@@ -25,7 +25,12 @@ pub(super) fn example_routes() -> Vec<RouteConfig> {
 }
 
 pub(super) fn policies() -> Policies {
-    load(&root().join("policies"), &example_routes()).expect("example policies load")
+    load(
+        &root().join("policies"),
+        &example_routes(),
+        &SchemaRegistry::load().unwrap(),
+    )
+    .expect("example policies load")
 }
 
 pub(super) fn read(rel: &str) -> Value {
@@ -369,7 +374,12 @@ fn a_gbv_field_left_undropped_is_a_load_error() {
 #[test]
 fn a_route_without_a_policy_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let errors = load(dir.path(), &example_routes()).unwrap_err();
+    let errors = load(
+        dir.path(),
+        &example_routes(),
+        &SchemaRegistry::load().unwrap(),
+    )
+    .unwrap_err();
     assert_eq!(errors.len(), example_routes().len());
     assert!(errors[0].to_string().contains("needs a policy file"));
 }
