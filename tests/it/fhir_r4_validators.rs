@@ -41,6 +41,8 @@ fn ctx(record: u32) -> RouteContext {
         destination: "fhir-r4".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
+        subject: None,
+        locations: None,
     }
 }
 

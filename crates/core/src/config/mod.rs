@@ -149,6 +149,19 @@ pub struct DestinationConfig {
     pub timeout: Duration,
     /// HMAC key for `pseudonym` redactions on routes to this destination.
     pub pseudonym_key: Option<Secret>,
+    /// The registry's location list, when its mappings name places.
+    pub locations: Option<LocationsConfig>,
+}
+
+/// Where a registry's location list comes from (`destinations.<name>.locations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationsConfig {
+    /// Read at start-up; relative paths are resolved against the config file.
+    pub file: PathBuf,
+    /// Fetched every `refresh` when set; the registry's answer replaces the
+    /// list without a restart (a failed fetch keeps the list it has).
+    pub refresh_url: Option<String>,
+    pub refresh: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +249,9 @@ impl Config {
         config.policies_dir = base.join(&config.policies_dir);
         for d in config.destinations.values_mut() {
             d.tls.ca_file = d.tls.ca_file.take().map(|f| base.join(f));
+            if let Some(l) = &mut d.locations {
+                l.file = base.join(&l.file);
+            }
             d.tls.client_identity = d
                 .tls
                 .client_identity
@@ -468,6 +484,9 @@ fn validate_destinations(
         let retry = destination::validate_retry(d.retry, &at, errors);
         let tls = destination::validate_tls(d.tls, &at, errors);
         let pseudonym_key = destination::validate_pseudonym_key(d.pseudonym_key, &at, errors);
+        let locations = d
+            .locations
+            .map(|l| destination::validate_locations(l, &at, errors));
         let timeout = match d.timeout_secs {
             Some(0) => {
                 errors.push(format!("{at}.timeout_secs"), "must be at least 1");
@@ -490,6 +509,7 @@ fn validate_destinations(
                         tls,
                         timeout,
                         pseudonym_key,
+                        locations,
                     },
                 );
             }
