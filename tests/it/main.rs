@@ -13,6 +13,7 @@ mod external_validators;
 mod fhir_r4_validators;
 mod inbound_formats;
 mod intake_api;
+mod locations;
 mod manifest_cli;
 mod mock_registries;
 mod openapi;
