@@ -479,3 +479,57 @@ async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
     gateway.stop().await;
     mock.stop().await;
 }
+
+/// X-Road: `xrd:id` is new for every HTTP request (examplia-civil-registry
+/// README, header rules). A rate-limited request gives its attempt back, yet
+/// it was a request: the one after it must not reuse its `xrd:id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_a_rate_limited_one_has_a_new_xroad_id() {
+    let mock = mocks::start(MockConfig::new(MockKind::Examplia))
+        .await
+        .unwrap();
+    mock.faults().push(
+        Fault::Status429 {
+            retry_after: Duration::from_millis(300),
+        }
+        .times(1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "[destinations.examplia-crvs]\nkind = \"examplia-crvs\"\nurl = \"{}\"\n\
+             retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1 }}\n",
+            mock.submit_url()
+        ),
+        &[("birth-notification", "examplia-crvs")],
+    );
+    let gateway = TestGateway::start_with(config, dir).await;
+    let answer = gateway
+        .submit("canonical", Some(AGENCY), None, birth(1))
+        .await;
+    assert_eq!(answer.status(), 202);
+    wait_for(Duration::from_secs(20), "the registration", || {
+        !registered(&mock).is_empty()
+    })
+    .await;
+    let arrivals = mock.submissions();
+    assert_eq!(
+        arrivals.len(),
+        2,
+        "one rate-limited request, then one accepted"
+    );
+    assert_eq!(
+        arrivals[0].detail.as_deref(),
+        Some("Server.RateLimited"),
+        "{arrivals:?}"
+    );
+    // Same NotificationId and content: only the header's xrd:id may differ,
+    // and it must.
+    assert_eq!(arrivals[0].idempotency_key, arrivals[1].idempotency_key);
+    assert_ne!(
+        arrivals[0].body_sha256, arrivals[1].body_sha256,
+        "the second request reused the first one's xrd:id"
+    );
+    gateway.stop().await;
+}

@@ -3,7 +3,10 @@
 -- of an attempt at a registry without idempotency is unknown) and `referred`
 -- (the registry takes this change only through its own process, e.g. a
 -- correction of an event it has not registered yet). SQLite cannot change a CHECK
--- constraint in place, so the table is rebuilt with the same columns and indexes.
+-- constraint in place, so the table is rebuilt with the same columns and indexes,
+-- and one more: `claims`, how many times the delivery was leased. Unlike
+-- `attempts` it never goes down (a release gives an attempt back), so an id
+-- that must be new for every HTTP request (X-Road's xrd:id) derives from it.
 CREATE TABLE deliveries_next (
     id               INTEGER PRIMARY KEY,
     record_id        TEXT NOT NULL REFERENCES records (id),
@@ -11,6 +14,7 @@ CREATE TABLE deliveries_next (
     destination      TEXT NOT NULL,
     status           TEXT NOT NULL CHECK (status IN ('pending', 'awaiting', 'delivered', 'parked', 'referred', 'dead', 'cancelled')),
     attempts         INTEGER NOT NULL DEFAULT 0,
+    claims           INTEGER NOT NULL DEFAULT 0,
     next_attempt_ms  INTEGER NOT NULL,
     lease_owner      TEXT,
     lease_until_ms   INTEGER,
@@ -22,9 +26,9 @@ CREATE TABLE deliveries_next (
 ) STRICT;
 
 INSERT INTO deliveries_next
-       (id, record_id, route, destination, status, attempts, next_attempt_ms,
+       (id, record_id, route, destination, status, attempts, claims, next_attempt_ms,
         lease_owner, lease_until_ms, receipt, last_error, subject, updated_at)
-SELECT id, record_id, route, destination, status, attempts, next_attempt_ms,
+SELECT id, record_id, route, destination, status, attempts, attempts, next_attempt_ms,
        lease_owner, lease_until_ms, receipt, last_error, subject, updated_at
   FROM deliveries;
 

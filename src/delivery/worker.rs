@@ -242,7 +242,9 @@ impl Worker {
             d.record_id,
             &canonical,
             d.received_at,
-            u32::try_from(d.attempt).unwrap_or(u32::MAX),
+            // Per-request ids (xrd:id) must be new for every HTTP request:
+            // the claim count, unlike attempts, never repeats.
+            u32::try_from(d.claim).unwrap_or(u32::MAX),
             d.subject.clone(),
         );
         let routed = self

@@ -165,6 +165,10 @@ pub struct ClaimedDelivery {
     pub destination: String,
     /// Attempts including this one.
     pub attempt: i64,
+    /// Claims including this one. Never goes down (a release gives the
+    /// attempt back, not the claim): per-request ids derive from it, so a
+    /// request after a rate-limited one, or after a crash, has a new one.
+    pub claim: i64,
     pub lease_until: DateTime<Utc>,
     pub client_id: String,
     /// `Err` when the stored type is unknown: that delivery cannot be

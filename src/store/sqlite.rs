@@ -672,7 +672,8 @@ async fn claim_in(
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
     let rows = sqlx::query(
         "UPDATE deliveries
-            SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
+            SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1,
+                claims = claims + 1
           WHERE id IN (
                 SELECT d.id FROM deliveries d
                  WHERE d.destination = ?3 AND d.status IN ('pending', 'awaiting')
@@ -684,7 +685,7 @@ async fn claim_in(
                            AND e.status IN ('pending', 'awaiting', 'parked')
                            AND e.id < d.id))
                  ORDER BY d.id LIMIT ?5)
-      RETURNING id, record_id, route, destination, attempts, subject",
+      RETURNING id, record_id, route, destination, attempts, claims, subject",
     )
     .bind(&c.worker)
     .bind(c.until_ms)
@@ -724,6 +725,7 @@ async fn claim_in(
                 route: r.get("route"),
                 destination: r.get("destination"),
                 attempt: r.get("attempts"),
+                claim: r.get("claims"),
                 lease_until,
                 client_id: record.get("client_id"),
                 record_type: decode_record_type(record.get("record_type")),

@@ -29,3 +29,38 @@ fn every_conformance_case_passes() {
         failed.join("\n")
     );
 }
+
+/// Examplia is told the legal basis the route's policy decided on, not the
+/// one the record asserts (case 23 asserts consent; the route's policy rests
+/// on the legal obligation to notify).
+#[test]
+fn examplia_legal_basis_is_the_decisions() {
+    let mut checked = 0;
+    for case in std::fs::read_dir(repo_path("conformance/cases")).unwrap() {
+        let expected = case.unwrap().path().join("expected");
+        let xml = expected.join("birth-notification-to-examplia-crvs.xml");
+        let Ok(xml) = std::fs::read_to_string(&xml) else {
+            continue;
+        };
+        let decisions: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(expected.join("decisions.json")).unwrap(),
+        )
+        .unwrap();
+        let decided = decisions
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["route"] == "birth-notification-to-examplia-crvs")
+            .unwrap()["legal_basis"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            xml.contains(&format!("<bn:LegalBasis>{decided}</bn:LegalBasis>")),
+            "{}: LegalBasis is not the decision's {decided}",
+            expected.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} Examplia outputs");
+}

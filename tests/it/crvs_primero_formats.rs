@@ -79,6 +79,7 @@ fn ctx(kind: DestinationKind, record_type: RecordType, version: i64) -> RouteCon
         attempt: 1,
         subject: None,
         locations: Some(crate::common::example_locations()),
+        legal_basis: None,
     }
 }
 

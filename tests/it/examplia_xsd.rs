@@ -268,6 +268,8 @@ fn context(name: &str, attempt: u32) -> RouteContext {
         attempt,
         subject: None,
         locations: None,
+        // What the route's policy decides for every birth notification.
+        legal_basis: Some("LEGAL_OBLIGATION"),
     }
 }
 
@@ -598,6 +600,15 @@ fn the_example_04_record_becomes_the_specs_request_05() {
             &ctx.request_id().to_string(),
             "1e9cddfa-6f77-4c8c-be4d-964ba8af78f9",
         );
+    // The spec's sender rested this notification on CONSENT; this
+    // deployment's policy for the route decides LEGAL_OBLIGATION for every
+    // birth (the State's duty to register births), and the registry is told
+    // the decision, not the sender's assertion. Everything else is the spec's.
+    assert!(ours.contains("<bn:LegalBasis>LEGAL_OBLIGATION</bn:LegalBasis>"));
+    let ours = ours.replace(
+        "<bn:LegalBasis>LEGAL_OBLIGATION</bn:LegalBasis>",
+        "<bn:LegalBasis>CONSENT</bn:LegalBasis>",
+    );
     let spec_request = std::fs::read_to_string(spec("examples/05-soap-request.xml")).unwrap();
     assert_eq!(
         content(&ours, "Envelope"),
@@ -765,7 +776,11 @@ fn mapped_content_follows_the_registrys_rules() {
         get("cyrillic-names-consent", "FamilyNameLatin"),
         ["Kovalenko", "Kovalenko"]
     );
-    assert_eq!(get("cyrillic-names-consent", "LegalBasis"), ["CONSENT"]);
+    // The route's decision, whatever basis the sender asserts.
+    assert_eq!(
+        get("cyrillic-names-consent", "LegalBasis"),
+        ["LEGAL_OBLIGATION"]
+    );
     assert_eq!(
         get("cyrillic-names-consent", "ConsentReference"),
         ["PRIMERO-CNS-2026-004417"]
@@ -804,9 +819,10 @@ fn mapped_content_follows_the_registrys_rules() {
         3,
         "child, mother, father; not the informant"
     );
+    // The sender asserts vital interest; the route's decision is what is sent.
     assert_eq!(
         get("home-birth-informant-father", "LegalBasis"),
-        ["VITAL_INTEREST"]
+        ["LEGAL_OBLIGATION"]
     );
     assert!(
         home.contains("<bn:Identifier scheme=\"UNHCR_INDIVIDUAL\">EXA-26-0052218</bn:Identifier>")

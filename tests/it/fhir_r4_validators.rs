@@ -43,6 +43,7 @@ fn ctx(record: u32) -> RouteContext {
         attempt: 1,
         subject: None,
         locations: None,
+        legal_basis: None,
     }
 }
 

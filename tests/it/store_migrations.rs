@@ -31,7 +31,7 @@ const PINNED: &[(&str, &str)] = &[
     ),
     (
         "0003_delivery_states.sql",
-        "b8f9086ede4609d4b163d71a10e428b95c465a38378ace08847e86000a5c90a72d874e403c71e0708f77b6b9d940d9fc",
+        "1998f282281f33f3c850266d5c10b81e682a5566d73d86bcf39394486285adb7a39e464f7d86e5d1254fa9500a7dcaff",
     ),
 ];
 

@@ -20,8 +20,9 @@ pub struct RouteContext {
     pub route: String,
     pub destination: String,
     pub timestamp: DateTime<Utc>,
-    /// Which delivery attempt this rendering is for (1 for `translate`). Only
-    /// per-request ids (X-Road's `xrd:id`) may depend on it.
+    /// Which request this rendering is for: the delivery's claim count, new
+    /// for every lease (1 for `translate`). Only per-request ids (X-Road's
+    /// `xrd:id`) may depend on it.
     pub attempt: u32,
     /// Whom the record is about, per owning agency ([`crate::model::subject_key`]):
     /// the same for every version of one source record. None when the source
@@ -30,10 +31,14 @@ pub struct RouteContext {
     /// The destination's location list as it is now (refreshed from the
     /// registry while the gateway runs); None when it keeps none.
     pub locations: Option<Arc<LocationList>>,
+    /// The legal basis the route's policy decided on (`LEGAL_OBLIGATION`,
+    /// `CONSENT`, `VITAL_INTEREST`): what a registry is told the exchange
+    /// rests on, rather than what the record asserts. Set when rendering.
+    pub legal_basis: Option<&'static str>,
 }
 
 /// The names `$ctx/...` and CEL's `ctx.` may use.
-pub const CONTEXT_FIELDS: [&str; 11] = [
+pub const CONTEXT_FIELDS: [&str; 12] = [
     "record_id",
     "record_version",
     "route",
@@ -45,6 +50,7 @@ pub const CONTEXT_FIELDS: [&str; 11] = [
     "request_id",
     "timestamp",
     "attempt",
+    "legal_basis",
 ];
 
 impl RouteContext {
@@ -113,6 +119,7 @@ impl RouteContext {
             "request_id": self.request_id().to_string(),
             "attempt": self.attempt,
             "timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "legal_basis": self.legal_basis,
         })
     }
 }
@@ -131,6 +138,7 @@ mod tests {
             attempt: 1,
             subject: Some("s1".into()),
             locations: None,
+            legal_basis: None,
         }
     }
 
@@ -146,6 +154,7 @@ mod tests {
         let unkeyed = RouteContext {
             subject: None,
             locations: None,
+            legal_basis: None,
             ..ctx(1, "a")
         };
         assert_ne!(unkeyed.record_key(), ctx(1, "a").record_key());

@@ -402,6 +402,7 @@ impl Pipeline {
             attempt: 1,
             subject: None,
             locations: None,
+            legal_basis: None,
         };
         let record = mapping.apply(&tree, &ctx).map_err(|e| {
             vec![Violation {
@@ -463,7 +464,11 @@ impl Pipeline {
                 record_type: record.record_type,
                 record: self.policies.apply(&decision, &record.record),
             };
-            self.render(route, &minimised, ctx)
+            let ctx = RouteContext {
+                legal_basis: decision.legal_basis,
+                ..ctx.clone()
+            };
+            self.render(route, &minimised, &ctx)
         });
         // A place the registry does not know (or has closed since acceptance)
         // denies the route, as at acceptance; it is not a rendering failure.
@@ -512,6 +517,7 @@ impl Pipeline {
                 .locations
                 .get(&route.destination)
                 .map(LocationHandle::current),
+            legal_basis: None,
         }
     }
 }

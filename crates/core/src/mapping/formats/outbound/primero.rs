@@ -238,6 +238,7 @@ mod tests {
             attempt: 1,
             subject: None,
             locations: None,
+            legal_basis: None,
         }
     }
 

@@ -18,6 +18,7 @@ fn ctx(attempt: u32) -> RouteContext {
         attempt,
         subject: None,
         locations: None,
+        legal_basis: None,
     }
 }
 

@@ -16,6 +16,7 @@ fn ctx() -> RouteContext {
         attempt: 1,
         subject: None,
         locations: None,
+        legal_basis: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn ctx(version: i64) -> RouteContext {
         attempt: 1,
         subject: None,
         locations: None,
+        legal_basis: None,
     }
 }
 
