@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{AuditEvent, AuditKind, ProblemRef, RouteDecision};
 use crate::config::SourceConfig;
+use crate::mapping::LeftOut;
 use crate::model::{RecordId, RecordType, subject_key};
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::Outcome;
@@ -49,6 +50,19 @@ pub struct RouteOutcome {
     pub legal_basis: Option<&'static str>,
     pub rule: String,
     pub policy_sha256: String,
+    /// Values the inbound mapping left out (an instance's own lookup values
+    /// in fields the route can do without): pointer and rule, never the value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOutReport>,
+}
+
+/// One value left out of a record, as the agency is told it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LeftOutReport {
+    /// Where it was in the payload.
+    pub pointer: String,
+    /// Always `unknown-lookup-value`.
+    pub rule: &'static str,
 }
 
 /// Why a submission was not accepted, classified by what the sender should do.
@@ -124,8 +138,8 @@ impl Intake {
         );
         audit.body_sha256 = Some(hex::encode(Sha256::digest(submission.body)));
 
-        let canonical = match self.parse(&submission) {
-            Ok(canonical) => canonical,
+        let (canonical, left_out) = match self.parse(&submission) {
+            Ok(parsed) => parsed,
             Err(e @ IntakeError::Invalid(_)) => {
                 return Err(self.reject(audit, submission.source, e).await);
             }
@@ -178,6 +192,13 @@ impl Intake {
                 legal_basis: decision.legal_basis.filter(|_| deliver),
                 rule: decision.rule,
                 policy_sha256: decision.policy_sha256,
+                left_out: left_out
+                    .iter()
+                    .map(|l| LeftOutReport {
+                        pointer: l.from.clone(),
+                        rule: "unknown-lookup-value",
+                    })
+                    .collect(),
             });
         }
         let consent_entry = (record_type == RecordType::Consent)
@@ -281,14 +302,15 @@ impl Intake {
         }
     }
 
-    /// Bounded parse, then the pipeline: decode, map, validate.
-    fn parse(&self, submission: &Submission<'_>) -> Result<Canonical, IntakeError> {
+    /// Bounded parse, then the pipeline: decode, map, validate. With the
+    /// values the inbound mapping left out.
+    fn parse(&self, submission: &Submission<'_>) -> Result<(Canonical, Vec<LeftOut>), IntakeError> {
         let value = self
             .pipeline
             .parse_json(submission.body)
             .map_err(IntakeError::Invalid)?;
         self.pipeline
-            .canonicalize(submission.source, &value)
+            .canonicalize_reporting(submission.source, &value)
             .map_err(IntakeError::Invalid)
     }
 

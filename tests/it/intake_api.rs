@@ -476,3 +476,39 @@ async fn the_policy_decides_at_acceptance_and_a_denied_route_gets_no_delivery() 
         1
     );
 }
+
+/// An instance's own lookup value, in a field the route can do without, is
+/// left out and reported by pointer and rule; the child's case is accepted
+/// (EXAMPLIA-DEPLOYMENT.md, Examplia's Primero instance).
+#[tokio::test]
+async fn an_instances_own_lookup_value_is_left_out_and_reported_not_refused() {
+    let gw = TestGateway::start().await;
+    let mut case: Value = serde_json::from_slice(
+        &std::fs::read(repo_path(
+            "tests/data/inbound/primero-case-separated-consented.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    case["data"]["displacement_status"] = json!("returnee_awaiting_documents");
+    let response = gw.submit("primero", Some(AGENCY), None, body(&case)).await;
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("returnee_awaiting_documents"), "{text}");
+    let accepted: Value = serde_json::from_str(&text).unwrap();
+    assert!(accepted["id"].is_string(), "{text}");
+    let route = &accepted["routes"][0];
+    assert_eq!(
+        route["left_out"],
+        json!([{"pointer": "/data/displacement_status", "rule": "unknown-lookup-value"}]),
+        "{text}"
+    );
+    // A known value is carried and nothing is reported.
+    case["data"]["displacement_status"] = json!("refugee");
+    case["data"]["id"] = json!("2c9354bb-b3e7-55f5-9a7f-9671e69d41b7");
+    let accepted = json_of(gw.submit("primero", Some(AGENCY), None, body(&case)).await).await;
+    assert!(
+        accepted["routes"][0].get("left_out").is_none(),
+        "{accepted}"
+    );
+    gw.stop().await;
+}

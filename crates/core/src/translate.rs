@@ -78,9 +78,10 @@ pub fn translate(
     let payload = pipeline
         .parse_json(input)
         .map_err(TranslateError::Invalid)?;
-    let canonical = pipeline
-        .canonicalize(source_config, &payload)
+    let (canonical, left_out) = pipeline
+        .canonicalize_reporting(source_config, &payload)
         .map_err(TranslateError::Invalid)?;
+    let left_out = pipeline.left_out_redactions(&left_out);
     let digest = Sha256::new()
         .chain_update(source.as_bytes())
         .chain_update([0])
@@ -120,9 +121,10 @@ pub fn translate(
             legal_basis: (decision == Outcome::Deliver)
                 .then_some(policy.legal_basis)
                 .flatten(),
-            redactions: policy
-                .redactions
+            // What the inbound mapping left out goes for every route.
+            redactions: left_out
                 .iter()
+                .chain(&policy.redactions)
                 .map(|r| RedactionEntry {
                     pointer: r.pointer.clone(),
                     action: r.action.as_str(),

@@ -147,9 +147,42 @@ pub enum MappingError {
     },
 }
 
+/// A value an inbound mapping left out because its code list does not know
+/// it (an instance's own lookup value) in a field the mapping does not
+/// require: the record goes on without it. Names the path, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub line: usize,
+    /// The input path, with the array positions of this value.
+    pub from: String,
+    pub codelist: String,
+}
+
 impl Mapping {
     /// Map one record. The output holds exactly what the rules wrote.
     pub fn apply(&self, input: &Value, ctx: &RouteContext) -> Result<Value, MappingError> {
+        self.apply_inner(input, ctx, None)
+    }
+
+    /// Map one record from an agency: a value a code list does not know, in
+    /// a field the mapping does not require, is left out and reported rather
+    /// than refusing the whole record (instances add their own lookup values).
+    pub fn apply_leaving_out_unknown_codes(
+        &self,
+        input: &Value,
+        ctx: &RouteContext,
+    ) -> Result<(Value, Vec<LeftOut>), MappingError> {
+        let mut left_out = Vec::new();
+        let out = self.apply_inner(input, ctx, Some(&mut left_out))?;
+        Ok((out, left_out))
+    }
+
+    fn apply_inner(
+        &self,
+        input: &Value,
+        ctx: &RouteContext,
+        mut left_out: Option<&mut Vec<LeftOut>>,
+    ) -> Result<Value, MappingError> {
         let ctx_json = ctx.to_value();
         // Converted once per run; a mapping without expressions skips CEL entirely.
         let scope = if self.uses_expressions {
@@ -207,11 +240,24 @@ impl Mapping {
                     continue;
                 }
                 if let Some(list) = &rule.codelist {
-                    value = list.lookup(&value).ok_or_else(|| MappingError::NoCode {
-                        line: rule.line,
-                        codelist: list.name.clone(),
-                        from: rule.input_name(),
-                    })?;
+                    match (list.lookup(&value), left_out.as_deref_mut()) {
+                        (Some(code), _) => value = code,
+                        (None, Some(left_out)) if !rule.required => {
+                            left_out.push(LeftOut {
+                                line: rule.line,
+                                from: rule.input_at(&indices),
+                                codelist: list.name.clone(),
+                            });
+                            continue;
+                        }
+                        (None, _) => {
+                            return Err(MappingError::NoCode {
+                                line: rule.line,
+                                codelist: list.name.clone(),
+                                from: rule.input_name(),
+                            });
+                        }
+                    }
                 }
                 if let Some(lookup) = rule.location {
                     value = rule.resolve_location(lookup, &value, ctx)?;
@@ -266,6 +312,21 @@ impl Rule {
                 from: self.input_name(),
                 unresolved,
             })
+    }
+
+    /// The input path with `*` replaced by the positions of one value.
+    fn input_at(&self, indices: &[usize]) -> String {
+        let mut positions = indices.iter();
+        self.input_name()
+            .split('/')
+            .map(|segment| match segment {
+                "*" => positions
+                    .next()
+                    .map_or_else(|| segment.to_string(), usize::to_string),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// How the manifest and errors name this rule's input.

@@ -16,9 +16,11 @@ use serde_json::Value;
 use crate::config::{Config, RouteConfig, SourceConfig, SourceFormat};
 use crate::locations::LocationList;
 use crate::mapping::formats::{self, EncodeError, Encoded};
-use crate::mapping::{self, Mapping, MappingError, Mappings, RouteContext};
+use crate::mapping::{self, LeftOut, Mapping, MappingError, Mappings, RouteContext};
 use crate::model::{RecordId, RecordType};
-use crate::policy::{self, ConsentState, Decision, Outcome, Policies, PolicyLoadError};
+use crate::policy::{
+    self, Action, ConsentState, Decision, Outcome, Policies, PolicyLoadError, Redaction,
+};
 use crate::schema::{SchemaError, SchemaRegistry, Violation};
 pub use json_depth::exceeds_depth;
 
@@ -355,8 +357,19 @@ impl Pipeline {
         source: &SourceConfig,
         payload: &Value,
     ) -> Result<Canonical, Vec<Violation>> {
-        let (record_type, record) = match source.format {
-            SourceFormat::Canonical => (record_type_of(payload)?, payload.clone()),
+        self.canonicalize_reporting(source, payload).map(|(c, _)| c)
+    }
+
+    /// [`Pipeline::canonicalize`], with the values the inbound mapping left
+    /// out (an agency instance's own lookup values in fields that can be done
+    /// without), which intake and `translate` report.
+    pub fn canonicalize_reporting(
+        &self,
+        source: &SourceConfig,
+        payload: &Value,
+    ) -> Result<(Canonical, Vec<LeftOut>), Vec<Violation>> {
+        let (record_type, record, left_out) = match source.format {
+            SourceFormat::Canonical => (record_type_of(payload)?, payload.clone(), Vec::new()),
             format => self.map_inbound(source, format, payload)?,
         };
         let mut violations = self.schemas.validate(record_type, &record);
@@ -364,10 +377,13 @@ impl Pipeline {
             violations = semantic_violations(record_type, &record);
         }
         if violations.is_empty() {
-            Ok(Canonical {
-                record_type,
-                record,
-            })
+            Ok((
+                Canonical {
+                    record_type,
+                    record,
+                },
+                left_out,
+            ))
         } else {
             Err(violations)
         }
@@ -378,7 +394,7 @@ impl Pipeline {
         source: &SourceConfig,
         format: SourceFormat,
         payload: &Value,
-    ) -> Result<(RecordType, Value), Vec<Violation>> {
+    ) -> Result<(RecordType, Value, Vec<LeftOut>), Vec<Violation>> {
         let tree = formats::decode(format, payload)?;
         let Some(((_, record_type), mapping)) = self
             .mappings()
@@ -404,14 +420,39 @@ impl Pipeline {
             locations: None,
             legal_basis: None,
         };
-        let record = mapping.apply(&tree, &ctx).map_err(|e| {
-            vec![Violation {
-                pointer: String::new(),
-                code: "unmappable",
-                message: format!("the payload cannot be mapped: {e}"),
-            }]
-        })?;
-        Ok((*record_type, record))
+        let (record, left_out) = mapping
+            .apply_leaving_out_unknown_codes(&tree, &ctx)
+            .map_err(|e| {
+                vec![Violation {
+                    pointer: String::new(),
+                    code: "unmappable",
+                    message: format!("the payload cannot be mapped: {e}"),
+                }]
+            })?;
+        let left_out = left_out
+            .into_iter()
+            .map(|l| LeftOut {
+                from: format!("{}/{}", formats::payload_root(format), l.from),
+                ..l
+            })
+            .collect();
+        Ok((*record_type, record, left_out))
+    }
+
+    /// How a route's decision reports what the inbound mapping left out: a
+    /// `drop` by the rule `unknown-lookup-value`, at the payload path.
+    pub fn left_out_redactions(&self, left_out: &[LeftOut]) -> Vec<Redaction> {
+        left_out
+            .iter()
+            .map(|l| Redaction {
+                pointer: l.from.clone(),
+                action: Action::Drop,
+                reason: format!(
+                    "unknown-lookup-value: code list {} does not know this value (inbound mapping line {}); left out",
+                    l.codelist, l.line
+                ),
+            })
+            .collect()
     }
 
     /// The bytes `route` would send for `record`.

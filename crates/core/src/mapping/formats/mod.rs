@@ -16,7 +16,7 @@
 pub mod inbound;
 pub mod outbound;
 
-pub use inbound::{decode, source_catalogue};
+pub use inbound::{decode, payload_root, source_catalogue};
 pub use outbound::{
     EncodeError, Encoded, destination_catalogue, encode, examplia, fhir_r4, opencrvs, opencrvs_v1,
     primero,

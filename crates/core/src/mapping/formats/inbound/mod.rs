@@ -31,3 +31,13 @@ pub fn decode(format: SourceFormat, payload: &Value) -> Result<Value, Vec<Violat
         SourceFormat::FhirR4 => fhir_r4::decode(payload),
     }
 }
+
+/// Where the decoded tree's fields sit in the payload, to report a field as a
+/// pointer into what the agency sent: a Primero case's fields are under
+/// `/data`; a FHIR document's decoded fields are named by their tree path.
+pub fn payload_root(format: SourceFormat) -> &'static str {
+    match format {
+        SourceFormat::Canonical | SourceFormat::FhirR4 => "",
+        SourceFormat::Primero => "/data",
+    }
+}

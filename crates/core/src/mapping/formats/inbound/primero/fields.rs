@@ -150,11 +150,10 @@ pub const FIELDS: &[(&str, Kind)] = &[
     ("consent_info_sharing", TextList),
     ("disclosure_deny_details", Text),
     ("legitimate_basis", TextList),
-    // Permitted on referrals and transfers (referrals_controller.rb).
+    // A field of referrals and transfers in Primero (referrals_controller.rb);
+    // Examplia's instance keeps it as a custom case field. The reason for an
+    // override stays with the referral or transfer: the case has no field for it.
     ("consent_overridden", YesNo),
-    // Not in Primero's seed forms: Examplia's instance records why consent was
-    // overridden, which the canonical record requires with an override.
-    ("consent_override_reason", Text),
     // Not in Primero's seed forms: instances that record withdrawal (Examplia
     // does) add these two. Absent elsewhere, so harmless to know.
     ("consent_withdrawn", YesNo),
