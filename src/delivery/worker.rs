@@ -320,10 +320,10 @@ impl Worker {
                         AuditKind::DeliveryDelivered,
                         DeliveryOutcome::Delivered { receipt: value },
                         match status {
+                            ReceiptStatus::Accepted | ReceiptStatus::Requested => "delivered",
                             ReceiptStatus::Duplicate => "duplicate",
                             ReceiptStatus::Updated => "updated",
                             ReceiptStatus::CorrectionRequested => "correction_requested",
-                            _ => "delivered",
                         },
                     ),
                 }
