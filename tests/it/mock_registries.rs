@@ -398,6 +398,7 @@ fn v1_config() -> MockConfig {
         offices: [OFFICE.to_string()].into(),
         facilities: [FACILITY.to_string()].into(),
         admin_areas: [(ADMIN_AREA.to_string(), None)].into(),
+        ..Locations::default()
     });
     config
 }
