@@ -292,7 +292,9 @@ pub enum Confirmation {
     Accept,
     /// 202; the country config accepts it once `after` has passed on the
     /// mock clock (None: never), seen on the next read of the event.
-    Defer { after: Option<Duration> },
+    Defer {
+        after: Option<Duration>,
+    },
     Reject,
 }
 

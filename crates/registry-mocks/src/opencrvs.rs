@@ -162,8 +162,9 @@ impl Opencrvs {
         if let Confirmation::Defer { after: Some(after) } = self.settings.confirmation {
             let pending = pending_notify(event);
             let due = pending.as_ref().is_some_and(|(_, at)| {
-                DateTime::parse_from_rfc3339(at)
-                    .is_ok_and(|t| now >= t.to_utc() + chrono::TimeDelta::from_std(after).unwrap_or_default())
+                DateTime::parse_from_rfc3339(at).is_ok_and(|t| {
+                    now >= t.to_utc() + chrono::TimeDelta::from_std(after).unwrap_or_default()
+                })
             });
             if let (true, Some((id, _))) = (due, pending) {
                 let n = self.ids.next_seq();
@@ -233,7 +234,9 @@ impl Opencrvs {
             .detail("status");
         }
         let n = self.ids.next_seq();
-        let transaction = req.json().and_then(|b| b["transactionId"].as_str().map(str::to_string));
+        let transaction = req
+            .json()
+            .and_then(|b| b["transactionId"].as_str().map(str::to_string));
         let mut events = lock(&self.events);
         let Some(stored) = events.get_mut(event_id) else {
             return trpc_error(404, "NOT_FOUND", "Event not found", Outcome::NotFound);
@@ -271,12 +274,9 @@ impl Opencrvs {
         }
         // locationExists: in the location table; a closed one (validUntil
         // passed) takes no new event in Examplia.
-        let known = self
-            .settings
-            .locations
-            .as_ref()
-            .is_none_or(|l| l.offices.contains(input.created_at_location)
-                && l.is_active(input.created_at_location));
+        let known = self.settings.locations.as_ref().is_none_or(|l| {
+            l.offices.contains(input.created_at_location) && l.is_active(input.created_at_location)
+        });
         if !known {
             return Err(trpc_error(
                 400,
@@ -309,8 +309,10 @@ impl Opencrvs {
         for (key, value) in declaration {
             let message = match form.get(key) {
                 None => Some("Unexpected field"),
-                Some(field_type) => value_problem(field_type, value, self.settings.locations.as_ref())
-                    .map(|_| "Invalid input"),
+                Some(field_type) => {
+                    value_problem(field_type, value, self.settings.locations.as_ref())
+                        .map(|_| "Invalid input")
+                }
             };
             if let Some(message) = message {
                 errors.push(json!({"message": message, "id": key, "value": value}));
@@ -469,7 +471,11 @@ fn input_error(issues: Vec<Value>) -> Reply {
 /// `FieldTypeMapping.ts` mapFieldTypeToZod, `FieldValue.ts`,
 /// `CompositeFieldValue.ts`); a LOCATION must be an active health facility
 /// of the location table when the mock has one.
-fn value_problem(field_type: &str, value: &Value, locations: Option<&Locations>) -> Option<&'static str> {
+fn value_problem(
+    field_type: &str,
+    value: &Value,
+    locations: Option<&Locations>,
+) -> Option<&'static str> {
     let ok = match field_type {
         "NAME" => value.as_object().is_some_and(|m| {
             m.iter().all(|(k, v)| {
@@ -632,7 +638,9 @@ impl Registry for Opencrvs {
         match (method, path) {
             (&Method::POST, TOKEN_PATH) => Endpoint::Token,
             (&Method::POST, NOTIFY_PATH | NOTIFY_PATH_GATEWAY) => Endpoint::Submit,
-            (&Method::POST, p) if p.starts_with(EVENTS_PREFIX) && p.ends_with("/correction/request") => {
+            (&Method::POST, p)
+                if p.starts_with(EVENTS_PREFIX) && p.ends_with("/correction/request") =>
+            {
                 Endpoint::Submit
             }
             _ => Endpoint::Unknown,
@@ -661,7 +669,11 @@ impl Registry for Opencrvs {
                 self.locations_list()
             }
             Endpoint::Unknown if req.method == Method::GET => {
-                match req.path.strip_prefix(EVENTS_PREFIX).filter(|id| !id.contains('/')) {
+                match req
+                    .path
+                    .strip_prefix(EVENTS_PREFIX)
+                    .filter(|id| !id.contains('/'))
+                {
                     Some(id) => self.get_event(req, id, now),
                     None => boom(404, "Not Found", Outcome::NotFound),
                 }

@@ -339,7 +339,8 @@ impl OpencrvsV1 {
                             "fingerprint": fingerprint});
         if let Err(existing) = self.records.insert(record, &req.body, replay) {
             // Tracking ids are unique by construction; a clash is a mock bug.
-            return boom(500, "tracking id clash", Outcome::Fault).reference(existing.record.reference);
+            return boom(500, "tracking id clash", Outcome::Fault)
+                .reference(existing.record.reference);
         }
         if earlier.is_some() {
             // Saved, flagged, and answered with the short form (workflow).
@@ -366,10 +367,13 @@ impl OpencrvsV1 {
             .header("host")
             .map(|h| format!("http://{h}"))
             .unwrap_or_default();
-        let resources = self.locations().map(|l| l.resources.as_slice()).unwrap_or_default();
+        let resources = self
+            .locations()
+            .map(|l| l.resources.as_slice())
+            .unwrap_or_default();
         let entries: Vec<Value> = resources
             .iter()
-            .filter(|r| kind.is_none_or(|k| r["type"]["coding"][0]["code"] == k))
+            .filter(|r| kind.is_none_or(|k| r["type"][0]["coding"][0]["code"] == k))
             .filter(|r| status.is_none_or(|s| r["status"] == s))
             .map(|r| {
                 let fhir = to_stu3_location(r);
@@ -392,7 +396,9 @@ const SPEC_ID: &str = "http://opencrvs.org/specs/id/";
 /// plus `jurisdiction-type`, offices and facilities by `internal-id` =
 /// `<type>_<code>`, the top level `partOf: Location/0`.
 fn to_stu3_location(r: &Value) -> Value {
-    let kind = r["type"][0]["coding"][0]["code"].as_str().unwrap_or_default();
+    let kind = r["type"][0]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default();
     let own = |system: &str| {
         r["identifier"]
             .as_array()
@@ -404,7 +410,11 @@ fn to_stu3_location(r: &Value) -> Value {
             .to_string()
     };
     let identifier = if kind == "ADMIN_STRUCTURE" {
-        let level = if r["partOf"].is_object() { "DISTRICT" } else { "STATE" };
+        let level = if r["partOf"].is_object() {
+            "DISTRICT"
+        } else {
+            "STATE"
+        };
         json!([{"system": format!("{SPEC_ID}statistical-code"),
                 "value": format!("ADMIN_STRUCTURE_{}", own("statistical-code"))},
                {"system": format!("{SPEC_ID}jurisdiction-type"), "value": level}])

@@ -82,11 +82,9 @@ impl Transport for Opencrvs {
         }
         let http_status = answer.status.as_u16();
         match self.version {
-            Version::V2 => receipt::event_document(
-                body.as_ref(),
-                http_status,
-                &sent_transaction_id(outbound),
-            ),
+            Version::V2 => {
+                receipt::event_document(body.as_ref(), http_status, &sent_transaction_id(outbound))
+            }
             Version::V1 => receipt::notification(body.as_ref(), http_status),
         }
     }

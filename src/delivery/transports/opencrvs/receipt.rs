@@ -32,9 +32,11 @@ enum NotifyOutcome {
 /// confirmation, if any. None when the event holds no NOTIFY of ours.
 fn notify_outcome(event: &Value, transaction_id: &str) -> Option<NotifyOutcome> {
     let actions = event["actions"].as_array()?;
-    let requested = actions
-        .iter()
-        .find(|a| a["type"] == "NOTIFY" && a["transactionId"] == transaction_id && a["originalActionId"].is_null())?;
+    let requested = actions.iter().find(|a| {
+        a["type"] == "NOTIFY"
+            && a["transactionId"] == transaction_id
+            && a["originalActionId"].is_null()
+    })?;
     if requested["status"] == "Accepted" {
         // An action accepted at once, without a separate confirmation.
         return Some(NotifyOutcome::Accepted);
@@ -69,7 +71,9 @@ pub(super) fn event_document(
         NotifyOutcome::Accepted => {}
         NotifyOutcome::Requested => {
             return Err(SendError::Retryable {
-                reason: format!("status {http_status}: NOTIFY requested, awaiting the country configuration"),
+                reason: format!(
+                    "status {http_status}: NOTIFY requested, awaiting the country configuration"
+                ),
                 retry_after: None,
             });
         }
@@ -178,7 +182,10 @@ pub(super) fn error_detail(body: &Value) -> Option<String> {
 /// A fixed validator message as a code (`Invalid input` -> `invalid_input`):
 /// letters and spaces only, and never when it holds the value's text.
 fn slug(message: &str, value: &Value) -> Option<String> {
-    let plain = message.len() <= 64 && message.bytes().all(|b| b.is_ascii_alphabetic() || b == b' ');
+    let plain = message.len() <= 64
+        && message
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b' ');
     let echoes = value_texts(value).any(|t| !t.is_empty() && message.contains(t.as_str()));
     (plain && !echoes).then(|| message.trim().to_ascii_lowercase().replace(' ', "_"))
 }
@@ -214,7 +221,11 @@ mod tests {
         let mut list = vec![json!({"id": "c1", "type": "CREATE", "status": "Accepted",
                                    "transactionId": "t-1:create"})];
         for (i, (status, original)) in actions.iter().enumerate() {
-            let id = if i == 0 { "n1".to_string() } else { format!("x{i}") };
+            let id = if i == 0 {
+                "n1".to_string()
+            } else {
+                format!("x{i}")
+            };
             list.push(json!({"id": id, "type": "NOTIFY", "status": status,
                              "transactionId": "t-1", "originalActionId": original}));
         }
@@ -273,7 +284,10 @@ mod tests {
             detail,
             "BAD_REQUEST: invalid_input at child.dob; at child.name; unexpected_field at child.nickname"
         );
-        assert!(!detail.contains("Amina") && !detail.contains("2025"), "{detail}");
+        assert!(
+            !detail.contains("Amina") && !detail.contains("2025"),
+            "{detail}"
+        );
         let boom =
             json!({"statusCode": 400, "error": "Bad Request", "message": "\"x\" must be [y]"});
         assert_eq!(error_detail(&boom), None);
