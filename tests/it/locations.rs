@@ -293,3 +293,69 @@ fn the_deployed_list_is_the_registrys_published_one() {
         "deploy/locations/examplia-opencrvs.json differs from the published list: copy it again"
     );
 }
+
+/// What each OpenCRVS mock serves at its location endpoint (2.x
+/// `GET /api/events/locations`, 1.x `GET /location?_count=0`, in their own
+/// shapes) resolves every code exactly as the published file does.
+#[tokio::test]
+async fn the_registries_location_endpoints_resolve_like_the_published_list() {
+    use registry_gateway::locations::{LocationList, Lookup};
+    let file = repo_path("deploy/locations/examplia-opencrvs.json");
+    let published =
+        LocationList::parse(&std::fs::read(&file).unwrap(), chrono::Utc::now()).unwrap();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let codes: Vec<(Lookup, String)> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let r = &e["resource"];
+            let lookup = match r["type"][0]["coding"][0]["code"].as_str().unwrap() {
+                "HEALTH_FACILITY" => Lookup::Facility,
+                "CRVS_OFFICE" => Lookup::Office,
+                _ => Lookup::District,
+            };
+            (
+                lookup,
+                r["identifier"][0]["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (kind, path) in [
+        (MockKind::Opencrvs, "/api/events/locations"),
+        (MockKind::OpencrvsV1, "/location?_count=0"),
+    ] {
+        let mut config = MockConfig::new(kind);
+        config.opencrvs.locations = Some(registry_mocks::Locations::from_fhir_file(&file).unwrap());
+        let mock = mocks::start(config).await.unwrap();
+        let origin = mock.submit_url();
+        let origin = &origin[..origin
+            .find("/api/")
+            .or_else(|| origin.find("/notification"))
+            .unwrap()];
+        let body = reqwest::get(format!("{origin}{path}"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let served = LocationList::parse(&body, chrono::Utc::now())
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(served.len(), published.len(), "{kind:?}");
+        for (lookup, code) in &codes {
+            assert_eq!(
+                served.resolve(*lookup, code),
+                published.resolve(*lookup, code),
+                "{kind:?} {lookup} {code}"
+            );
+            if *lookup == Lookup::District {
+                assert_eq!(
+                    served.resolve(Lookup::State, code),
+                    published.resolve(Lookup::State, code),
+                    "{kind:?} state of {code}"
+                );
+            }
+        }
+        mock.stop().await;
+    }
+}

@@ -125,7 +125,11 @@ async fn opencrvs_accepts_a_notification_with_a_tracking_id_and_replays_a_resend
     let notify_action = &event["actions"][1];
     assert_eq!(notify_action["type"], "NOTIFY");
     assert_eq!(notify_action["transactionId"], key);
-    assert_eq!(notify_action["status"], "Accepted");
+    // v2.0.0 defaultRequestHandler: the NOTIFY is Requested, then the
+    // country config's 200 adds an Accepted NOTIFY pointing at it.
+    assert_eq!(notify_action["status"], "Requested");
+    assert_eq!(event["actions"][2]["status"], "Accepted");
+    assert_eq!(event["actions"][2]["originalActionId"], notify_action["id"]);
 
     // A resend with a changed declaration returns the same event: the
     // replay happens before validation.
@@ -202,11 +206,16 @@ async fn opencrvs_refuses_malformed_notifications_with_400() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{expected}");
         let error = json_of(response).await;
         assert_eq!(error["code"], "BAD_REQUEST");
-        let text = error.to_string();
-        assert!(
-            !text.contains("blue") && !text.contains("01/03/2025"),
-            "no value echoed: {text}"
-        );
+        if expected == "declaration" {
+            // validateNotifyAction's list, JSON-encoded in `message`; the
+            // real server echoes each value (the gateway must drop it).
+            let list: Value = serde_json::from_str(error["message"].as_str().unwrap()).unwrap();
+            assert!(
+                list[0]["id"].as_str().unwrap().starts_with("child."),
+                "{list}"
+            );
+            assert!(list[0].get("value").is_some(), "{list}");
+        }
     }
     let not_json = http()
         .post(mock.submit_url())
@@ -373,7 +382,7 @@ fn v1_bundle(composition_id: &str) -> Value {
                           "section": [{"code": {"coding": [{"system": "http://opencrvs.org/specs/sections", "code": "child-details"}]},
                                        "entry": [{"reference": "urn:uuid:0c7a51f4-6c1e-4bd5-8d2a-000000000003"}]}]}},
             {"fullUrl": "urn:uuid:0c7a51f4-6c1e-4bd5-8d2a-000000000002",
-             "resource": {"resourceType": "Task", "status": "draft", "intent": "unknown",
+             "resource": {"resourceType": "Task", "status": "draft", "intent": "unknown", "identifier": [],
                           "code": {"coding": [{"system": "http://opencrvs.org/specs/types", "code": "BIRTH"}]},
                           "focus": {"reference": "urn:uuid:0c7a51f4-6c1e-4bd5-8d2a-000000000001"},
                           "extension": [{"url": "http://opencrvs.org/specs/extension/regLastOffice",
@@ -398,6 +407,7 @@ fn v1_config() -> MockConfig {
         offices: [OFFICE.to_string()].into(),
         facilities: [FACILITY.to_string()].into(),
         admin_areas: [(ADMIN_AREA.to_string(), None)].into(),
+        ..Locations::default()
     });
     config
 }
@@ -445,16 +455,23 @@ async fn opencrvs_v1_saves_the_bundle_with_a_tracking_id_and_flags_a_resend() {
     );
     assert_eq!(task["businessStatus"]["coding"][0]["code"], "IN_PROGRESS");
 
+    // 1.x honours no idempotency key: a resend is a second declaration,
+    // saved and flagged by the duplicate check (workflow
+    // eventNotificationHandler.ts), with its own ids.
     let response = post(bundle.clone(), Some(token.clone())).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let duplicate = json_of(response).await;
     assert_eq!(duplicate["isPotentiallyDuplicate"], true);
-    assert_eq!(duplicate["trackingId"], tracking.as_str());
-    assert_eq!(
+    assert_ne!(duplicate["trackingId"], tracking.as_str());
+    assert_ne!(
         duplicate["compositionId"],
         saved["entry"][0]["resource"]["id"]
     );
-    assert_eq!(mock.records().len(), 1);
+    assert_eq!(
+        mock.records().len(),
+        2,
+        "the resend made a second declaration"
+    );
 
     let unauthorised = post(bundle.clone(), None).await.unwrap();
     assert_eq!(unauthorised.status(), StatusCode::UNAUTHORIZED);
@@ -1845,6 +1862,202 @@ async fn hostile_bodies_are_refused_never_a_crash() {
             "{kind}: a handler panicked on {} bodies",
             bugs.len()
         );
+        mock.stop().await;
+    }
+}
+
+// --- OpenCRVS fidelity (issue 10): each refusal shown with the old output ---
+
+fn examplia_locations() -> Locations {
+    Locations::from_fhir_file(&crate::common::repo_path(
+        "deploy/locations/examplia-opencrvs.json",
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn opencrvs_v1_token_reads_the_query_only_and_a_form_body_is_unsupported_grant_type() {
+    let mock = start(v1_config()).await;
+    // The old gateway request: the credentials in a form body.
+    let form = http()
+        .post(mock.token_url().unwrap())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "registry-gateway"),
+            ("client_secret", "mock-client-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json_of(form).await["error"], "unsupported_grant_type");
+    let token = v1_token(&mock).await;
+    let payload = token.split('.').nth(1).unwrap();
+    assert!(!payload.is_empty(), "a JWT whose exp gives the lifetime");
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn opencrvs_v1_refuses_a_task_without_identifier_a_location_entry_and_an_admin_area_birth() {
+    let locations = examplia_locations();
+    let office = locations.offices.iter().next().unwrap().clone();
+    let area = locations.admin_areas.keys().next().unwrap().clone();
+    let mut config = config(MockKind::OpencrvsV1);
+    config.opencrvs.locations = Some(locations);
+    let mock = start(config).await;
+    let token = v1_token(&mock).await;
+    let mut base = v1_bundle("c0ffee00-0000-4000-8000-0000000000aa");
+    base["entry"][1]["resource"]["extension"][0]["valueReference"]["reference"] =
+        json!(format!("Location/{office}"));
+    base["entry"][3]["resource"]["address"] = json!([]);
+    let encounter = base["entry"].as_array().unwrap().len() - 1;
+    let set_place = |b: &mut Value, id: &str| {
+        b["entry"][encounter]["resource"]["location"][0]["location"]["reference"] =
+            json!(format!("Location/{id}"));
+    };
+    // The old gateway Task had no identifier: workflow's spread fails.
+    let mut no_identifier = base.clone();
+    set_place(&mut no_identifier, "78840a0e-2527-57a0-ae56-80d9243e4dde");
+    no_identifier["entry"][1]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("identifier");
+    // The old home birth: Encounter.location at a district.
+    let mut at_district = base.clone();
+    set_place(&mut at_district, &area);
+    let mut location_entry = at_district.clone();
+    location_entry["entry"].as_array_mut().unwrap().push(json!({
+        "fullUrl": "urn:uuid:0c7a51f4-6c1e-4bd5-8d2a-0000000000ff",
+        "resource": {"resourceType": "Location", "type": {"coding": [{"code": "PRIVATE_HOME"}]}}}));
+    // A closed facility (status inactive in the list).
+    let mut closed = base.clone();
+    let inactive = examplia_locations().inactive.into_iter().next().unwrap();
+    set_place(&mut closed, &inactive);
+    for (body, status) in [
+        (&no_identifier, 500),
+        (&at_district, 400),
+        (&location_entry, 400),
+        (&closed, 500),
+    ] {
+        let response = http()
+            .post(mock.submit_url())
+            .bearer_auth(&token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status().as_u16(),
+            status,
+            "{}",
+            json_of(response).await
+        );
+    }
+    let mut ok = base.clone();
+    set_place(&mut ok, "78840a0e-2527-57a0-ae56-80d9243e4dde");
+    let response = http()
+        .post(mock.submit_url())
+        .bearer_auth(&token)
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(mock.records().len(), 1);
+    // The facility list, as 1.x serves it.
+    let list = json_of(
+        http()
+            .get(format!(
+                "{}/location?type=HEALTH_FACILITY&_count=0",
+                mock.base_url()
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["resourceType"], "Bundle");
+    let entries = list["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 21);
+    let id = &entries[0]["resource"]["identifier"][0];
+    assert_eq!(id["system"], "http://opencrvs.org/specs/id/internal-id");
+    assert!(
+        id["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("HEALTH_FACILITY_")
+    );
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn opencrvs_refuses_a_text_age_and_serves_its_location_table() {
+    let locations = examplia_locations();
+    let office = locations.offices.iter().next().unwrap().clone();
+    let mut config = config(MockKind::Opencrvs);
+    config.opencrvs.locations = Some(locations);
+    let mock = start(config).await;
+    let token = opencrvs_token(&mock).await;
+    let mut body = notify_body("t-age");
+    body["createdAtLocation"] = json!(office);
+    // The old gateway output: mother.age as TEXT.
+    let mut old = body.clone();
+    old["declaration"]["mother.age"] = json!("24");
+    let response = notify(&mock, Some(&token), &old).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = json_of(response).await;
+    let list: Value = serde_json::from_str(error["message"].as_str().unwrap()).unwrap();
+    assert_eq!(list[0]["id"], "mother.age");
+    let mut new = body.clone();
+    new["transactionId"] = json!("t-age-2");
+    new["declaration"]["mother.age"] = json!({"age": 24, "asOfDateRef": "child.dob"});
+    assert_eq!(
+        notify(&mock, Some(&token), &new).await.status(),
+        StatusCode::OK
+    );
+
+    let table = json_of(
+        http()
+            .get(format!("{}/api/events/locations", mock.base_url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let table = table.as_array().unwrap();
+    assert_eq!(table.len(), 48);
+    assert!(table.iter().any(|l| l["locationType"] == "HEALTH_FACILITY"
+        && l["externalId"] == "HF-010101"
+        && l["administrativeAreaId"].is_string()));
+    assert_eq!(
+        table.iter().filter(|l| !l["validUntil"].is_null()).count(),
+        1
+    );
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn opencrvs_country_config_decides_the_notify_outcome() {
+    for (confirmation, statuses) in [
+        (mocks::Confirmation::Reject, vec!["Requested", "Rejected"]),
+        (
+            mocks::Confirmation::Defer { after: None },
+            vec!["Requested"],
+        ),
+    ] {
+        let mut config = config(MockKind::Opencrvs);
+        config.opencrvs.confirmation = confirmation;
+        let mock = start(config).await;
+        let token = opencrvs_token(&mock).await;
+        let event = json_of(notify(&mock, Some(&token), &notify_body("t-cc")).await).await;
+        let notifies: Vec<&str> = event["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["type"] == "NOTIFY")
+            .map(|a| a["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(notifies, statuses);
         mock.stop().await;
     }
 }

@@ -265,14 +265,18 @@ fn from_fhir(resource: &Value) -> Result<Option<Location>, &'static str> {
         .get("id")
         .and_then(Value::as_str)
         .ok_or("a Location has no id")?;
-    let Some(kind) = resource
-        .pointer("/type/0/coding/0/code")
-        .and_then(Value::as_str)
-        .and_then(Kind::parse)
+    // R4 `type` is a list; OpenCRVS 1.x stores one CodeableConcept (STU3).
+    let Some((kind_code, kind)) = ["/type/0/coding/0/code", "/type/coding/0/code"]
+        .iter()
+        .find_map(|p| resource.pointer(p).and_then(Value::as_str))
+        .and_then(|code| Some((code, Kind::parse(code)?)))
     else {
         // A location type this gateway does not resolve (e.g. IDP offices).
         return Ok(None);
     };
+    // 1.x prefixes its codes with the type (`HEALTH_FACILITY_HF-010101`,
+    // `ADMIN_STRUCTURE_EX01`): both spellings name the place.
+    let prefix = format!("{kind_code}_");
     let codes = resource
         .get("identifier")
         .and_then(Value::as_array)
@@ -280,6 +284,8 @@ fn from_fhir(resource: &Value) -> Result<Option<Location>, &'static str> {
         .unwrap_or_default()
         .iter()
         .filter_map(|i| i.get("value").and_then(Value::as_str))
+        .flat_map(|v| [Some(v), v.strip_prefix(&prefix)])
+        .flatten()
         .map(str::to_string)
         .collect();
     let part_of = resource
@@ -404,6 +410,26 @@ mod tests {
             "location_inactive"
         );
         assert_eq!(list.resolve(Lookup::Facility, "HF-010103"), Ok("f3"));
+    }
+
+    #[test]
+    fn the_1x_shape_reads_the_same_places() {
+        // OpenCRVS 1.x `GET /location`: STU3 `type`, codes prefixed by type, `Location/0` on top.
+        let v1 = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+            {"resource": {"resourceType": "Location", "id": "s1", "status": "active", "partOf": {"reference": "Location/0"},
+              "identifier": [{"system": "http://opencrvs.org/specs/id/statistical-code", "value": "ADMIN_STRUCTURE_EX01"}],
+              "type": {"coding": [{"code": "ADMIN_STRUCTURE"}]}}},
+            {"resource": {"resourceType": "Location", "id": "d1", "status": "active", "partOf": {"reference": "Location/s1"},
+              "identifier": [{"system": "http://opencrvs.org/specs/id/statistical-code", "value": "ADMIN_STRUCTURE_EX0101"}],
+              "type": {"coding": [{"code": "ADMIN_STRUCTURE"}]}}},
+            {"resource": {"resourceType": "Location", "id": "f1", "status": "active", "partOf": {"reference": "Location/d1"},
+              "identifier": [{"system": "http://opencrvs.org/specs/id/internal-id", "value": "HEALTH_FACILITY_HF-010101"}],
+              "type": {"coding": [{"code": "HEALTH_FACILITY"}]}}}
+        ]});
+        let list = LocationList::parse(v1.to_string().as_bytes(), now()).unwrap();
+        assert_eq!(list.resolve(Lookup::Facility, "HF-010101"), Ok("f1"));
+        assert_eq!(list.resolve(Lookup::District, "EX0101003"), Ok("d1"));
+        assert_eq!(list.resolve(Lookup::State, "EX0101"), Ok("s1"));
     }
 
     #[test]

@@ -202,6 +202,12 @@ pub struct Locations {
     pub facilities: BTreeSet<String>,
     /// `ADMIN_STRUCTURE` locations and their parent (`partOf`), None at the top.
     pub admin_areas: BTreeMap<String, Option<String>>,
+    /// Locations with `status: inactive` (a closed facility): known, but no
+    /// new event may name them.
+    pub inactive: BTreeSet<String>,
+    /// The FHIR R4 `Location` resources of the list, as loaded: what the
+    /// mocks' location endpoints serve (empty for a hand-built list).
+    pub resources: Vec<serde_json::Value>,
 }
 
 impl Locations {
@@ -209,6 +215,57 @@ impl Locations {
         self.offices.contains(id)
             || self.facilities.contains(id)
             || self.admin_areas.contains_key(id)
+    }
+
+    /// Known and not inactive.
+    pub fn is_active(&self, id: &str) -> bool {
+        self.contains(id) && !self.inactive.contains(id)
+    }
+
+    /// Read a location list published as a FHIR R4 searchset Bundle of
+    /// `Location`s (`../shared/specs/examplia-locations/locations.json`).
+    pub fn from_fhir_file(path: &Path) -> Result<Locations, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let bundle: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Locations::from_fhir_bundle(&bundle).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The same, from the parsed Bundle.
+    pub fn from_fhir_bundle(bundle: &serde_json::Value) -> Result<Locations, String> {
+        let entries = bundle["entry"]
+            .as_array()
+            .ok_or("not a Bundle with entries")?;
+        let mut out = Locations::default();
+        for (i, entry) in entries.iter().enumerate() {
+            let resource = &entry["resource"];
+            let id = resource["id"]
+                .as_str()
+                .ok_or_else(|| format!("entry {i}: Location without an id"))?
+                .to_string();
+            let parent = resource["partOf"]["reference"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("Location/"))
+                .map(str::to_string);
+            match resource["type"][0]["coding"][0]["code"].as_str() {
+                Some("CRVS_OFFICE") => {
+                    out.offices.insert(id.clone());
+                }
+                Some("HEALTH_FACILITY") => {
+                    out.facilities.insert(id.clone());
+                }
+                Some("ADMIN_STRUCTURE") => {
+                    out.admin_areas.insert(id.clone(), parent);
+                }
+                _ => return Err(format!("entry {i}: unknown location type")),
+            }
+            if resource["status"] == "inactive" {
+                out.inactive.insert(id);
+            }
+            out.resources.push(resource.clone());
+        }
+        Ok(out)
     }
 }
 
@@ -223,15 +280,42 @@ pub struct OpencrvsSettings {
     pub form: Option<BTreeMap<String, String>>,
     /// The home country of 1.x address checks (`FAR` in Farajaland).
     pub home_country: String,
+    /// What the country configuration's action confirmation API answers a
+    /// 2.x NOTIFY (v2.0.0 `events/src/router/event/actions/index.ts`).
+    pub confirmation: Confirmation,
 }
+
+/// The country configuration's answer to a NOTIFY: 200 accepts it, 202
+/// leaves it requested (accepted later, asynchronously), 400 rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    Accept,
+    /// 202; the country config accepts it once `after` has passed on the
+    /// mock clock (None: never), seen on the next read of the event.
+    Defer {
+        after: Option<Duration>,
+    },
+    Reject,
+}
+
+/// Farajaland v2.0.0-beta's birth form: field id -> FieldType.
+const FARAJALAND_BIRTH_FORM: &str = include_str!("farajaland-v2.0.0-beta-birth-form.toml");
 
 impl Default for OpencrvsSettings {
     fn default() -> Self {
+        #[derive(serde::Deserialize)]
+        struct FormFile {
+            fields: BTreeMap<String, String>,
+        }
+        let form = toml::from_str::<FormFile>(FARAJALAND_BIRTH_FORM)
+            .map(|f| f.fields)
+            .ok();
         OpencrvsSettings {
             event_types: ["birth", "death"].iter().map(|s| s.to_string()).collect(),
             locations: None,
-            form: None,
+            form,
             home_country: "EXA".into(),
+            confirmation: Confirmation::Accept,
         }
     }
 }

@@ -1,16 +1,31 @@
-//! OpenCRVS 1.x (FORMATS §2): `POST /token` on the auth host (client
-//! credentials in the query, a JWT valid 10 minutes) and `POST /notification`
-//! with the STU3-shaped document Bundle, checked in the gateway's order: Joi
-//! (400), Task (400, or 500 for the office), Patients, addresses, Encounter
-//! (500 with a message). A success answers the saved Bundle with the tracking
-//! id on the Task; a resend answers `isPotentiallyDuplicate` with the
-//! original ids and registers nothing.
+//! OpenCRVS 1.x (target v1.9.15, country config farajaland v1.9.12):
 //!
-//! OpenCRVS 1.x has no client idempotency key. The mock deduplicates on the
-//! Composition's `identifier.value` when present, otherwise on the SHA-256
-//! of the body.
+//! - `POST /token` on the auth host (`packages/auth/src/features/oauthToken/
+//!   handler.ts`, `client-credentials.ts`): grant_type, client_id and
+//!   client_secret from the query string only (a form body leaves grant_type
+//!   unset: 400 `unsupported_grant_type`); the answer is
+//!   `{access_token, token_type: "Bearer"}` without `expires_in`: the lifetime
+//!   is the JWT's `exp` (`responses.ts`).
+//! - `POST /notification` (`packages/gateway/src/features/eventNotification/
+//!   eventNotificationHandler.ts`): the Joi schema (400), then the Task (400,
+//!   or 500 for the office), the Patients' addresses, the Encounter's
+//!   location, which must exist: a `HEALTH_FACILITY`, or another location
+//!   whose stored address is validated (the list's admin areas have none, so
+//!   the gateway's handler fails on it: 400). Then workflow
+//!   (`packages/workflow/src/records/handler/eventNotificationHandler.ts`)
+//!   spreads `Task.identifier` to add the tracking id: a Task without that
+//!   array fails there (500).
+//! - Success is 200 with the saved Bundle; when search's duplicate check
+//!   finds an earlier record of the same child, the record is saved all the
+//!   same and the answer is `{compositionId, trackingId,
+//!   isPotentiallyDuplicate: true}`.
+//! - No idempotency key: every accepted notification is a new declaration,
+//!   a resend included.
+//! - `GET /location?type=...&_count=0` (`packages/gateway/src/config/
+//!   proxies.ts`, `packages/config/src/handlers/locations/handler.ts`): the
+//!   location list as a FHIR searchset Bundle.
 
-use axum::http::Method;
+use axum::http::{Method, header};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -23,6 +38,7 @@ use super::{Credentials, Locations, MockConfig, OpencrvsSettings};
 
 pub(crate) const NOTIFICATION_PATH: &str = "/notification";
 const TOKEN_PATH: &str = "/token";
+const LOCATION_PATH: &str = "/location";
 const OTHER_TYPES: [&str; 5] = [
     "Patient",
     "RelatedPerson",
@@ -63,17 +79,19 @@ impl OpencrvsV1 {
         }
     }
 
+    /// `POST /token`: every parameter from the query string; the body is
+    /// never read (v1.9.15 `handler.ts` reads `request.query.grant_type`).
     fn token(&self, req: &MockRequest, now: DateTime<Utc>) -> Reply {
         let query = parse_form(&req.query);
-        let form = parse_form(std::str::from_utf8(&req.body).unwrap_or_default());
-        let get = |name: &str| param(&query, name).or_else(|| param(&form, name));
+        let get = |name: &str| param(&query, name).filter(|v| !v.is_empty());
         if get("grant_type") != Some("client_credentials") {
-            return boom_400("grant_type must be client_credentials");
+            return oauth_error(400, "unsupported_grant_type", Outcome::Rejected);
         }
-        if get("client_id") != Some(self.credentials.client_id.as_str())
-            || get("client_secret") != Some(self.credentials.client_secret.as_str())
-        {
-            return boom_401("Invalid client credentials");
+        let (Some(id), Some(secret)) = (get("client_id"), get("client_secret")) else {
+            return oauth_error(400, "invalid_request", Outcome::Rejected);
+        };
+        if id != self.credentials.client_id || secret != self.credentials.client_secret {
+            return oauth_error(401, "invalid_client", Outcome::Unauthorized);
         }
         let token = self.issuer.issue(
             now,
@@ -89,6 +107,7 @@ impl OpencrvsV1 {
             &json!({"access_token": token, "token_type": "Bearer"}),
             Outcome::Accepted,
         )
+        .header(header::CACHE_CONTROL, "no-store")
     }
 
     fn notification(&self, req: &MockRequest, now: DateTime<Utc>) -> Reply {
@@ -106,11 +125,12 @@ impl OpencrvsV1 {
             };
             return reply.detail(rule);
         }
-        let key = idempotency_key(&bundle, &req.body);
-        if let Some(existing) = self.records.get(&key) {
-            return duplicate_reply(&existing.replay, existing.record.reference);
+        if !bundle["entry"][1]["resource"]["identifier"].is_array() {
+            // workflow spreads `Task.identifier`: a TypeError, answered 500.
+            return boom(500, "An internal server error occurred", Outcome::Rejected)
+                .detail("task_identifier");
         }
-        self.save(req, bundle, key, now)
+        self.save(req, bundle, now)
     }
 
     fn check(&self, bundle: &Value) -> Result<(), Refused> {
@@ -242,14 +262,36 @@ impl OpencrvsV1 {
             ));
         };
         let id = location.strip_prefix("Location/").unwrap_or(location);
-        let known = match self.locations() {
-            Some(l) => l.facilities.contains(id) || l.admin_areas.contains_key(id),
-            None => uuid::Uuid::try_parse(id).is_ok(),
+        let Some(locations) = self.locations() else {
+            return match uuid::Uuid::try_parse(id) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(not_processed(
+                    "Encounter location was not found!",
+                    "encounter_location",
+                )),
+            };
         };
-        if !known {
+        if !locations.contains(id) {
             return Err(not_processed(
                 "Encounter location was not found!",
                 "encounter_location",
+            ));
+        }
+        // Not a check of v1.9.15's handler: Examplia's registry takes no new
+        // event at a closed facility (examplia-locations/README.md).
+        if locations.inactive.contains(id) {
+            return Err(not_processed(
+                "Encounter location is inactive",
+                "encounter_location_inactive",
+            ));
+        }
+        if !locations.facilities.contains(id) {
+            // Any other location has its stored `address` validated; the
+            // list's offices and admin areas have none, and reading its
+            // country throws: the handler answers that with Boom 400.
+            return Err(bad_request(
+                "Cannot read properties of undefined (reading 'country')",
+                "encounter_location_type",
             ));
         }
         Ok(())
@@ -257,7 +299,11 @@ impl OpencrvsV1 {
 
     /// Workflow: add the tracking id and status to the Task, ids to every
     /// resource, and answer the saved Bundle.
-    fn save(&self, req: &MockRequest, mut bundle: Value, key: String, now: DateTime<Utc>) -> Reply {
+    fn save(&self, req: &MockRequest, mut bundle: Value, now: DateTime<Utc>) -> Reply {
+        let fingerprint = duplicate_fingerprint(&bundle);
+        let earlier = self
+            .records
+            .find(|replay| replay["fingerprint"] == json!(fingerprint));
         let n = self.ids.next_seq();
         let tracking_id = format!("B{}", self.ids.code("tracking", n, 6));
         let composition_id = self.ids.uuid("composition", n).to_string();
@@ -281,31 +327,134 @@ impl OpencrvsV1 {
             task["businessStatus"] = json!({"coding": [{
                 "system": "http://opencrvs.org/specs/reg-status", "code": "IN_PROGRESS"}]});
         }
+        // Every notification is a declaration of its own: the key is the
+        // tracking id, never anything the client chose.
         let record = StoredRecord {
-            key,
+            key: tracking_id.clone(),
             reference: tracking_id.clone(),
             received_at: now,
             digest: sha256_hex(&req.body),
         };
-        let replay = json!({"compositionId": composition_id, "trackingId": tracking_id});
-        match self.records.insert(record, &req.body, replay) {
-            Ok(()) => Reply::json(200, &bundle, Outcome::Accepted).reference(tracking_id),
-            Err(existing) => duplicate_reply(&existing.replay, existing.record.reference),
+        let replay = json!({"compositionId": composition_id, "trackingId": tracking_id,
+                            "fingerprint": fingerprint});
+        if let Err(existing) = self.records.insert(record, &req.body, replay) {
+            // Tracking ids are unique by construction; a clash is a mock bug.
+            return boom(500, "tracking id clash", Outcome::Fault)
+                .reference(existing.record.reference);
         }
+        if earlier.is_some() {
+            // Saved, flagged, and answered with the short form (workflow).
+            let body = json!({"compositionId": composition_id, "trackingId": tracking_id,
+                              "isPotentiallyDuplicate": true});
+            return Reply::json(200, &body, Outcome::Duplicate).reference(tracking_id);
+        }
+        Reply::json(200, &bundle, Outcome::Accepted).reference(tracking_id)
+    }
+
+    /// `GET /location?type=HEALTH_FACILITY&_count=0`: a searchset Bundle of
+    /// the list's Locations of that type (all types without `type`), with
+    /// `fullUrl`s on the gateway's `/location/<id>` as config rewrites them.
+    fn location_list(&self, req: &MockRequest) -> Reply {
+        let query = parse_form(&req.query);
+        let kind = param(&query, "type");
+        let status = param(&query, "status");
+        if kind.is_some_and(|k| !LOCATION_TYPES.contains(&k))
+            || status.is_some_and(|s| s != "active" && s != "inactive")
+        {
+            return boom_400("child \"type\" fails because [invalid value]");
+        }
+        let base = req
+            .header("host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
+        let resources = self
+            .locations()
+            .map(|l| l.resources.as_slice())
+            .unwrap_or_default();
+        let entries: Vec<Value> = resources
+            .iter()
+            .filter(|r| kind.is_none_or(|k| r["type"][0]["coding"][0]["code"] == k))
+            .filter(|r| status.is_none_or(|s| r["status"] == s))
+            .map(|r| {
+                let fhir = to_stu3_location(r);
+                json!({"fullUrl": format!("{base}/location/{}", r["id"].as_str().unwrap_or_default()),
+                       "resource": fhir})
+            })
+            .collect();
+        let body = json!({"resourceType": "Bundle", "type": "searchset",
+                          "total": entries.len(), "link": [], "entry": entries});
+        Reply::json(200, &body, Outcome::Accepted)
     }
 }
 
-fn duplicate_reply(replay: &Value, reference: String) -> Reply {
-    let mut body = replay.clone();
-    body["isPotentiallyDuplicate"] = json!(true);
-    Reply::json(200, &body, Outcome::Duplicate).reference(reference)
+const LOCATION_TYPES: [&str; 3] = ["ADMIN_STRUCTURE", "CRVS_OFFICE", "HEALTH_FACILITY"];
+const SPEC_ID: &str = "http://opencrvs.org/specs/id/";
+
+/// A Location as 1.x stores it (`config/src/handlers/locations/utils.ts`
+/// `composeFhirLocation`, STU3): `type` a CodeableConcept (not a list),
+/// admin areas identified by `statistical-code` = `ADMIN_STRUCTURE_<code>`
+/// plus `jurisdiction-type`, offices and facilities by `internal-id` =
+/// `<type>_<code>`, the top level `partOf: Location/0`.
+fn to_stu3_location(r: &Value) -> Value {
+    let kind = r["type"][0]["coding"][0]["code"]
+        .as_str()
+        .unwrap_or_default();
+    let own = |system: &str| {
+        r["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["system"].as_str().is_some_and(|s| s.ends_with(system)))
+            .and_then(|i| i["value"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let identifier = if kind == "ADMIN_STRUCTURE" {
+        let level = if r["partOf"].is_object() {
+            "DISTRICT"
+        } else {
+            "STATE"
+        };
+        json!([{"system": format!("{SPEC_ID}statistical-code"),
+                "value": format!("ADMIN_STRUCTURE_{}", own("statistical-code"))},
+               {"system": format!("{SPEC_ID}jurisdiction-type"), "value": level}])
+    } else {
+        json!([{"system": format!("{SPEC_ID}internal-id"),
+                "value": format!("{kind}_{}", own("internal-id"))}])
+    };
+    let part_of = r["partOf"]["reference"].as_str().unwrap_or("Location/0");
+    json!({
+        "resourceType": "Location",
+        "id": r["id"],
+        "identifier": identifier,
+        "name": r["name"],
+        "alias": [],
+        "status": r["status"],
+        "mode": "instance",
+        "partOf": {"reference": part_of},
+        "type": {"coding": [{"system": "http://opencrvs.org/specs/location-type", "code": kind}]},
+        "physicalType": r["physicalType"],
+    })
 }
 
-fn idempotency_key(bundle: &Value, body: &[u8]) -> String {
-    bundle["entry"][0]["resource"]["identifier"]["value"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("sha256:{}", sha256_hex(body)))
+/// What search's duplicate check compares, approximated: the child's name
+/// and date of birth and the mother's name (farajaland's birth dedup rules
+/// match on these, fuzzily).
+fn duplicate_fingerprint(bundle: &Value) -> String {
+    let patients: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| &e["resource"])
+        .filter(|r| r["resourceType"] == "Patient")
+        .collect();
+    let child = patients.first().copied().unwrap_or(&Value::Null);
+    let mother = patients.get(1).copied().unwrap_or(&Value::Null);
+    sha256_hex(
+        json!([child["name"], child["birthDate"], mother["name"]])
+            .to_string()
+            .as_bytes(),
+    )
 }
 
 fn resources<'a>(entries: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
@@ -374,6 +523,17 @@ fn boom_401(message: &str) -> Reply {
     )
 }
 
+/// The auth service's OAuth errors (`oauthToken/responses.ts`).
+fn oauth_error(status: u16, error: &'static str, outcome: Outcome) -> Reply {
+    Reply::json(
+        status,
+        &json!({"error": error, "error_description": error, "error_uri": ""}),
+        outcome,
+    )
+    .header(header::CACHE_CONTROL, "no-store")
+    .detail(error)
+}
+
 impl Registry for OpencrvsV1 {
     fn endpoint(&self, method: &Method, path: &str) -> Endpoint {
         match (method, path) {
@@ -387,14 +547,18 @@ impl Registry for OpencrvsV1 {
         Some(TOKEN_PATH)
     }
 
-    fn idempotency_key(&self, req: &MockRequest) -> Option<String> {
-        req.json().map(|b| idempotency_key(&b, &req.body))
+    /// 1.x honours none.
+    fn idempotency_key(&self, _req: &MockRequest) -> Option<String> {
+        None
     }
 
     fn handle(&self, endpoint: Endpoint, req: &MockRequest, now: DateTime<Utc>) -> Reply {
         match endpoint {
             Endpoint::Token => self.token(req, now),
             Endpoint::Submit => self.notification(req, now),
+            Endpoint::Unknown if req.method == Method::GET && req.path == LOCATION_PATH => {
+                self.location_list(req)
+            }
             Endpoint::Unknown => boom(404, "Not Found", Outcome::NotFound),
         }
     }

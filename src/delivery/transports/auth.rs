@@ -6,7 +6,7 @@
 use reqwest::{Client, RequestBuilder};
 
 use super::http_client::{Answer, send};
-use super::oauth::ClientCredentials;
+use super::oauth::{ClientCredentials, CredentialsIn};
 use super::token_cache::{Token, TokenCache};
 use super::{BuildError, Clock, SendError};
 use crate::config::{AuthConfig, DestinationConfig, Secret};
@@ -24,8 +24,18 @@ pub(super) enum Auth {
 }
 
 impl Auth {
-    /// The modes any HTTP registry may use: none, basic, client credentials.
+    /// The modes any HTTP registry may use: none, basic, client credentials
+    /// in a form body.
     pub fn standard(dest: &DestinationConfig, clock: Clock) -> Result<Auth, BuildError> {
+        Auth::standard_with(dest, clock, CredentialsIn::Form)
+    }
+
+    /// The same, with client credentials sent where the registry reads them.
+    pub fn standard_with(
+        dest: &DestinationConfig,
+        clock: Clock,
+        placement: CredentialsIn,
+    ) -> Result<Auth, BuildError> {
         match &dest.auth {
             AuthConfig::None => Ok(Auth::None),
             AuthConfig::Basic { user, password } => Ok(Auth::Basic {
@@ -41,6 +51,7 @@ impl Auth {
                     token_url: token_url.clone(),
                     client_id: client_id.clone(),
                     client_secret: client_secret.clone(),
+                    placement,
                 },
                 clock,
             ))),

@@ -1,6 +1,9 @@
-//! OAuth 2 client credentials (RFC 6749 §4.4): a form POST of grant_type,
-//! client_id and client_secret. OpenCRVS answers without `expires_in` (the
-//! lifetime is the JWT's), the FHIR exchange and identity providers with it.
+//! OAuth 2 client credentials (RFC 6749 §4.4): a POST of grant_type,
+//! client_id and client_secret, in a form body (RFC 6749, OpenCRVS 2.x, the
+//! FHIR exchange, identity providers) or in the query string (OpenCRVS 1.x's
+//! auth service reads `request.query` only and answers a form body with 400
+//! `unsupported_grant_type`). OpenCRVS answers without `expires_in` (the
+//! lifetime is the JWT's `exp`), the others with it.
 
 use std::time::Duration;
 
@@ -19,6 +22,16 @@ pub(super) struct ClientCredentials {
     pub token_url: String,
     pub client_id: String,
     pub client_secret: Secret,
+    pub placement: CredentialsIn,
+}
+
+/// Where the token request carries its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CredentialsIn {
+    /// `application/x-www-form-urlencoded` body (RFC 6749 §4.4.2).
+    Form,
+    /// The query string of an empty POST (OpenCRVS 1.x).
+    Query,
 }
 
 #[async_trait]
@@ -29,7 +42,12 @@ impl TokenSource for ClientCredentials {
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose()),
         ];
-        let answer = send(client.post(&self.token_url).form(&form)).await?;
+        let request = client.post(&self.token_url);
+        let request = match self.placement {
+            CredentialsIn::Form => request.form(&form),
+            CredentialsIn::Query => request.query(&form),
+        };
+        let answer = send(request).await?;
         token_from(&answer, now)
     }
 }

@@ -45,7 +45,10 @@ fn opencrvs_facility_birth_from_the_example_record() {
     assert_eq!(d["informant.relation"], "MOTHER");
     assert_eq!(d["informant.phoneNo"], "+292445550163");
     assert_eq!(d["mother.dobUnknown"], true);
-    assert_eq!(d["mother.age"], "24");
+    assert_eq!(
+        d["mother.age"],
+        json!({"age": 24, "asOfDateRef": "child.dob"})
+    );
     assert_eq!(d["mother.nationality"], "XXB");
     assert_eq!(
         d["mother.idType"], "NONE",
@@ -94,7 +97,10 @@ fn opencrvs_twin_with_father_keeps_arabic_names_and_ids_exactly() {
     assert!(d.get("mother.passport").is_none());
     assert_eq!(d["father.detailsNotAvailable"], false);
     assert_eq!(d["father.name"]["firstname"], "عمر");
-    assert_eq!(d["father.age"], "34");
+    assert_eq!(
+        d["father.age"],
+        json!({"age": 34, "asOfDateRef": "child.dob"})
+    );
     assert_eq!(d["father.dobUnknown"], true);
     assert_eq!(d["father.nid"], "7992739871");
     assert_eq!(d["father.addressSameAs"], "YES");

@@ -13,6 +13,7 @@ use reqwest::{Client, Url};
 use super::auth::{Auth, unauthorized};
 use super::classify::status_error;
 use super::http_client::{build_client, post_payload};
+use super::oauth::CredentialsIn;
 use super::{BuildError, Clock, Outbound, Receipt, SendError, Transport, url_of};
 use crate::config::DestinationConfig;
 
@@ -38,14 +39,29 @@ impl Opencrvs {
         version: Version,
         clock: Clock,
     ) -> Result<Opencrvs, BuildError> {
+        // 1.x's auth service reads the client credentials from the query
+        // only; 2.x reads a form body first, then the query.
+        let placement = match version {
+            Version::V1 => CredentialsIn::Query,
+            Version::V2 => CredentialsIn::Form,
+        };
         Ok(Opencrvs {
             version,
             url: url_of(dest)?,
             client: build_client(dest, false)?,
-            auth: Auth::standard(dest, clock.clone())?,
+            auth: Auth::standard_with(dest, clock.clone(), placement)?,
             clock,
         })
     }
+}
+
+/// The `transactionId` of the payload we sent (the idempotency key the
+/// mapping put there).
+fn sent_transaction_id(outbound: &Outbound<'_>) -> String {
+    serde_json::from_slice::<serde_json::Value>(outbound.body)
+        .ok()
+        .and_then(|b| b["transactionId"].as_str().map(str::to_string))
+        .unwrap_or_else(|| outbound.idempotency_key.to_string())
 }
 
 #[async_trait]
@@ -66,7 +82,9 @@ impl Transport for Opencrvs {
         }
         let http_status = answer.status.as_u16();
         match self.version {
-            Version::V2 => receipt::event_document(body.as_ref(), http_status),
+            Version::V2 => {
+                receipt::event_document(body.as_ref(), http_status, &sent_transaction_id(outbound))
+            }
             Version::V1 => receipt::notification(body.as_ref(), http_status),
         }
     }

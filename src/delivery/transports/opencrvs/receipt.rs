@@ -15,12 +15,77 @@ fn unreadable(http_status: u16, missing: &str) -> SendError {
     }
 }
 
-/// 2.x: the EventDocument; `trackingId` is the public reference.
-pub(super) fn event_document(body: Option<&Value>, http_status: u16) -> Result<Receipt, SendError> {
+/// What the country configuration made of our NOTIFY (v2.0.0
+/// `events/src/router/event/actions/index.ts` defaultRequestHandler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotifyOutcome {
+    /// A NOTIFY `Accepted` whose `originalActionId` is our request (200).
+    Accepted,
+    /// Our NOTIFY is `Requested` with no answer yet (202): the country
+    /// config decides later.
+    Requested,
+    /// A NOTIFY `Rejected` for our request (400).
+    Rejected { action_id: String },
+}
+
+/// Our NOTIFY in `actions[]` (the one carrying `transaction_id`) and its
+/// confirmation, if any. None when the event holds no NOTIFY of ours.
+fn notify_outcome(event: &Value, transaction_id: &str) -> Option<NotifyOutcome> {
+    let actions = event["actions"].as_array()?;
+    let requested = actions.iter().find(|a| {
+        a["type"] == "NOTIFY"
+            && a["transactionId"] == transaction_id
+            && a["originalActionId"].is_null()
+    })?;
+    if requested["status"] == "Accepted" {
+        // An action accepted at once, without a separate confirmation.
+        return Some(NotifyOutcome::Accepted);
+    }
+    let id = requested["id"].as_str()?;
+    let confirmation = actions.iter().find(|a| a["originalActionId"] == id);
+    Some(match confirmation.map(|c| c["status"].as_str()) {
+        Some(Some("Accepted")) => NotifyOutcome::Accepted,
+        Some(Some("Rejected")) => NotifyOutcome::Rejected {
+            action_id: id.to_string(),
+        },
+        _ => NotifyOutcome::Requested,
+    })
+}
+
+/// 2.x: the EventDocument; `trackingId` is the public reference. The
+/// registry's decision is read from `actions[]`: accepted is a receipt,
+/// rejected a permanent failure, still requested a retry (a resend of the
+/// same `transactionId` answers the event as it stands then).
+pub(super) fn event_document(
+    body: Option<&Value>,
+    http_status: u16,
+    transaction_id: &str,
+) -> Result<Receipt, SendError> {
     let body = body.ok_or_else(|| unreadable(http_status, "an EventDocument"))?;
     let tracking = body["trackingId"]
         .as_str()
         .ok_or_else(|| unreadable(http_status, "trackingId"))?;
+    let outcome = notify_outcome(body, transaction_id)
+        .ok_or_else(|| unreadable(http_status, "our NOTIFY action"))?;
+    match outcome {
+        NotifyOutcome::Accepted => {}
+        NotifyOutcome::Requested => {
+            return Err(SendError::Retryable {
+                reason: format!(
+                    "status {http_status}: NOTIFY requested, awaiting the country configuration"
+                ),
+                retry_after: None,
+            });
+        }
+        NotifyOutcome::Rejected { action_id } => {
+            return Err(SendError::Permanent {
+                reason: format!(
+                    "status {http_status}: NOTIFY rejected by the country configuration (event {}, action {action_id})",
+                    body["id"].as_str().filter(|i| is_code(i)).unwrap_or("?")
+                ),
+            });
+        }
+    }
     let mut details = Map::new();
     if let Some(id) = body["id"].as_str() {
         details.insert("event_id".into(), json!(id));
@@ -78,10 +143,21 @@ fn bundle_tracking_id(bundle: &Value) -> Option<&str> {
         .and_then(|i| i["value"].as_str())
 }
 
-/// A tRPC error's `code` and its zod issues as "code at path"; a Boom error
-/// (1.x, limits) gives nothing beyond its status.
+/// A tRPC error's `code`, and its field errors: zod `issues` as "code at
+/// path", or validateNotifyAction's list, JSON-encoded in `message`, as
+/// "message_slug at field id". A `value` is never read. A Boom error (1.x,
+/// limits) gives nothing beyond its status.
 pub(super) fn error_detail(body: &Value) -> Option<String> {
     let code = body["code"].as_str().filter(|c| is_code(c));
+    let fields = body["message"]
+        .as_str()
+        .and_then(|m| serde_json::from_str::<Vec<Value>>(m).ok())
+        .and_then(|errors| {
+            listed(errors.iter().filter_map(|e| {
+                let message = e["message"].as_str().and_then(|m| slug(m, &e["value"]));
+                code_at(message.as_deref(), e["id"].as_str())
+            }))
+        });
     let issues = body["issues"].as_array().map(|issues| {
         listed(issues.iter().filter_map(|i| {
             let path = i["path"].as_array().map(|p| {
@@ -96,10 +172,32 @@ pub(super) fn error_detail(body: &Value) -> Option<String> {
             code_at(i["code"].as_str(), path.as_deref())
         }))
     });
-    match (code, issues.flatten()) {
+    match (code, fields.or(issues.flatten())) {
         (Some(c), Some(i)) => Some(format!("{c}: {i}")),
         (Some(c), None) => Some(c.to_string()),
         (None, i) => i,
+    }
+}
+
+/// A fixed validator message as a code (`Invalid input` -> `invalid_input`):
+/// letters and spaces only, and never when it holds the value's text.
+fn slug(message: &str, value: &Value) -> Option<String> {
+    let plain = message.len() <= 64
+        && message
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || b == b' ');
+    let echoes = value_texts(value).any(|t| !t.is_empty() && message.contains(t.as_str()));
+    (plain && !echoes).then(|| message.trim().to_ascii_lowercase().replace(' ', "_"))
+}
+
+/// Every string and number inside a value.
+fn value_texts(value: &Value) -> Box<dyn Iterator<Item = String> + '_> {
+    match value {
+        Value::String(s) => Box::new(std::iter::once(s.clone())),
+        Value::Number(n) => Box::new(std::iter::once(n.to_string())),
+        Value::Array(a) => Box::new(a.iter().flat_map(value_texts)),
+        Value::Object(m) => Box::new(m.values().flat_map(value_texts)),
+        _ => Box::new(std::iter::empty()),
     }
 }
 
@@ -109,14 +207,44 @@ mod tests {
 
     #[test]
     fn a_2x_event_gives_the_tracking_id_and_event_id() {
-        let body = json!({"id": "e1", "type": "birth", "trackingId": "TFY9FK", "actions": []});
-        let r = event_document(Some(&body), 200).unwrap();
+        let body = event(&[("Requested", None), ("Accepted", Some("n1"))]);
+        let r = event_document(Some(&body), 200, "t-1").unwrap();
         assert_eq!(r.reference.as_deref(), Some("TFY9FK"));
         assert_eq!(r.details["event_id"], "e1");
         assert!(matches!(
-            event_document(Some(&json!({"id": "e1"})), 200),
+            event_document(Some(&json!({"id": "e1"})), 200, "t-1"),
             Err(SendError::Retryable { .. })
         ));
+    }
+
+    fn event(actions: &[(&str, Option<&str>)]) -> Value {
+        let mut list = vec![json!({"id": "c1", "type": "CREATE", "status": "Accepted",
+                                   "transactionId": "t-1:create"})];
+        for (i, (status, original)) in actions.iter().enumerate() {
+            let id = if i == 0 {
+                "n1".to_string()
+            } else {
+                format!("x{i}")
+            };
+            list.push(json!({"id": id, "type": "NOTIFY", "status": status,
+                             "transactionId": "t-1", "originalActionId": original}));
+        }
+        json!({"id": "e1", "type": "birth", "trackingId": "TFY9FK", "actions": list})
+    }
+
+    #[test]
+    fn a_2x_notify_requested_or_rejected_is_not_a_receipt() {
+        let requested = event(&[("Requested", None)]);
+        assert!(matches!(
+            event_document(Some(&requested), 200, "t-1"),
+            Err(SendError::Retryable { .. })
+        ));
+        let rejected = event(&[("Requested", None), ("Rejected", Some("n1"))]);
+        let err = event_document(Some(&rejected), 200, "t-1").unwrap_err();
+        assert!(matches!(err, SendError::Permanent { .. }), "{err}");
+        assert!(err.to_string().contains("rejected"), "{err}");
+        // Another client's NOTIFY is not ours.
+        assert!(event_document(Some(&requested), 200, "t-2").is_err());
     }
 
     #[test]
@@ -146,6 +274,19 @@ mod tests {
             Some(
                 "BAD_REQUEST: invalid_type at transactionId; unknown_field at declaration/child.nickname"
             )
+        );
+        let listed = json!({"code": "BAD_REQUEST", "message": json!([
+            {"message": "Invalid input", "id": "child.dob", "value": "2025-13-01"},
+            {"message": "Amina", "id": "child.name", "value": {"firstname": "Amina"}},
+            {"message": "Unexpected field", "id": "child.nickname", "value": "Amina"}]).to_string()});
+        let detail = error_detail(&listed).unwrap();
+        assert_eq!(
+            detail,
+            "BAD_REQUEST: invalid_input at child.dob; at child.name; unexpected_field at child.nickname"
+        );
+        assert!(
+            !detail.contains("Amina") && !detail.contains("2025"),
+            "{detail}"
         );
         let boom =
             json!({"statusCode": 400, "error": "Bad Request", "message": "\"x\" must be [y]"});

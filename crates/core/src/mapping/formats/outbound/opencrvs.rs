@@ -32,6 +32,7 @@ fn composite_parts(field_type: &str) -> &'static [&'static str] {
             "administrativeArea",
             "streetLevelDetails/**",
         ],
+        "AGE" => &["age", "asOfDateRef"],
         _ => &[],
     }
 }

@@ -164,6 +164,9 @@ fn task(n: &Notification, composition_url: &str) -> Value {
         "intent": "unknown",
         "code": {"coding": [{"system": format!("{SPEC}/types"), "code": "BIRTH"}]},
         "focus": {"reference": composition_url},
+        // workflow spreads this list to add the tracking id (v1.9.15
+        // eventNotificationHandler.ts): without it the notification is a 500.
+        "identifier": [],
         "extension": extensions
     })
 }
