@@ -63,6 +63,9 @@ pub struct RawDestination {
     pub timeout_secs: Option<u64>,
     /// HMAC key of the route's `pseudonym` redactions (`env:NAME`).
     pub pseudonym_key: Option<String>,
+    /// fhir-r4 only: how a document is written so that a resend never makes
+    /// a second one, `conditional-create` (default) or `put`.
+    pub write: Option<String>,
 }
 
 /// How the gateway authenticates to a registry. Secrets may be written as
