@@ -2,10 +2,15 @@
 //! resource from one part of the tree; ids come from the route context only.
 
 use serde_json::{Map, Number, Value, json};
+use uuid::Uuid;
 
 use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
+use crate::config::FhirWrite;
 use crate::mapping::RouteContext;
 use crate::mapping::formats::EncodeError;
+
+/// Namespace of the documents' stable ids (UUIDv5 of route and record key).
+const DOCUMENT_NAMESPACE: Uuid = Uuid::from_u128(0x3f7c_e2a1_5b4d_4c8e_9f16_0d2b_7a9e_c451);
 
 const SECTIONS: &str = "http://opencrvs.org/specs/sections";
 const LOINC: &str = "http://loinc.org";
@@ -67,7 +72,21 @@ impl Ids<'_> {
     }
 }
 
-pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
+/// The document's stable id: the same for every version and resend of one
+/// source record on this route, so a resend is recognised and a correction
+/// updates the same document. Without a record key (a source that gives no
+/// id of its own) the record cannot be corrected, and the id is the record's.
+fn document_uuid(t: &Tree, ctx: &RouteContext) -> Result<Uuid, EncodeError> {
+    Ok(match t.text("document/record_key")? {
+        Some(key) => Uuid::new_v5(
+            &DOCUMENT_NAMESPACE,
+            format!("{}\n{key}", ctx.route).as_bytes(),
+        ),
+        None => ctx.document_id(),
+    })
+}
+
+pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value, EncodeError> {
     let t = Tree(tree);
     let ids = Ids(ctx);
     let timestamp = t.required_text("document/timestamp")?;
@@ -126,7 +145,8 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
         entries.push(entry("encounter", birth_encounter(&t, &ids)?));
         birth.push("encounter");
     }
-    if let Some(obs) = birth_weight(&t, &ids, encounter)? {
+    let born = birth_instant(&entries[0].resource);
+    if let Some(obs) = birth_weight(&t, &ids, encounter, born)? {
         entries.push(entry("birth-weight", obs));
         birth.push("birth-weight");
     }
@@ -139,16 +159,34 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
     }
     entries.push(entry("author", author(&t)?));
     // bdl-11: the Composition is the first entry.
-    let composition = composition(&t, &ids, timestamp, encounter, sections)?;
+    let mut composition = composition(&t, &ids, timestamp, encounter, sections)?;
+    if ctx.record_version > 1 {
+        // R4 CompositionStatus: modified after it was released as final.
+        composition["status"] = json!("amended");
+    }
     entries.insert(0, entry("composition", composition));
-    Ok(json!({
+    let document = document_uuid(&t, ctx)?;
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "meta": {"lastUpdated": timestamp},
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{document}")},
         "type": "document",
         "timestamp": timestamp,
         "entry": entries.into_iter().map(|e| bundle_entry(&ids, e)).collect::<Vec<_>>(),
-    }))
+    });
+    if write == FhirWrite::Put {
+        bundle["id"] = json!(document.to_string());
+    }
+    Ok(bundle)
+}
+
+/// When the child was born, as precisely as the document says: the
+/// patient-birthTime dateTime, else a full birthDate; `None` for an estimate
+/// (a year or a month), which the vital signs profile cannot take (vs-1).
+fn birth_instant(child: &Value) -> Option<String> {
+    let time = child["_birthDate"]["extension"][0]["valueDateTime"].as_str();
+    let date = child["birthDate"].as_str().filter(|d| is_full_date(d));
+    time.or(date).map(str::to_string)
 }
 
 fn bundle_entry(ids: &Ids, e: Entry) -> Value {
@@ -184,9 +222,18 @@ fn composition(
     let code = t.required_code("document/type/code")?;
     let system = t.required_uri("document/type/system")?;
     let display = t.text("document/type/display")?;
-    let mut doc_type = json!({"coding": [coding(system, code, display)]});
-    if let Some(display) = display {
-        doc_type["text"] = json!(display);
+    let mut codings = vec![coding(system, code, display)];
+    if let Some(local) = t.code("document/type/local/code")? {
+        let system = t.required_uri("document/type/local/system")?;
+        codings.push(coding(
+            system,
+            local,
+            t.text("document/type/local/display")?,
+        ));
+    }
+    let mut doc_type = json!({"coding": codings});
+    if let Some(text) = t.text("document/type/text")? {
+        doc_type["text"] = json!(text);
     }
     let mut c = json!({
         "resourceType": "Composition",
@@ -453,8 +500,17 @@ fn observation(ids: &Ids, code: Value, subject: &str, encounter: bool) -> Value 
     o
 }
 
-/// Birth weight, LOINC 8339-4, always in grams (UCUM `g`).
-fn birth_weight(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, EncodeError> {
+/// Birth weight, LOINC 8339-4, always in grams (UCUM `g`). Measured at
+/// birth: a vital sign (R4 vital signs profile, category `vital-signs`) whose
+/// effective[x] is the birth. When the birth is known only to the year or
+/// month, the profile cannot be met (effective[x] 1..1, vs-1: a dateTime
+/// precise to the day), so the Observation does not claim it.
+fn birth_weight(
+    t: &Tree,
+    ids: &Ids,
+    encounter: bool,
+    born: Option<String>,
+) -> Result<Option<Value>, EncodeError> {
     let Some(value) = t.positive_decimal("birth_weight/value")? else {
         return Ok(None);
     };
@@ -469,8 +525,11 @@ fn birth_weight(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, E
         "text": "Birth weight",
     });
     let mut o = observation(ids, code, "child", encounter);
-    o["category"] =
-        json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
+    if let Some(born) = born {
+        o["category"] =
+            json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
+        o["effectiveDateTime"] = json!(born);
+    }
     o["valueQuantity"] = json!({"value": grams, "unit": "g", "system": UCUM, "code": "g"});
     Ok(Some(o))
 }
