@@ -31,7 +31,7 @@ fn bench(c: &mut Criterion) {
         });
         let timestamp = canonical.stated_time().unwrap();
         for route in pipeline.config().routes_for(canonical.record_type) {
-            let ctx = pipeline.context(route, RecordId::new(), &canonical, timestamp, 1);
+            let ctx = pipeline.context(route, RecordId::new(), &canonical, timestamp, 1, None);
             pipeline.render(route, &canonical, &ctx).unwrap();
             group.bench_function(&route.name, |b| {
                 b.iter(|| pipeline.render(route, &canonical, &ctx).unwrap())

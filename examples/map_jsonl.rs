@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         };
         let id = RecordId(uuid::Uuid::from_u128(u128::from(n)));
         let timestamp = canonical.stated_time().unwrap_or_default();
-        let ctx = pipeline.context(&route, id, &canonical, timestamp, 1);
+        let ctx = pipeline.context(&route, id, &canonical, timestamp, 1, None);
         let encoded = pipeline.render(&route, &canonical, &ctx)?;
         out.write_all(&encoded.bytes)?;
         out.write_all(b"\n")?;

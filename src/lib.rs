@@ -18,7 +18,8 @@
 #![forbid(unsafe_code)]
 
 pub use registry_gateway_core::{
-    audit, config, conformance, manifest, mapping, model, pipeline, policy, schema, translate,
+    audit, config, conformance, locations, manifest, mapping, model, pipeline, policy, schema,
+    translate,
 };
 
 pub mod api;

@@ -176,12 +176,12 @@ fn config_check(path: &Path) -> ExitCode {
     match Config::load(path, &Overrides::default()) {
         Err(e) => problems.extend(e.errors.iter().map(|p| format!("{}: {p}", path.display()))),
         // The same loading `serve` does: schemas, mappings, policies, and the
-        // check that no mapping reads a category its route's policy refuses.
-        Ok(config) => {
-            if let Err(e) = Pipeline::load(Arc::new(config)) {
-                problems.push(e.to_string());
-            }
-        }
+        // check that no mapping reads a category its route's policy refuses;
+        // then the places mapping files name, against the registries' lists.
+        Ok(config) => match Pipeline::load(Arc::new(config)) {
+            Err(e) => problems.push(e.to_string()),
+            Ok(pipeline) => problems.extend(pipeline.unresolved_mapping_codes()),
+        },
     }
     if problems.is_empty() {
         println!("{}: configuration is valid", path.display());

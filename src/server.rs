@@ -94,6 +94,11 @@ pub async fn start_with(
 ) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
     let pipeline = Arc::new(Pipeline::load(config.clone())?);
+    // Every record on such a route would be denied: say so at start, by file
+    // and line (`config check` fails on it).
+    for problem in pipeline.unresolved_mapping_codes() {
+        tracing::warn!(%problem, "a place named in a mapping is not in the registry's location list");
+    }
     let metrics = Metrics::default();
     let store = open_store(&config, &metrics).await?;
     let delivery = if options.deliver {

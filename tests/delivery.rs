@@ -19,9 +19,10 @@ use serde_json::{Value, json};
 fn opencrvs_destination(mock: &RunningMock, extra: &str) -> String {
     format!(
         "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
-         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{extra}\n",
+         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{}\n{extra}\n",
         mock.submit_url(),
-        mock.token_url().unwrap()
+        mock.token_url().unwrap(),
+        common::example_locations_line()
     )
 }
 

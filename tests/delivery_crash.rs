@@ -27,10 +27,11 @@ fn destinations(opencrvs: &RunningMock, fhir: &RunningMock) -> String {
     };
     let retry = "retry = { initial_backoff_ms = 100, max_backoff_secs = 1, max_attempts = 1000 }\nlimits = { max_in_flight = 8 }";
     format!(
-        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n{}\n{retry}\n\n\
+        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n{}\n{}\n{retry}\n\n\
          [destinations.fhir-r4]\nkind = \"fhir-r4\"\nurl = \"{}\"\n{}\n{retry}\n",
         opencrvs.submit_url(),
         auth(opencrvs),
+        common::example_locations_line(),
         fhir.submit_url(),
         auth(fhir)
     )

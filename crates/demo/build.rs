@@ -8,6 +8,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for path in [
         "deploy/gateway.example.toml",
+        "deploy/locations",
         "mappings",
         "policies",
         "conformance/cases",

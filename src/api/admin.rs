@@ -1,4 +1,5 @@
-//! Operators (role admin): dead letters, their replay, and delivery counts.
+//! Operators (role admin): dead letters and parked deliveries, their replay,
+//! and delivery counts.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -45,12 +46,35 @@ pub async fn dead_letters(
     Ok(Json(json!({"dead_letters": letters})).into_response())
 }
 
+/// `GET /v1/admin/parked?destination=&limit=`: deliveries whose last attempt
+/// may or may not have registered the record, at a registry that honours no
+/// idempotency key. An operator checks the registry, then replays those it
+/// does not hold (by id) and leaves the rest.
+pub async fn parked(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let Query(query) = query.map_err(|_| {
+        bad_request("unknown or malformed query parameter; use destination and limit")
+    })?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_LIST);
+    let parked = state
+        .store
+        .parked(query.destination.as_deref(), limit)
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    Ok(Json(json!({"parked": parked})).into_response())
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Replay every dead letter of this destination (with `ids`: only those of it).
     destination: Option<String>,
-    /// Replay these deliveries.
+    /// Replay these deliveries (dead letters, or parked deliveries the
+    /// operator has checked the registry does not hold).
     #[serde(default)]
     ids: Vec<i64>,
 }

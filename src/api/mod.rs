@@ -83,6 +83,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             "/v1/admin/dead-letters/replay",
             post(admin::replay),
         ),
+        (Method::GET, "/v1/admin/parked", get(admin::parked)),
         (Method::GET, "/v1/admin/deliveries", get(admin::deliveries)),
         (Method::GET, "/healthz", get(healthz)),
         (Method::GET, "/readyz", get(readyz)),

@@ -6,6 +6,7 @@ pub mod transports;
 
 mod backoff;
 mod breaker;
+mod locations;
 mod pace;
 mod worker;
 
@@ -70,6 +71,9 @@ impl Delivery {
                 continue;
             };
             let pace = Arc::new(pace::Pace::new(&destination.limits, &destination.retry));
+            if let Some(refresher) = refresher(&pipeline, &destination, &transport, &pace) {
+                tasks.spawn(refresher.run(stopped.clone()));
+            }
             let worker = Arc::new(worker::Worker {
                 id: format!("{instance}/{name}"),
                 destination,
@@ -95,4 +99,25 @@ impl Delivery {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The location-list refresher of a destination that names a refresh URL.
+fn refresher(
+    pipeline: &Pipeline,
+    destination: &crate::config::DestinationConfig,
+    transport: &Arc<dyn Transport>,
+    pace: &Arc<pace::Pace>,
+) -> Option<locations::Refresher> {
+    let config = destination.locations.clone()?;
+    let list = pipeline.locations(&destination.name)?.clone();
+    // Checked as a URL by config validation; a malformed one refreshes nothing.
+    let url = reqwest::Url::parse(config.refresh_url.as_deref()?).ok()?;
+    Some(locations::Refresher {
+        destination: destination.name.clone(),
+        config,
+        url,
+        list,
+        transport: transport.clone(),
+        pace: pace.clone(),
+    })
 }

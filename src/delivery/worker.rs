@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use super::backoff;
 use super::pace::Pace;
-use super::transports::{Outbound, ReceiptStatus, SendError, Transport};
+use super::transports::{Outbound, Receipt, ReceiptStatus, SendError, Transport};
 use crate::audit::{AuditEvent, AuditKind, DeliveryAudit, ErrorClass};
 use crate::config::DestinationConfig;
 use crate::pipeline::{Canonical, Pipeline};
@@ -161,6 +161,9 @@ impl Worker {
                 body: &prepared.body,
                 content_type: prepared.content_type,
                 idempotency_key: &prepared.idempotency_key,
+                record_key: &prepared.record_key,
+                record_version: prepared.record_version,
+                prior: prepared.prior.as_ref(),
             })
             .await;
         self.metrics
@@ -240,6 +243,7 @@ impl Worker {
             &canonical,
             d.received_at,
             u32::try_from(d.attempt).unwrap_or(u32::MAX),
+            d.subject.clone(),
         );
         let routed = self
             .pipeline
@@ -265,6 +269,14 @@ impl Worker {
                 body: encoded.bytes,
                 content_type: encoded.content_type,
                 idempotency_key: ctx.idempotency_key(),
+                record_key: ctx.record_key().to_string(),
+                record_version: ctx.record_version,
+                // A stored receipt this build cannot read is no receipt: the
+                // transport then treats the version as the first it sends.
+                prior: d
+                    .prior_receipt
+                    .clone()
+                    .and_then(|r| serde_json::from_value::<Receipt>(r).ok()),
                 rule: decision.rule,
                 policy_sha256: decision.policy_sha256,
             }),
@@ -290,16 +302,52 @@ impl Worker {
                 let mut value = serde_json::to_value(receipt).unwrap_or_default();
                 value["delivered_at"] =
                     serde_json::json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-                let label = match receipt.status {
-                    ReceiptStatus::Accepted => "delivered",
-                    ReceiptStatus::Duplicate => "duplicate",
-                };
+                match receipt.status {
+                    // Not decided yet: ask again (the same idempotent request)
+                    // after the longest backoff.
+                    ReceiptStatus::Requested => (
+                        AuditKind::DeliveryAwaiting,
+                        DeliveryOutcome::Awaiting {
+                            receipt: value,
+                            next_check: now
+                                + TimeDelta::from_std(retry.max_backoff).unwrap_or(TimeDelta::MAX),
+                        },
+                        "awaiting",
+                    ),
+                    status => (
+                        AuditKind::DeliveryDelivered,
+                        DeliveryOutcome::Delivered { receipt: value },
+                        match status {
+                            ReceiptStatus::Duplicate => "duplicate",
+                            ReceiptStatus::Updated => "updated",
+                            ReceiptStatus::CorrectionRequested => "correction_requested",
+                            _ => "delivered",
+                        },
+                    ),
+                }
+            }
+            Err(SendError::OutcomeUnknown { reason }) => {
+                self.pace.breaker.failure(now);
                 (
-                    AuditKind::DeliveryDelivered,
-                    DeliveryOutcome::Delivered { receipt: value },
-                    label,
+                    AuditKind::DeliveryParked,
+                    DeliveryOutcome::Parked {
+                        reason: format!("outcome unknown: {reason}"),
+                    },
+                    "parked",
                 )
             }
+            Err(SendError::NeedsRegistryProcess { reason, reference }) => (
+                AuditKind::DeliveryReferred,
+                DeliveryOutcome::Referred {
+                    reason: format!("needs the registry's own process: {reason}"),
+                    receipt: serde_json::json!({
+                        "status": "REFERRED",
+                        "reference": reference,
+                        "referred_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    }),
+                },
+                "referred",
+            ),
             Err(SendError::Permanent { reason }) => (
                 AuditKind::DeliveryDead,
                 DeliveryOutcome::Dead {
@@ -365,13 +413,7 @@ impl Worker {
             a.policy_sha256 = Some(prepared.policy_sha256.clone());
             match &result {
                 Ok(receipt) => {
-                    a.receipt_status = Some(
-                        match receipt.status {
-                            ReceiptStatus::Accepted => "ACCEPTED",
-                            ReceiptStatus::Duplicate => "DUPLICATE",
-                        }
-                        .into(),
-                    );
+                    a.receipt_status = Some(receipt.status.as_str().into());
                     a.receipt_sha256 = receipt
                         .reference
                         .as_ref()
@@ -382,7 +424,16 @@ impl Worker {
                         SendError::Retryable { .. } => ErrorClass::Retryable,
                         SendError::RateLimited { .. } => ErrorClass::RateLimited,
                         SendError::Permanent { .. } => ErrorClass::Permanent,
+                        SendError::OutcomeUnknown { .. } => ErrorClass::OutcomeUnknown,
+                        SendError::NeedsRegistryProcess { .. } => ErrorClass::RegistryProcess,
                     });
+                    if let SendError::NeedsRegistryProcess {
+                        reference: Some(reference),
+                        ..
+                    } = e
+                    {
+                        a.receipt_sha256 = Some(hex::encode(Sha256::digest(reference.as_bytes())));
+                    }
                     a.reason = Some(e.to_string());
                 }
             }
@@ -438,6 +489,9 @@ struct Prepared {
     body: Vec<u8>,
     content_type: &'static str,
     idempotency_key: String,
+    record_key: String,
+    record_version: i64,
+    prior: Option<Receipt>,
     rule: String,
     policy_sha256: String,
 }

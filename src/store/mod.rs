@@ -174,6 +174,10 @@ pub struct ClaimedDelivery {
     pub subject: Option<String>,
     /// The canonical record, JSON.
     pub canonical: Vec<u8>,
+    /// The receipt of the latest earlier delivery of the same subject on this
+    /// route that a registry answered (delivered, awaiting or parked with a
+    /// receipt): a correction updates what that delivery created.
+    pub prior_receipt: Option<serde_json::Value>,
 }
 
 /// How a leased delivery ended this time.
@@ -181,6 +185,20 @@ pub struct ClaimedDelivery {
 pub enum DeliveryOutcome {
     /// The registry registered it (or already had it): its receipt.
     Delivered { receipt: serde_json::Value },
+    /// The registry holds it but has not decided: its receipt so far; checked
+    /// again at `next_check` (attempts start again from zero).
+    Awaiting {
+        receipt: serde_json::Value,
+        next_check: DateTime<Utc>,
+    },
+    /// Needs a person before anything more is sent: the reason (codes only).
+    Parked { reason: String },
+    /// The registry takes this change only through its own process: the
+    /// reason, and the receipt holding the registry's reference.
+    Referred {
+        reason: String,
+        receipt: serde_json::Value,
+    },
     /// Failed; due again at `next_attempt`.
     Retry {
         next_attempt: DateTime<Utc>,
@@ -200,6 +218,9 @@ impl DeliveryOutcome {
     pub fn status(&self) -> DeliveryState {
         match self {
             DeliveryOutcome::Delivered { .. } => DeliveryState::Delivered,
+            DeliveryOutcome::Awaiting { .. } => DeliveryState::Awaiting,
+            DeliveryOutcome::Parked { .. } => DeliveryState::Parked,
+            DeliveryOutcome::Referred { .. } => DeliveryState::Referred,
             DeliveryOutcome::Retry { .. } | DeliveryOutcome::Released { .. } => {
                 DeliveryState::Pending
             }
@@ -220,7 +241,8 @@ pub struct Completion {
     pub audit: Option<AuditEvent>,
 }
 
-/// A delivery that will not be retried until an operator replays it.
+/// A delivery that will not be retried until an operator replays it (a dead
+/// letter), or that waits for a person (parked).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
     pub delivery_id: i64,
@@ -296,8 +318,17 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// Parked deliveries, oldest first, optionally of one destination.
+    async fn parked(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
     /// Make dead letters due again (all of `destination`, or the given ids),
     /// with attempts reset; they leave in their original order per subject.
+    /// Parked deliveries are sent again only when named by id: an operator
+    /// has checked that the registry does not hold them.
     /// One audit event per replayed delivery, built by `audit`.
     async fn replay(
         &self,

@@ -188,7 +188,7 @@ impl Store for SqliteStore {
     async fn release_all_leases(&self) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = NULL
-              WHERE status = 'pending' AND lease_owner IS NOT NULL",
+              WHERE status IN ('pending', 'awaiting') AND lease_owner IS NOT NULL",
         )
         .execute(&self.reads)
         .await?;
@@ -204,6 +204,24 @@ impl Store for SqliteStore {
             "SELECT id, record_id, route, destination, attempts, last_error, updated_at
                FROM deliveries
               WHERE status = 'dead' AND (?1 IS NULL OR destination = ?1)
+              ORDER BY id LIMIT ?2",
+        )
+        .bind(destination)
+        .bind(limit as i64)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.iter().map(dead_letter).collect())
+    }
+
+    async fn parked(
+        &self,
+        destination: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, record_id, route, destination, attempts, last_error, updated_at
+               FROM deliveries
+              WHERE status = 'parked' AND (?1 IS NULL OR destination = ?1)
               ORDER BY id LIMIT ?2",
         )
         .bind(destination)
@@ -229,7 +247,13 @@ impl Store for SqliteStore {
         q.push_bind(now.timestamp_millis())
             .push(", updated_at = ")
             .push_bind(rfc3339(now))
-            .push(" WHERE status = 'dead'");
+            // Parked deliveries only when named: the outcome of their last
+            // attempt is for a person to settle, not a bulk replay.
+            .push(if ids.is_empty() {
+                " WHERE status = 'dead'"
+            } else {
+                " WHERE status IN ('dead', 'parked')"
+            });
         if let Some(d) = destination {
             q.push(" AND destination = ").push_bind(d);
         }
@@ -651,13 +675,14 @@ async fn claim_in(
             SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1
           WHERE id IN (
                 SELECT d.id FROM deliveries d
-                 WHERE d.destination = ?3 AND d.status = 'pending'
+                 WHERE d.destination = ?3 AND d.status IN ('pending', 'awaiting')
                    AND d.next_attempt_ms <= ?4
                    AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
                    AND (d.subject IS NULL OR NOT EXISTS (
                         SELECT 1 FROM deliveries e
                          WHERE e.destination = d.destination AND e.subject = d.subject
-                           AND e.status = 'pending' AND e.id < d.id))
+                           AND e.status IN ('pending', 'awaiting', 'parked')
+                           AND e.id < d.id))
                  ORDER BY d.id LIMIT ?5)
       RETURNING id, record_id, route, destination, attempts, subject",
     )
@@ -707,11 +732,41 @@ async fn claim_in(
                     .with_timezone(&Utc),
                 subject: r.get("subject"),
                 canonical: record.get("canonical"),
+                prior_receipt: None,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    for c in &mut claimed {
+        c.prior_receipt = prior_receipt(conn, c).await?;
+    }
     claimed.sort_by_key(|c| c.delivery_id);
     Ok(claimed)
+}
+
+/// The receipt of the subject's latest earlier delivery on the same route that
+/// a registry answered: what a correction updates.
+async fn prior_receipt(
+    conn: &mut SqliteConnection,
+    c: &ClaimedDelivery,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    let Some(subject) = &c.subject else {
+        return Ok(None);
+    };
+    let receipt: Option<String> = sqlx::query_scalar(
+        "SELECT receipt FROM deliveries
+          WHERE destination = ? AND subject = ? AND route = ? AND id < ?
+            AND status IN ('delivered', 'awaiting', 'referred') AND receipt IS NOT NULL
+          ORDER BY id DESC LIMIT 1",
+    )
+    .bind(&c.destination)
+    .bind(subject)
+    .bind(&c.route)
+    .bind(c.delivery_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    receipt
+        .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("a receipt is not JSON")))
+        .transpose()
 }
 
 fn corrupt(what: &str) -> sqlx::Error {
@@ -720,53 +775,70 @@ fn corrupt(what: &str) -> sqlx::Error {
 
 /// Apply a completion if this worker still holds the lease; false if not.
 /// The status words in these statements are [`DeliveryState`]'s names (the
-/// table's CHECK constraint lists the same four); a test holds each outcome to
+/// table's CHECK constraint lists the same ones); a test holds each outcome to
 /// [`DeliveryOutcome::status`].
 async fn record_completion(
     conn: &mut SqliteConnection,
     c: &Completion,
 ) -> Result<bool, sqlx::Error> {
     // Every statement ends with: updated_at = ?, then the lease check on (id, worker).
-    let (sql, first, next_attempt): (&str, Option<String>, Option<i64>) = match &c.outcome {
+    let (sql, binds): (&str, Vec<Bind>) = match &c.outcome {
         DeliveryOutcome::Delivered { receipt } => (
             "UPDATE deliveries SET status = 'delivered', receipt = ?, last_error = NULL,",
-            Some(receipt.to_string()),
-            None,
+            vec![Bind::Text(receipt.to_string())],
+        ),
+        DeliveryOutcome::Awaiting {
+            receipt,
+            next_check,
+        } => (
+            "UPDATE deliveries SET status = 'awaiting', receipt = ?, last_error = NULL,
+                    attempts = 0, next_attempt_ms = ?,",
+            vec![
+                Bind::Text(receipt.to_string()),
+                Bind::Int(next_check.timestamp_millis()),
+            ],
         ),
         DeliveryOutcome::Retry {
             next_attempt,
             error,
         } => (
             "UPDATE deliveries SET last_error = ?, next_attempt_ms = ?,",
-            Some(error.clone()),
-            Some(next_attempt.timestamp_millis()),
+            vec![
+                Bind::Text(error.clone()),
+                Bind::Int(next_attempt.timestamp_millis()),
+            ],
         ),
         DeliveryOutcome::Dead { error } => (
             "UPDATE deliveries SET status = 'dead', last_error = ?,",
-            Some(error.clone()),
-            None,
+            vec![Bind::Text(error.clone())],
+        ),
+        DeliveryOutcome::Parked { reason } => (
+            "UPDATE deliveries SET status = 'parked', last_error = ?,",
+            vec![Bind::Text(reason.clone())],
+        ),
+        DeliveryOutcome::Referred { reason, receipt } => (
+            "UPDATE deliveries SET status = 'referred', last_error = ?, receipt = ?,",
+            vec![Bind::Text(reason.clone()), Bind::Text(receipt.to_string())],
         ),
         DeliveryOutcome::Cancelled { reason } => (
             "UPDATE deliveries SET status = 'cancelled', last_error = ?,",
-            Some(reason.clone()),
-            None,
+            vec![Bind::Text(reason.clone())],
         ),
         DeliveryOutcome::Released { next_attempt } => (
             "UPDATE deliveries SET attempts = max(attempts - 1, 0), next_attempt_ms = ?,",
-            None,
-            Some(next_attempt.timestamp_millis()),
+            vec![Bind::Int(next_attempt.timestamp_millis())],
         ),
     };
     let sql = format!(
         "{sql} lease_owner = NULL, lease_until_ms = NULL, updated_at = ?
-          WHERE id = ? AND lease_owner = ? AND status = 'pending'"
+          WHERE id = ? AND lease_owner = ? AND status IN ('pending', 'awaiting')"
     );
     let mut q = sqlx::query(&sql);
-    if let Some(text) = first {
-        q = q.bind(text);
-    }
-    if let Some(ms) = next_attempt {
-        q = q.bind(ms);
+    for bind in binds {
+        q = match bind {
+            Bind::Text(text) => q.bind(text),
+            Bind::Int(n) => q.bind(n),
+        };
     }
     let done = q
         .bind(rfc3339(c.at))
@@ -775,6 +847,12 @@ async fn record_completion(
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A value bound to a completion's statement, in order.
+enum Bind {
+    Text(String),
+    Int(i64),
 }
 
 /// Consent records become their subject's latest consent.

@@ -77,6 +77,8 @@ fn ctx(kind: DestinationKind, record_type: RecordType, version: i64) -> RouteCon
         destination: kind.as_str().into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
+        subject: None,
+        locations: Some(crate::common::example_locations()),
     }
 }
 

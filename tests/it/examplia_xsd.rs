@@ -266,6 +266,8 @@ fn context(name: &str, attempt: u32) -> RouteContext {
         destination: "examplia-crvs".into(),
         timestamp: DateTime::from_timestamp(1_792_000_000, 0).unwrap(),
         attempt,
+        subject: None,
+        locations: None,
     }
 }
 

@@ -161,7 +161,7 @@ fn generated_records_render_valid_output_on_every_route_and_leak_nothing() {
         let id = RecordId(uuid::Uuid::from_u128(i as u128 + 1));
         let timestamp = canonical.stated_time().unwrap();
         for route in pipeline.config().routes_for(canonical.record_type) {
-            let ctx = pipeline.context(route, id, &canonical, timestamp, 1);
+            let ctx = pipeline.context(route, id, &canonical, timestamp, 1, None);
             // A route may refuse a record it cannot carry (OpenCRVS 1.x has no
             // place for a birth in transit), but what it renders must be valid.
             let Ok(encoded) = pipeline.render(route, &canonical, &ctx) else {

@@ -41,7 +41,9 @@ fn render(pipeline: &Pipeline, version: i64) -> Encoded {
     let canonical = pipeline.canonicalize(source, &record).unwrap();
     // Each version is its own submission, with its own record id.
     let id = RecordId(uuid::Uuid::from_u128(0x5eed + version as u128));
-    let ctx = pipeline.context(route, id, &canonical, canonical.stated_time().unwrap(), 1);
+    let subject = canonical.subject("demo-agency");
+    let at = canonical.stated_time().unwrap();
+    let ctx = pipeline.context(route, id, &canonical, at, 1, subject);
     pipeline
         .route(route, &canonical, &ctx)
         .rendered
@@ -75,11 +77,15 @@ fn transport(pipeline: &Pipeline, mock: &RunningMock) -> Arc<dyn transports::Tra
     transports::build(&dest).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn outbound(encoded: &Encoded) -> Outbound<'_> {
+/// What the worker hands the transport for `version` of the record.
+fn outbound(encoded: &Encoded, version: i64) -> Outbound<'_> {
     Outbound {
         body: &encoded.bytes,
         content_type: encoded.content_type,
         idempotency_key: "registry-gateway:record:v1:birth-notification-to-fhir-r4",
+        record_key: "record-key",
+        record_version: version,
+        prior: None,
     }
 }
 
@@ -147,8 +153,8 @@ async fn a_resend_by_conditional_create_is_recognised() {
     let mock = start().await;
     let t = transport(&pipeline, &mock);
     let payload = render(&pipeline, 1);
-    let first = t.send(&outbound(&payload)).await.unwrap();
-    let again = t.send(&outbound(&payload)).await.unwrap();
+    let first = t.send(&outbound(&payload, 1)).await.unwrap();
+    let again = t.send(&outbound(&payload, 1)).await.unwrap();
     assert_eq!(
         (first.status, first.http_status),
         (ReceiptStatus::Accepted, 201)
@@ -175,11 +181,12 @@ async fn a_correction_by_conditional_update_updates_the_same_document() {
     let mock = start().await;
     let t = transport(&pipeline, &mock);
     let (v1, v2) = (render(&pipeline, 1), render(&pipeline, 2));
-    let first = t.send(&outbound(&v1)).await.unwrap();
-    let corrected = t.send(&outbound(&v2)).await.unwrap();
+    let first = t.send(&outbound(&v1, 1)).await.unwrap();
+    let corrected = t.send(&outbound(&v2, 2)).await.unwrap();
     // Resent after a lost answer: the same update again, still one document.
-    let resent = t.send(&outbound(&v2)).await.unwrap();
-    assert_eq!(corrected.http_status, 200);
+    let resent = t.send(&outbound(&v2, 2)).await.unwrap();
+    assert_eq!((corrected.status, corrected.http_status), (ReceiptStatus::Updated, 200));
+    assert_eq!(resent.status, ReceiptStatus::Updated);
     assert_eq!(corrected.reference, first.reference);
     assert_eq!(resent.reference, first.reference);
     assert_eq!(corrected.details["version_id"], "2");
@@ -204,7 +211,7 @@ async fn a_correction_whose_first_version_never_arrived_creates_the_document() {
     let pipeline = pipeline(FhirWrite::ConditionalCreate);
     let mock = start().await;
     let t = transport(&pipeline, &mock);
-    let receipt = t.send(&outbound(&render(&pipeline, 2))).await.unwrap();
+    let receipt = t.send(&outbound(&render(&pipeline, 2), 2)).await.unwrap();
     assert_eq!(
         (receipt.status, receipt.http_status),
         (ReceiptStatus::Accepted, 201)
@@ -223,9 +230,9 @@ async fn with_put_a_resend_and_a_correction_write_one_document() {
         .as_str()
         .unwrap()
         .to_string();
-    let first = t.send(&outbound(&v1)).await.unwrap();
-    let again = t.send(&outbound(&v1)).await.unwrap();
-    let corrected = t.send(&outbound(&v2)).await.unwrap();
+    let first = t.send(&outbound(&v1, 1)).await.unwrap();
+    let again = t.send(&outbound(&v1, 1)).await.unwrap();
+    let corrected = t.send(&outbound(&v2, 2)).await.unwrap();
     assert_eq!(
         (first.status, first.http_status),
         (ReceiptStatus::Accepted, 201)
@@ -234,7 +241,7 @@ async fn with_put_a_resend_and_a_correction_write_one_document() {
         (again.status, again.http_status),
         (ReceiptStatus::Duplicate, 200)
     );
-    assert_eq!(corrected.http_status, 200);
+    assert_eq!((corrected.status, corrected.http_status), (ReceiptStatus::Updated, 200));
     for r in [&first, &again, &corrected] {
         assert_eq!(
             r.reference.as_deref(),
@@ -257,7 +264,7 @@ async fn a_condition_matching_two_documents_is_permanent() {
         post_as_before(&mock, &payload.bytes).await;
     }
     let e = transport(&pipeline, &mock)
-        .send(&outbound(&payload))
+        .send(&outbound(&payload, 1))
         .await
         .unwrap_err();
     assert_eq!(

@@ -41,6 +41,8 @@ fn ctx(record: u32) -> RouteContext {
         destination: "fhir-r4".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
+        subject: None,
+        locations: None,
     }
 }
 
@@ -269,7 +271,7 @@ fn check_document(label: &str, bundle: &Value, bytes: &[u8], ctx: &RouteContext)
     );
     assert_eq!(
         bundle["identifier"]["value"],
-        format!("urn:uuid:{}", ctx.document_id()),
+        format!("urn:uuid:{}", ctx.record_key()),
         "{label}"
     );
     // bdl-10, and meta.lastUpdated for receivers that read the older rule

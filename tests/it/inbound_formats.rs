@@ -68,6 +68,8 @@ fn ctx() -> RouteContext {
         destination: "canonical".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
+        subject: None,
+        locations: None,
     }
 }
 

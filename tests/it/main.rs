@@ -14,6 +14,7 @@ mod fhir_r4_exchange;
 mod fhir_r4_validators;
 mod inbound_formats;
 mod intake_api;
+mod locations;
 mod manifest_cli;
 mod mock_registries;
 mod openapi;

@@ -328,13 +328,23 @@ fn check_record(
                 &canonical,
                 timestamp,
                 1,
+                canonical.subject("canary"),
             );
             let routed = pipeline.route(route, &canonical, &ctx);
-            match routed.rendered {
-                Some(Err(RenderError::Mapping {
-                    source: MappingError::NoCode { from, .. },
-                    ..
-                })) => {
+            // A planted place code is not in the registry's location list:
+            // the route is denied naming the path; plant no canary there.
+            let unknown_place = (routed.decision.rule == "location-list")
+                .then(|| place_path(&routed.decision.reason))
+                .flatten();
+            match (routed.rendered, unknown_place) {
+                (_, Some(from))
+                | (
+                    Some(Err(RenderError::Mapping {
+                        source: MappingError::NoCode { from, .. },
+                        ..
+                    })),
+                    None,
+                ) => {
                     let from = format!("/{from}");
                     let before = planted.canaries.len();
                     planted.revert(|p| names(&from, p));
@@ -345,7 +355,7 @@ fn check_record(
                     );
                     continue 'attempt;
                 }
-                other => outputs.push((*route, routed.decision, other)),
+                (other, None) => outputs.push((*route, routed.decision, other)),
             }
         }
         break outputs;
@@ -577,4 +587,12 @@ fn masked_and_pseudonymised_fields_never_leave_raw() {
     );
     assert!(cases.transformed_seen > 0, "{cases:?}");
     assert!(births.transformed_seen > 0, "{births:?}");
+}
+
+/// The input path of a location-list denial: `<code>: line <n>: <path>: <why>`.
+fn place_path(reason: &str) -> Option<String> {
+    let mut parts = reason.split(": ");
+    let _code = parts.next()?;
+    parts.next()?.strip_prefix("line ")?;
+    parts.next().map(str::to_string)
 }

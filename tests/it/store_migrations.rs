@@ -29,6 +29,10 @@ const PINNED: &[(&str, &str)] = &[
         "0002_delivery.sql",
         "5e5521aa11b59e54eeae357762cef0fb1746d86644650dd4d80a783e35b214a17fd0e67c2efef22c97eb8279cb2f9e90",
     ),
+    (
+        "0003_delivery_states.sql",
+        "b8f9086ede4609d4b163d71a10e428b95c465a38378ace08847e86000a5c90a72d874e403c71e0708f77b6b9d940d9fc",
+    ),
 ];
 
 #[test]

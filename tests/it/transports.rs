@@ -54,7 +54,7 @@ fn render_record(route_name: &str, record: &Value) -> Encoded {
     let canonical = PIPELINE.canonicalize(source, record).unwrap();
     let id = RecordId(uuid::Uuid::from_u128(0x5eed));
     let at = canonical.stated_time().unwrap();
-    let ctx = PIPELINE.context(route, id, &canonical, at, 1);
+    let ctx = PIPELINE.context(route, id, &canonical, at, 1, None);
     let routed = PIPELINE.route(route, &canonical, &ctx);
     routed
         .rendered
@@ -67,6 +67,9 @@ fn outbound<'a>(encoded: &'a Encoded, key: &'a str) -> Outbound<'a> {
         body: &encoded.bytes,
         content_type: encoded.content_type,
         idempotency_key: key,
+        record_key: key,
+        record_version: 1,
+        prior: None,
     }
 }
 

@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod config;
 pub mod conformance;
+pub mod locations;
 pub mod manifest;
 pub mod mapping;
 pub mod model;

@@ -93,6 +93,9 @@ fn fields(
             if let Some(expr) = &rule.expr {
                 transform.push(format!("expr {}", expr.source));
             }
+            if let Some(lookup) = rule.location {
+                transform.push(format!("location list: {lookup}"));
+            }
             if let Some(list) = &rule.codelist {
                 transform.push(format!("codelist {}", list.name));
             }

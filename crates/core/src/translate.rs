@@ -93,7 +93,9 @@ pub fn translate(
     let mut files = Vec::new();
     let mut decisions = Vec::new();
     for route in pipeline.config().routes_for(canonical.record_type) {
-        let ctx = pipeline.context(route, record_id, &canonical, timestamp, 1);
+        // A preview has no agency; the source's name stands in for it.
+        let subject = canonical.subject(&format!("translate:{source}"));
+        let ctx = pipeline.context(route, record_id, &canonical, timestamp, 1, subject);
         let routed = pipeline.route(route, &canonical, &ctx);
         let policy = routed.decision;
         let (decision, reason) = match routed.rendered {

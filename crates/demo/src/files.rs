@@ -8,6 +8,7 @@ use include_dir::{Dir, include_dir};
 
 static MAPPINGS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../mappings");
 static POLICIES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../policies");
+static LOCATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../deploy/locations");
 const EXAMPLE_CONFIG: &str = include_str!("../../../deploy/gateway.example.toml");
 
 /// One sample record: the conformance case it comes from, its source, its bytes.
@@ -19,7 +20,8 @@ pub struct Sample {
 
 include!(concat!(env!("OUT_DIR"), "/samples.rs"));
 
-/// Write `deploy/gateway.example.toml`, `mappings/` and `policies/` under
+/// Write `deploy/gateway.example.toml` (with the location lists it names),
+/// `mappings/` and `policies/` under
 /// `root` (the config names its folders relative to itself: `../mappings`).
 /// Returns the config's path.
 pub fn write_deployment(root: &Path) -> std::io::Result<PathBuf> {
@@ -27,6 +29,7 @@ pub fn write_deployment(root: &Path) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&deploy)?;
     let config = deploy.join("gateway.example.toml");
     std::fs::write(&config, EXAMPLE_CONFIG)?;
+    write_dir(&LOCATIONS, &deploy.join("locations"))?;
     write_dir(&MAPPINGS, &root.join("mappings"))?;
     write_dir(&POLICIES, &root.join("policies"))?;
     Ok(config)

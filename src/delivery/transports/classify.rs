@@ -133,6 +133,10 @@ pub(super) fn reworded(error: SendError, reason: String) -> SendError {
             retry_after,
         },
         SendError::Permanent { .. } => SendError::Permanent { reason },
+        SendError::OutcomeUnknown { .. } => SendError::OutcomeUnknown { reason },
+        SendError::NeedsRegistryProcess { reference, .. } => {
+            SendError::NeedsRegistryProcess { reason, reference }
+        }
     }
 }
 

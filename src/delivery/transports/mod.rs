@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{DestinationConfig, DestinationKind};
 
@@ -36,20 +36,56 @@ pub struct Outbound<'a> {
     pub content_type: &'static str,
     /// Stable per (record version, route): the same on every retry, new for a correction.
     pub idempotency_key: &'a str,
+    /// Stable per (source record, route) across versions: what names "this
+    /// child's record" at a registry that updates in place (FHIR `PUT`
+    /// id, Primero `data.id`).
+    pub record_key: &'a str,
+    /// The record's version; above 1 it corrects an earlier one.
+    pub record_version: i64,
+    /// The receipt of the latest earlier version of this record on this route
+    /// that the registry answered: a correction updates what it created.
+    pub prior: Option<&'a Receipt>,
+}
+
+impl Outbound<'_> {
+    /// A correction of a version the registry already holds: update, never create again.
+    pub fn corrects(&self) -> Option<&Receipt> {
+        self.prior.filter(|_| self.record_version > 1)
+    }
 }
 
 /// What the registry said it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ReceiptStatus {
     /// Registered now.
     Accepted,
     /// Already registered under this idempotency key: the earlier registration stands.
     Duplicate,
+    /// The registry holds it but has not decided yet (OpenCRVS 2.x NOTIFY
+    /// `Requested`): the worker checks again later with the same request.
+    Requested,
+    /// A correction was applied to what an earlier version created.
+    Updated,
+    /// A correction was filed for the registry to decide (OpenCRVS 2.x
+    /// REQUEST_CORRECTION on a registered event).
+    CorrectionRequested,
+}
+
+impl ReceiptStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReceiptStatus::Accepted => "ACCEPTED",
+            ReceiptStatus::Duplicate => "DUPLICATE",
+            ReceiptStatus::Requested => "REQUESTED",
+            ReceiptStatus::Updated => "UPDATED",
+            ReceiptStatus::CorrectionRequested => "CORRECTION_REQUESTED",
+        }
+    }
 }
 
 /// The registry's receipt. Holds identifiers the registry issued, never record values.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Receipt {
     pub status: ReceiptStatus,
     /// The registry's own reference: OpenCRVS tracking id, Primero case id,
@@ -57,7 +93,7 @@ pub struct Receipt {
     pub reference: Option<String>,
     pub http_status: u16,
     /// Other registry-issued identifiers (event id, received-at), by name.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -82,6 +118,20 @@ pub enum SendError {
     /// credentials refused after a fresh login. The delivery becomes a dead letter.
     #[error("permanent: {reason}")]
     Permanent { reason: String },
+    /// The request may have reached a registry that honours no idempotency
+    /// key (a timeout or reset after it was written) and the registry offers
+    /// no way to look it up: sending again could register the child twice.
+    /// The delivery is parked for an operator.
+    #[error("outcome unknown: {reason}")]
+    OutcomeUnknown { reason: String },
+    /// The registry takes this change only through its own process (a
+    /// correction of an event it has not registered): nothing more is sent;
+    /// `reference` is the registry's id of what it holds.
+    #[error("needs the registry's own process: {reason}")]
+    NeedsRegistryProcess {
+        reason: String,
+        reference: Option<String>,
+    },
 }
 
 impl SendError {
@@ -89,7 +139,9 @@ impl SendError {
         match self {
             SendError::Retryable { retry_after, .. }
             | SendError::RateLimited { retry_after, .. } => *retry_after,
-            SendError::Permanent { .. } => None,
+            SendError::Permanent { .. }
+            | SendError::OutcomeUnknown { .. }
+            | SendError::NeedsRegistryProcess { .. } => None,
         }
     }
 }
@@ -107,6 +159,15 @@ pub trait Transport: Send + Sync {
     /// Send one payload; on success, the registry's receipt. Handles its own
     /// authentication (token refresh before expiry and once on 401).
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError>;
+
+    /// GET one of the registry's resources (its location list) with the
+    /// transport's credentials; the body on a 2xx.
+    async fn fetch(&self, url: &reqwest::Url) -> Result<Vec<u8>, SendError> {
+        let _ = url;
+        Err(SendError::Permanent {
+            reason: "this registry kind serves no location list".into(),
+        })
+    }
 }
 
 /// The transports' "now": token lifetimes and Retry-After dates are read

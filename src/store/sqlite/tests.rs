@@ -371,6 +371,126 @@ async fn a_subjects_deliveries_leave_in_acceptance_order() {
     assert_eq!(next[0].subject.as_deref(), Some("child-1"));
 }
 
+fn delivered(receipt: serde_json::Value) -> DeliveryOutcome {
+    DeliveryOutcome::Delivered { receipt }
+}
+
+/// A child's record and its corrections, one subject, on destination `a`.
+async fn versions_of_one_child(store: &SqliteStore, versions: u8) {
+    for v in 1..=versions {
+        let mut r = new_record(None, v);
+        r.subject = Some("child-1".into());
+        store.accept(r).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_correction_is_claimed_with_the_receipt_of_the_version_before_it() {
+    let (_dir, store) = open().await;
+    versions_of_one_child(&store, 2).await;
+    let lease = Duration::from_secs(30);
+    let now = Utc::now() + ChronoDuration::seconds(1);
+    let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    assert_eq!(first.len(), 1, "the correction waits for the first version");
+    assert_eq!(first[0].prior_receipt, None);
+    let receipt =
+        serde_json::json!({"status": "ACCEPTED", "reference": "case-1", "http_status": 204});
+    store
+        .complete(completion(&first[0], "w", delivered(receipt.clone())))
+        .await
+        .unwrap();
+    let second = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].prior_receipt.as_ref(), Some(&receipt));
+    // Another destination's receipt is not this route's.
+    let on_b = store.claim_due("b", "w", 10, lease, now).await.unwrap();
+    assert!(on_b.iter().all(|c| c.prior_receipt.is_none()));
+}
+
+#[tokio::test]
+async fn a_parked_delivery_holds_back_later_versions_until_an_operator_replays_it() {
+    let (_dir, store) = open().await;
+    versions_of_one_child(&store, 2).await;
+    let lease = Duration::from_secs(30);
+    let now = Utc::now() + ChronoDuration::seconds(1);
+    let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    let parked = DeliveryOutcome::Parked {
+        reason: "outcome unknown: timeout after the request was written".into(),
+    };
+    store
+        .complete(completion(&first[0], "w", parked))
+        .await
+        .unwrap();
+    let later = Utc::now() + ChronoDuration::hours(1);
+    assert!(
+        store
+            .claim_due("a", "w", 10, lease, later)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing of this child goes while its first version's outcome is unknown"
+    );
+    let listed = store.parked(Some("a"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].delivery_id, first[0].delivery_id);
+    assert!(store.dead_letters(Some("a"), 10).await.unwrap().is_empty());
+    // A bulk replay of the destination leaves parked deliveries alone.
+    let audit = |d: &DeadLetter| {
+        let mut e = AuditEvent::new(AuditKind::DeliveryReplayed, Utc::now(), "admin", "admin");
+        e.record_id = Some(d.record_id.clone());
+        e
+    };
+    let bulk = store
+        .replay(Some("a"), &[], Utc::now(), &audit)
+        .await
+        .unwrap();
+    assert!(bulk.is_empty());
+    // Named by id, after the operator checked the registry, it goes again.
+    let replayed = store
+        .replay(None, &[first[0].delivery_id], Utc::now(), &audit)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    let again = store.claim_due("a", "w", 10, lease, later).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery_id, first[0].delivery_id);
+}
+
+#[tokio::test]
+async fn an_awaiting_delivery_is_checked_again_when_due_and_holds_back_later_versions() {
+    let (_dir, store) = open().await;
+    versions_of_one_child(&store, 2).await;
+    let lease = Duration::from_secs(30);
+    let now = Utc::now() + ChronoDuration::seconds(1);
+    let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
+    let check_at = now + ChronoDuration::minutes(5);
+    let awaiting = DeliveryOutcome::Awaiting {
+        receipt: serde_json::json!({"status": "REQUESTED", "reference": "evt-1"}),
+        next_check: check_at,
+    };
+    store
+        .complete(completion(&first[0], "w", awaiting))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_due("a", "w", 10, lease, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .claim_due("a", "w", 10, lease, check_at + ChronoDuration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "only the awaiting one, the correction waits");
+    assert_eq!(due[0].delivery_id, first[0].delivery_id);
+    assert_eq!(
+        due[0].attempt, 1,
+        "attempts start again once the registry holds it"
+    );
+}
+
 /// Each outcome leaves the status `DeliveryOutcome::status` names, and every
 /// stored status reads back (record status and counts), so the status words
 /// in the SQL and `DeliveryState` cannot drift apart.
@@ -393,6 +513,17 @@ async fn recorded_outcomes_read_back_as_their_delivery_state() {
             reason: "consent withdrawn".into(),
         },
         DeliveryOutcome::Released { next_attempt: now },
+        DeliveryOutcome::Awaiting {
+            receipt: serde_json::json!({"status": "REQUESTED"}),
+            next_check: now,
+        },
+        DeliveryOutcome::Parked {
+            reason: "outcome unknown: timeout".into(),
+        },
+        DeliveryOutcome::Referred {
+            reason: "needs the registry's own process".into(),
+            receipt: serde_json::json!({"status": "REFERRED", "reference": "T1"}),
+        },
     ];
     for outcome in outcomes {
         let (_dir, store) = open().await;

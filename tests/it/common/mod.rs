@@ -24,6 +24,24 @@ pub fn example_config_path() -> PathBuf {
     repo_path("deploy/gateway.example.toml")
 }
 
+/// Examplia's OpenCRVS location list, as the example config loads it.
+pub fn example_locations() -> std::sync::Arc<registry_gateway::locations::LocationList> {
+    let bytes = std::fs::read(repo_path("deploy/locations/examplia-opencrvs.json")).unwrap();
+    std::sync::Arc::new(
+        registry_gateway::locations::LocationList::parse(&bytes, chrono::Utc::now()).unwrap(),
+    )
+}
+
+/// The `locations = {...}` line a test destination of an OpenCRVS kind needs.
+pub fn example_locations_line() -> String {
+    format!(
+        "locations = {{ file = {:?} }}",
+        repo_path("deploy/locations/examplia-opencrvs.json")
+            .display()
+            .to_string()
+    )
+}
+
 pub fn example_record(record_type: &str) -> Value {
     let path = repo_path(&format!("schemas/examples/{record_type}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

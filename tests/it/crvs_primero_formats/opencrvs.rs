@@ -255,7 +255,8 @@ fn examplia_place_rules_are_mapping_errors_that_name_the_rule_not_the_value() {
         .apply(&validated(BIRTH, unknown_facility), &ctx)
         .unwrap_err();
     assert!(
-        err.to_string().contains("opencrvs-health-facility"),
+        err.to_string()
+            .contains("no facility with this code is in the registry's location list"),
         "{err}"
     );
     assert!(!err.to_string().contains("CANARY"));

@@ -37,6 +37,16 @@ pub enum AuditKind {
     /// An operator made a dead letter due again.
     #[serde(rename = "delivery.replayed")]
     DeliveryReplayed,
+    /// The registry holds the record but has not decided: checked again later.
+    #[serde(rename = "delivery.awaiting")]
+    DeliveryAwaiting,
+    /// The outcome of an attempt is unknown at a registry without
+    /// idempotency: parked for an operator.
+    #[serde(rename = "delivery.parked")]
+    DeliveryParked,
+    /// The registry takes this change only through its own process.
+    #[serde(rename = "delivery.referred")]
+    DeliveryReferred,
 }
 
 impl AuditKind {
@@ -50,6 +60,9 @@ impl AuditKind {
             AuditKind::DeliveryDead => "delivery.dead",
             AuditKind::DeliveryCancelled => "delivery.cancelled",
             AuditKind::DeliveryReplayed => "delivery.replayed",
+            AuditKind::DeliveryAwaiting => "delivery.awaiting",
+            AuditKind::DeliveryParked => "delivery.parked",
+            AuditKind::DeliveryReferred => "delivery.referred",
         }
     }
 }
@@ -68,6 +81,10 @@ pub enum ErrorClass {
     Policy,
     /// The record could not be turned into the registry's format.
     Render,
+    /// The request may have been registered: a person must settle it.
+    OutcomeUnknown,
+    /// The registry takes the change only through its own process.
+    RegistryProcess,
 }
 
 impl ErrorClass {
@@ -78,6 +95,8 @@ impl ErrorClass {
             ErrorClass::Permanent => "permanent",
             ErrorClass::Policy => "policy",
             ErrorClass::Render => "render",
+            ErrorClass::OutcomeUnknown => "outcome_unknown",
+            ErrorClass::RegistryProcess => "registry_process",
         }
     }
 }

@@ -168,6 +168,40 @@ pub struct TlsConfig {
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
+/// How often a location list is fetched when the config does not say.
+pub const DEFAULT_LOCATIONS_REFRESH: Duration = Duration::from_secs(3600);
+
+pub(super) fn validate_locations(
+    raw: super::raw::RawLocations,
+    at: &str,
+    errors: &mut Errors,
+) -> super::LocationsConfig {
+    if raw.file.trim().is_empty() {
+        errors.push(format!("{at}.locations.file"), "must name a file");
+    }
+    if let Some(url) = &raw.refresh_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        errors.push(
+            format!("{at}.locations.refresh_url"),
+            "must be an http:// or https:// URL",
+        );
+    }
+    let refresh = match raw.refresh_secs {
+        Some(0) => {
+            errors.push(format!("{at}.locations.refresh_secs"), "must be at least 1");
+            DEFAULT_LOCATIONS_REFRESH
+        }
+        Some(s) => Duration::from_secs(s),
+        None => DEFAULT_LOCATIONS_REFRESH,
+    };
+    super::LocationsConfig {
+        file: PathBuf::from(raw.file),
+        refresh_url: raw.refresh_url,
+        refresh,
+    }
+}
+
 fn utc() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero is a valid offset")
 }

@@ -151,8 +151,21 @@ pub struct DestinationConfig {
     pub timeout: Duration,
     /// HMAC key for `pseudonym` redactions on routes to this destination.
     pub pseudonym_key: Option<Secret>,
+    /// The registry's location list, when its mappings name places.
+    pub locations: Option<LocationsConfig>,
     /// fhir-r4: how documents are written (conditional create or PUT).
     pub fhir_write: FhirWrite,
+}
+
+/// Where a registry's location list comes from (`destinations.<name>.locations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationsConfig {
+    /// Read at start-up; relative paths are resolved against the config file.
+    pub file: PathBuf,
+    /// Fetched every `refresh` when set; the registry's answer replaces the
+    /// list without a restart (a failed fetch keeps the list it has).
+    pub refresh_url: Option<String>,
+    pub refresh: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +253,9 @@ impl Config {
         config.policies_dir = base.join(&config.policies_dir);
         for d in config.destinations.values_mut() {
             d.tls.ca_file = d.tls.ca_file.take().map(|f| base.join(f));
+            if let Some(l) = &mut d.locations {
+                l.file = base.join(&l.file);
+            }
             d.tls.client_identity = d
                 .tls
                 .client_identity
@@ -472,6 +488,9 @@ fn validate_destinations(
         let retry = destination::validate_retry(d.retry, &at, errors);
         let tls = destination::validate_tls(d.tls, &at, errors);
         let pseudonym_key = destination::validate_pseudonym_key(d.pseudonym_key, &at, errors);
+        let locations = d
+            .locations
+            .map(|l| destination::validate_locations(l, &at, errors));
         let timeout = match d.timeout_secs {
             Some(0) => {
                 errors.push(format!("{at}.timeout_secs"), "must be at least 1");
@@ -502,6 +521,7 @@ fn validate_destinations(
                         timeout,
                         pseudonym_key,
                         fhir_write,
+                        locations,
                     },
                 );
             }

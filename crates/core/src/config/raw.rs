@@ -63,9 +63,23 @@ pub struct RawDestination {
     pub timeout_secs: Option<u64>,
     /// HMAC key of the route's `pseudonym` redactions (`env:NAME`).
     pub pseudonym_key: Option<String>,
+    /// The registry's location list (file, and where to refresh it from).
+    pub locations: Option<RawLocations>,
     /// fhir-r4 only: how a document is written so that a resend never makes
     /// a second one, `conditional-create` (default) or `put`.
     pub write: Option<String>,
+}
+
+/// Where a registry's location list comes from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocations {
+    /// The list as last published, read at start-up (relative to the config file).
+    pub file: String,
+    /// The registry's location endpoint, fetched on a schedule.
+    pub refresh_url: Option<String>,
+    /// How often to fetch it (default 3600).
+    pub refresh_secs: Option<u64>,
 }
 
 /// How the gateway authenticates to a registry. Secrets may be written as

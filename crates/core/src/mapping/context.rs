@@ -6,7 +6,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::locations::LocationList;
 use crate::model::RecordId;
+use std::sync::Arc;
 
 /// Namespace of the gateway's UUIDv5 ids.
 const NAMESPACE: Uuid = Uuid::from_u128(0x5b0f_3e2a_8c1d_4f6e_9a7b_2c4d_6e8f_0a1b);
@@ -21,10 +23,17 @@ pub struct RouteContext {
     /// Which delivery attempt this rendering is for (1 for `translate`). Only
     /// per-request ids (X-Road's `xrd:id`) may depend on it.
     pub attempt: u32,
+    /// Whom the record is about, per owning agency ([`crate::model::subject_key`]):
+    /// the same for every version of one source record. None when the source
+    /// gave no stable id.
+    pub subject: Option<String>,
+    /// The destination's location list as it is now (refreshed from the
+    /// registry while the gateway runs); None when it keeps none.
+    pub locations: Option<Arc<LocationList>>,
 }
 
 /// The names `$ctx/...` and CEL's `ctx.` may use.
-pub const CONTEXT_FIELDS: [&str; 10] = [
+pub const CONTEXT_FIELDS: [&str; 11] = [
     "record_id",
     "record_version",
     "route",
@@ -32,6 +41,7 @@ pub const CONTEXT_FIELDS: [&str; 10] = [
     "message_id",
     "idempotency_key",
     "document_id",
+    "record_key",
     "request_id",
     "timestamp",
     "attempt",
@@ -47,6 +57,21 @@ impl RouteContext {
     /// Another stable id, for the document itself (FHIR Bundle.identifier).
     pub fn document_id(&self) -> Uuid {
         self.derived("document")
+    }
+
+    /// Stable across the versions of one source record on this route, and
+    /// per owning agency (another agency's same source id gives another key):
+    /// the id a registry that updates in place files the record under (FHIR
+    /// `Bundle.id`, Primero `data.id`). Without a stable source id, per record.
+    pub fn record_key(&self) -> Uuid {
+        let owner = match &self.subject {
+            Some(subject) => format!("subject/{subject}"),
+            None => format!("record/{}", self.record_id),
+        };
+        Uuid::new_v5(
+            &NAMESPACE,
+            format!("{owner}/{}/record-key", self.route).as_bytes(),
+        )
     }
 
     /// A UUIDv5 derived from the record, version, route and a purpose.
@@ -84,6 +109,7 @@ impl RouteContext {
             "message_id": self.message_id().to_string(),
             "idempotency_key": self.idempotency_key(),
             "document_id": self.document_id().to_string(),
+            "record_key": self.record_key().to_string(),
             "request_id": self.request_id().to_string(),
             "attempt": self.attempt,
             "timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -103,7 +129,26 @@ mod tests {
             destination: "d".into(),
             timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
             attempt: 1,
+            subject: Some("s1".into()),
+            locations: None,
         }
+    }
+
+    #[test]
+    fn the_record_key_is_the_same_for_every_version_and_differs_by_subject_and_route() {
+        assert_eq!(ctx(1, "a").record_key(), ctx(2, "a").record_key());
+        assert_ne!(ctx(1, "a").record_key(), ctx(1, "b").record_key());
+        let other = RouteContext {
+            subject: Some("s2".into()),
+            ..ctx(1, "a")
+        };
+        assert_ne!(ctx(1, "a").record_key(), other.record_key());
+        let unkeyed = RouteContext {
+            subject: None,
+            locations: None,
+            ..ctx(1, "a")
+        };
+        assert_ne!(unkeyed.record_key(), ctx(1, "a").record_key());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::expr::Expr;
 use super::path::FieldPath;
 use super::{Catalogue, Input, Mapping, Rule, Side, formats};
 use crate::config::{Config, SourceFormat};
+use crate::locations::Lookup;
 use crate::model::RecordType;
 use crate::schema::SchemaRegistry;
 
@@ -65,6 +66,7 @@ struct RawRule {
     value: Option<toml::Value>,
     expr: Option<Spanned<String>>,
     codelist: Option<Spanned<String>>,
+    location: Option<Spanned<String>>,
     when: Option<Spanned<String>>,
     #[serde(default)]
     required: bool,
@@ -106,6 +108,18 @@ pub fn load(config: &Config, schemas: &SchemaRegistry) -> Result<Mappings, Vec<L
         );
         match load_file(&file, sides, &source, &target, &codelists) {
             Ok(m) => {
+                if destination.locations.is_none()
+                    && let Some(rule) = m.rules.iter().find(|r| r.location.is_some())
+                {
+                    errors.push(LoadError {
+                        file: file.clone(),
+                        line: rule.line,
+                        message: format!(
+                            "location lookups need the registry's location list: set destinations.{}.locations",
+                            destination.name
+                        ),
+                    });
+                }
                 mappings.outbound.insert(route.name.clone(), m);
             }
             Err(mut es) => errors.append(&mut es),
@@ -361,6 +375,26 @@ fn compile_rule(
         }
         found
     });
+    let location = raw.location.and_then(|name| {
+        let found = Lookup::parse(name.get_ref());
+        if found.is_none() {
+            errors.push((
+                line,
+                format!(
+                    "location {:?}: must be one of {}",
+                    name.get_ref(),
+                    Lookup::ALL.map(Lookup::as_str).join(", ")
+                ),
+            ));
+        }
+        found
+    });
+    if codelist.is_some() && location.is_some() {
+        errors.push((
+            line,
+            "a field takes a codelist or a location lookup, not both".into(),
+        ));
+    }
     match (to, input) {
         (Some(to), Some(input)) if errors.is_empty() => Ok(Rule {
             line,
@@ -368,6 +402,7 @@ fn compile_rule(
             input,
             expr,
             codelist,
+            location,
             when,
             required: raw.required,
             note: raw.note,

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
+use crate::locations::{Lookup, Unresolved};
 use codelist::CodeList;
 pub use context::RouteContext;
 use expr::{Expr, Scope};
@@ -91,6 +92,9 @@ pub struct Rule {
     pub input: Input,
     pub expr: Option<Expr>,
     pub codelist: Option<Arc<CodeList>>,
+    /// Resolve the value (a place's code) to the registry's location id
+    /// through the route's location list.
+    pub location: Option<Lookup>,
     pub when: Option<Expr>,
     pub required: bool,
     pub note: Option<String>,
@@ -123,6 +127,16 @@ pub enum MappingError {
         codelist: String,
         from: String,
     },
+    /// A place the record names is unknown or closed in the registry's list:
+    /// the route is denied for this record, the others go on.
+    #[error("line {line}: {from}: {unresolved}")]
+    Location {
+        line: usize,
+        from: String,
+        unresolved: Unresolved,
+    },
+    #[error("line {line}: {from}: the route has no location list loaded")]
+    NoLocationList { line: usize, from: String },
     #[error("line {line}: expression failed for {to}")]
     Expression { line: usize, to: String },
     #[error("line {line}: cannot write {to}: {reason}")]
@@ -199,6 +213,9 @@ impl Mapping {
                         from: rule.input_name(),
                     })?;
                 }
+                if let Some(lookup) = rule.location {
+                    value = rule.resolve_location(lookup, &value, ctx)?;
+                }
                 normalize_text(&mut value);
                 rule.to
                     .set(&mut out, &indices, value)
@@ -223,6 +240,34 @@ impl Mapping {
 }
 
 impl Rule {
+    /// The registry's id for the place code `value`.
+    fn resolve_location(
+        &self,
+        lookup: Lookup,
+        value: &Value,
+        ctx: &RouteContext,
+    ) -> Result<Value, MappingError> {
+        let list = ctx
+            .locations
+            .as_deref()
+            .ok_or_else(|| MappingError::NoLocationList {
+                line: self.line,
+                from: self.input_name(),
+            })?;
+        let code = match value {
+            Value::String(s) => s.clone(),
+            // A code written as a number still names a place.
+            other => other.to_string(),
+        };
+        list.resolve(lookup, &code)
+            .map(Value::from)
+            .map_err(|unresolved| MappingError::Location {
+                line: self.line,
+                from: self.input_name(),
+                unresolved,
+            })
+    }
+
     /// How the manifest and errors name this rule's input.
     pub fn input_name(&self) -> String {
         match &self.input {

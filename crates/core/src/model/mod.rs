@@ -44,14 +44,26 @@ impl fmt::Display for RecordType {
 }
 
 /// Where one delivery stands. Stored, and shown by the status and admin
-/// APIs, as its lowercase name (`pending`, `delivered`, `dead`, `cancelled`).
+/// APIs, as its lowercase name (`pending`, `awaiting`, `delivered`,
+/// `parked`, `referred`, `dead`, `cancelled`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Due now or later (leased or not).
     Pending,
+    /// The registry holds it but has not decided (OpenCRVS 2.x NOTIFY
+    /// `Requested`): checked again later by resending the same idempotent request.
+    Awaiting,
     /// A registry took it (or already had it).
     Delivered,
+    /// Needs a person before anything more is sent: the outcome of an attempt
+    /// at a registry that honours no idempotency key is unknown. Later
+    /// versions of the same record wait.
+    Parked,
+    /// Ended: the registry takes this change only through its own process
+    /// (a correction of an event it has not registered); its reference is in
+    /// the receipt. Nothing more is sent.
+    Referred,
     /// Will not be retried until an operator replays it.
     Dead,
     /// The policy, re-checked before sending, no longer lets it go.
@@ -59,9 +71,12 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
-    pub const ALL: [DeliveryState; 4] = [
+    pub const ALL: [DeliveryState; 7] = [
         DeliveryState::Pending,
+        DeliveryState::Awaiting,
         DeliveryState::Delivered,
+        DeliveryState::Parked,
+        DeliveryState::Referred,
         DeliveryState::Dead,
         DeliveryState::Cancelled,
     ];
@@ -69,7 +84,10 @@ impl DeliveryState {
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Pending => "pending",
+            DeliveryState::Awaiting => "awaiting",
             DeliveryState::Delivered => "delivered",
+            DeliveryState::Parked => "parked",
+            DeliveryState::Referred => "referred",
             DeliveryState::Dead => "dead",
             DeliveryState::Cancelled => "cancelled",
         }

@@ -7,12 +7,14 @@
 
 mod json_depth;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 
 use crate::config::{Config, RouteConfig, SourceConfig, SourceFormat};
+use crate::locations::LocationList;
 use crate::mapping::formats::{self, EncodeError, Encoded};
 use crate::mapping::{self, Mapping, MappingError, Mappings, RouteContext};
 use crate::model::{RecordId, RecordType};
@@ -97,6 +99,37 @@ pub struct Pipeline {
     schemas: Arc<SchemaRegistry>,
     mappings: Arc<Mappings>,
     policies: Arc<Policies>,
+    /// Per destination that keeps one: its location list as it is now.
+    locations: BTreeMap<String, LocationHandle>,
+}
+
+/// A destination's current location list, replaced whole when the registry's
+/// list is fetched again; renders take the list as it was when they began.
+#[derive(Debug, Clone, Default)]
+pub struct LocationHandle(Arc<RwLock<Arc<LocationList>>>);
+
+impl LocationHandle {
+    pub fn new(list: LocationList) -> LocationHandle {
+        LocationHandle(Arc::new(RwLock::new(Arc::new(list))))
+    }
+
+    pub fn current(&self) -> Arc<LocationList> {
+        // A poisoned lock still holds a whole list: it is only ever swapped.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace(&self, list: LocationList) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(list);
+    }
+}
+
+/// A location list file that does not load. Names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("destinations.{destination}.locations: {file}: {problem}")]
+pub struct LocationsError {
+    pub destination: String,
+    pub file: String,
+    pub problem: String,
 }
 
 /// Why a pipeline does not load; each variant lists every problem of its kind.
@@ -110,6 +143,8 @@ pub enum LoadError {
     Policies(Vec<PolicyLoadError>),
     #[error("policies refuse what mappings read:\n{}", indent(.0))]
     Categories(Vec<CategoryError>),
+    #[error("location lists do not load:\n{}", indent(.0))]
+    Locations(Vec<LocationsError>),
 }
 
 fn join<T: std::fmt::Display>(items: &[T], separator: &str) -> String {
@@ -164,12 +199,54 @@ impl Pipeline {
         if !refused.is_empty() {
             return Err(LoadError::Categories(refused));
         }
+        let locations = load_locations(&config).map_err(LoadError::Locations)?;
         Ok(Pipeline {
             config,
             schemas: Arc::new(schemas),
             mappings: Arc::new(mappings),
             policies: Arc::new(policies),
+            locations,
         })
+    }
+
+    /// The location list of `destination`, if it keeps one.
+    pub fn locations(&self, destination: &str) -> Option<&LocationHandle> {
+        self.locations.get(destination)
+    }
+
+    /// Codes written in mapping files (a receiving office, say) that the
+    /// destination's current location list does not resolve: `config check`
+    /// reports them, since every record on that route would be denied.
+    pub fn unresolved_mapping_codes(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for route in &self.config.routes {
+            let (Some(mapping), Some(handle)) = (
+                self.mappings.outbound.get(&route.name),
+                self.locations.get(&route.destination),
+            ) else {
+                continue;
+            };
+            let list = handle.current();
+            for rule in &mapping.rules {
+                if let (Some(lookup), mapping::Input::Constant(value)) =
+                    (rule.location, &rule.input)
+                {
+                    let code = value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string());
+                    if let Err(e) = list.resolve(lookup, &code) {
+                        problems.push(format!(
+                            "{}:{}: {code}: {e} (destination {})",
+                            self.mapping_name(mapping),
+                            rule.line,
+                            route.destination
+                        ));
+                    }
+                }
+            }
+        }
+        problems
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -204,9 +281,47 @@ impl Pipeline {
                     &record.record,
                     consent,
                 );
-                (route, decision)
+                (route, self.check_places(route, record, decision))
             })
             .collect()
+    }
+
+    /// A route that would deliver is denied when a place the record names is
+    /// unknown or closed in the registry's location list: the agency learns
+    /// it at acceptance, and the other routes go on.
+    fn check_places(
+        &self,
+        route: &RouteConfig,
+        record: &Canonical,
+        decision: Decision,
+    ) -> Decision {
+        if decision.decision != Outcome::Deliver || !self.locations.contains_key(&route.destination)
+        {
+            return decision;
+        }
+        let Some(mapping) = self.mappings.outbound.get(&route.name) else {
+            return decision;
+        };
+        if !mapping.rules.iter().any(|r| r.location.is_some()) {
+            return decision;
+        }
+        let minimised = Canonical {
+            record_type: record.record_type,
+            record: self.policies.apply(&decision, &record.record),
+        };
+        // Ids and time do not decide whether a place resolves.
+        let ctx = self.context(
+            route,
+            RecordId(uuid::Uuid::nil()),
+            &minimised,
+            DateTime::UNIX_EPOCH,
+            1,
+            None,
+        );
+        match mapping.apply(&minimised.record, &ctx) {
+            Err(error @ MappingError::Location { .. }) => deny_for_place(decision, &error),
+            _ => decision,
+        }
     }
 
     /// Parse a request body as JSON within the configured nesting limit.
@@ -285,6 +400,8 @@ impl Pipeline {
             destination: String::new(),
             timestamp: DateTime::UNIX_EPOCH,
             attempt: 1,
+            subject: None,
+            locations: None,
         };
         let record = mapping.apply(&tree, &ctx).map_err(|e| {
             vec![Violation {
@@ -348,6 +465,18 @@ impl Pipeline {
             };
             self.render(route, &minimised, ctx)
         });
+        // A place the registry does not know (or has closed since acceptance)
+        // denies the route, as at acceptance; it is not a rendering failure.
+        if let Some(Err(RenderError::Mapping {
+            source: error @ MappingError::Location { .. },
+            ..
+        })) = &rendered
+        {
+            return Routed {
+                decision: deny_for_place(decision, error),
+                rendered: None,
+            };
+        }
         Routed { decision, rendered }
     }
 
@@ -369,6 +498,7 @@ impl Pipeline {
         record: &Canonical,
         timestamp: DateTime<Utc>,
         attempt: u32,
+        subject: Option<String>,
     ) -> RouteContext {
         RouteContext {
             record_id,
@@ -377,7 +507,61 @@ impl Pipeline {
             destination: route.destination.clone(),
             timestamp,
             attempt,
+            subject,
+            locations: self
+                .locations
+                .get(&route.destination)
+                .map(LocationHandle::current),
         }
+    }
+}
+
+/// The route's decision once a place did not resolve: deny, naming the rule
+/// line, the input path and the reason code (never the place's code or name).
+fn deny_for_place(decision: Decision, error: &MappingError) -> Decision {
+    let reason = match error {
+        MappingError::Location { unresolved, .. } => format!("{}: {error}", unresolved.code()),
+        other => other.to_string(),
+    };
+    Decision {
+        decision: Outcome::Deny,
+        reason,
+        legal_basis: None,
+        rule: "location-list".into(),
+        redactions: Vec::new(),
+        ..decision
+    }
+}
+
+/// Read every destination's location list file.
+fn load_locations(
+    config: &Config,
+) -> Result<BTreeMap<String, LocationHandle>, Vec<LocationsError>> {
+    let mut lists = BTreeMap::new();
+    let mut errors = Vec::new();
+    for d in config.destinations.values() {
+        let Some(l) = &d.locations else { continue };
+        let error = |problem: String| LocationsError {
+            destination: d.name.clone(),
+            file: l.file.display().to_string(),
+            problem,
+        };
+        // The file's 2.x `validUntil` dates are read against the start-up
+        // time; the refresh reads them against its own.
+        match std::fs::read(&l.file) {
+            Ok(bytes) => match LocationList::parse(&bytes, chrono::Utc::now()) {
+                Ok(list) => {
+                    lists.insert(d.name.clone(), LocationHandle::new(list));
+                }
+                Err(e) => errors.push(error(e.to_string())),
+            },
+            Err(e) => errors.push(error(format!("cannot read: {e}"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(lists)
+    } else {
+        Err(errors)
     }
 }
 

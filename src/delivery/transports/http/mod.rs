@@ -59,8 +59,6 @@ struct Document {
     identifier: String,
     /// `Bundle.id`, present when the destination writes with PUT.
     id: Option<String>,
-    /// A corrected version: the Composition is `amended` (record_version > 1).
-    correction: bool,
 }
 
 impl Document {
@@ -77,7 +75,6 @@ impl Document {
         Ok(Document {
             identifier: format!("{system}|{value}"),
             id: bundle["id"].as_str().map(str::to_string),
-            correction: bundle["entry"][0]["resource"]["status"] == "amended",
         })
     }
 }
@@ -91,10 +88,10 @@ enum Interaction {
 }
 
 impl Interaction {
-    fn choose(write: FhirWrite, document: &Document) -> Interaction {
+    fn choose(write: FhirWrite, correction: bool) -> Interaction {
         match write {
             FhirWrite::Put => Interaction::Put,
-            FhirWrite::ConditionalCreate if document.correction => Interaction::ConditionalUpdate,
+            FhirWrite::ConditionalCreate if correction => Interaction::ConditionalUpdate,
             FhirWrite::ConditionalCreate => Interaction::ConditionalCreate,
         }
     }
@@ -105,9 +102,8 @@ impl Interaction {
             (_, StatusCode::CREATED) => ReceiptStatus::Accepted,
             // One match: nothing was created; the stored document stands.
             (Interaction::ConditionalCreate, _) => ReceiptStatus::Duplicate,
-            // TODO(lead plumbing): ReceiptStatus::Updated once it exists.
-            (Interaction::ConditionalUpdate, _) => ReceiptStatus::Accepted,
-            (Interaction::Put, _) if correction => ReceiptStatus::Accepted,
+            (Interaction::ConditionalUpdate, _) => ReceiptStatus::Updated,
+            (Interaction::Put, _) if correction => ReceiptStatus::Updated,
             // A resend of the same version replaced the document with itself.
             (Interaction::Put, _) => ReceiptStatus::Duplicate,
         }
@@ -177,11 +173,12 @@ impl PlainHttps {
 impl Transport for PlainHttps {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
         let document = Document::read(outbound.body)?;
-        let interaction = Interaction::choose(self.write, &document);
+        let correction = outbound.record_version > 1;
+        let interaction = Interaction::choose(self.write, correction);
         let target = self.target(interaction, &document)?;
         let request = || self.request(&target, outbound);
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
-        receipt(&answer, &self.clock, interaction, document.correction)
+        receipt(&answer, &self.clock, interaction, correction)
     }
 }
 
@@ -341,12 +338,7 @@ mod tests {
 
     #[test]
     fn the_interaction_follows_the_write_mode_and_the_version() {
-        let doc = |correction| Document {
-            identifier: "urn:ietf:rfc:3986|urn:uuid:1".into(),
-            id: None,
-            correction,
-        };
-        let choose = |w, c| Interaction::choose(w, &doc(c));
+        let choose = Interaction::choose;
         assert_eq!(
             choose(FhirWrite::ConditionalCreate, false),
             Interaction::ConditionalCreate
@@ -367,6 +359,8 @@ mod tests {
             Interaction::ConditionalUpdate.status(StatusCode::CREATED, true),
             ReceiptStatus::Accepted
         );
+        assert_eq!(Interaction::ConditionalUpdate.status(ok, true), ReceiptStatus::Updated);
+        assert_eq!(Interaction::Put.status(ok, true), ReceiptStatus::Updated);
         assert_eq!(
             identifier_condition("urn:ietf:rfc:3986|urn:uuid:1"),
             "identifier=urn%3Aietf%3Arfc%3A3986%7Curn%3Auuid%3A1"

@@ -70,4 +70,23 @@ impl Transport for Opencrvs {
             Version::V1 => receipt::notification(body.as_ref(), http_status),
         }
     }
+
+    /// 2.x `GET /api/events/locations`, 1.x `GET /location?_count=0`.
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, SendError> {
+        let request = || {
+            self.client
+                .get(url.clone())
+                .header(ACCEPT, "application/json")
+        };
+        let answer = self.auth.send(&self.client, request, unauthorized).await?;
+        if !answer.status.is_success() {
+            return Err(status_error(
+                answer.status,
+                &answer.headers,
+                self.clock.now(),
+                None,
+            ));
+        }
+        Ok(answer.body)
+    }
 }

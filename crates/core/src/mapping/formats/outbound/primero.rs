@@ -236,6 +236,8 @@ mod tests {
             destination: "primero".into(),
             timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
             attempt: 1,
+            subject: None,
+            locations: None,
         }
     }
 

@@ -16,6 +16,8 @@ fn ctx(attempt: u32) -> RouteContext {
         destination: "examplia-crvs".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt,
+        subject: None,
+        locations: None,
     }
 }
 

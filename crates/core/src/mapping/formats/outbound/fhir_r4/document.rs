@@ -2,15 +2,11 @@
 //! resource from one part of the tree; ids come from the route context only.
 
 use serde_json::{Map, Number, Value, json};
-use uuid::Uuid;
 
 use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
 use crate::config::FhirWrite;
 use crate::mapping::RouteContext;
 use crate::mapping::formats::EncodeError;
-
-/// Namespace of the documents' stable ids (UUIDv5 of route and record key).
-const DOCUMENT_NAMESPACE: Uuid = Uuid::from_u128(0x3f7c_e2a1_5b4d_4c8e_9f16_0d2b_7a9e_c451);
 
 const SECTIONS: &str = "http://opencrvs.org/specs/sections";
 const LOINC: &str = "http://loinc.org";
@@ -70,20 +66,6 @@ impl Ids<'_> {
     fn reference(&self, role: &str) -> Value {
         json!({"reference": self.url(role)})
     }
-}
-
-/// The document's stable id: the same for every version and resend of one
-/// source record on this route, so a resend is recognised and a correction
-/// updates the same document. Without a record key (a source that gives no
-/// id of its own) the record cannot be corrected, and the id is the record's.
-fn document_uuid(t: &Tree, ctx: &RouteContext) -> Result<Uuid, EncodeError> {
-    Ok(match t.text("document/record_key")? {
-        Some(key) => Uuid::new_v5(
-            &DOCUMENT_NAMESPACE,
-            format!("{}\n{key}", ctx.route).as_bytes(),
-        ),
-        None => ctx.document_id(),
-    })
 }
 
 pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value, EncodeError> {
@@ -165,7 +147,9 @@ pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value
         composition["status"] = json!("amended");
     }
     entries.insert(0, entry("composition", composition));
-    let document = document_uuid(&t, ctx)?;
+    // Stable for every resend and version of one source record on this route
+    // (per owning agency): a resend is recognised, a correction updates.
+    let document = ctx.record_key();
     let mut bundle = json!({
         "resourceType": "Bundle",
         "meta": {"lastUpdated": timestamp},

@@ -5,7 +5,7 @@
 //! data-protection officer can read: `child/given`, `mother/identifiers/*/system`,
 //! `birth_weight/value`... The encoder turns it into a document Bundle
 //! (../shared/specs/FORMATS.md §3): `identifier` (bdl-9) from the route's
-//! document id, `timestamp` and `meta.lastUpdated` (bdl-10), the Composition
+//! record key (the same for every resend and version of one source record), `timestamp` and `meta.lastUpdated` (bdl-10), the Composition
 //! first (bdl-11), one entry per resource with a unique `urn:uuid:` fullUrl
 //! derived from the route context, and every reference resolving inside the
 //! Bundle. Codes and systems that are facts of FHIR (section codes, LOINC,
@@ -32,7 +32,6 @@ pub use xml::to_xml;
 /// Every path a mapping into this format may write, and what it becomes.
 #[rustfmt::skip]
 pub const FIELDS: &[(&str, &str)] = &[
-    ("document/record_key",               "the source record's identity across versions and resends (never sent): Bundle.identifier, and Bundle.id when the destination writes with PUT, are UUIDv5 of the route and it"),
     ("document/timestamp",                "Bundle.timestamp, Bundle.meta.lastUpdated, Composition.date (instant)"),
     ("document/title",                    "Composition.title"),
     ("document/type/system",              "Composition.type first coding: system (http://loinc.org: the exchange requires a LOINC document code)"),

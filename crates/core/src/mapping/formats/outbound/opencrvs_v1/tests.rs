@@ -21,6 +21,8 @@ fn ctx(version: i64) -> RouteContext {
         destination: "opencrvs-v1".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
+        subject: None,
+        locations: None,
     }
 }
 
