@@ -185,7 +185,10 @@ async fn a_correction_by_conditional_update_updates_the_same_document() {
     let corrected = t.send(&outbound(&v2, 2)).await.unwrap();
     // Resent after a lost answer: the same update again, still one document.
     let resent = t.send(&outbound(&v2, 2)).await.unwrap();
-    assert_eq!((corrected.status, corrected.http_status), (ReceiptStatus::Updated, 200));
+    assert_eq!(
+        (corrected.status, corrected.http_status),
+        (ReceiptStatus::Updated, 200)
+    );
     assert_eq!(resent.status, ReceiptStatus::Updated);
     assert_eq!(corrected.reference, first.reference);
     assert_eq!(resent.reference, first.reference);
@@ -241,7 +244,10 @@ async fn with_put_a_resend_and_a_correction_write_one_document() {
         (again.status, again.http_status),
         (ReceiptStatus::Duplicate, 200)
     );
-    assert_eq!((corrected.status, corrected.http_status), (ReceiptStatus::Updated, 200));
+    assert_eq!(
+        (corrected.status, corrected.http_status),
+        (ReceiptStatus::Updated, 200)
+    );
     for r in [&first, &again, &corrected] {
         assert_eq!(
             r.reference.as_deref(),
@@ -341,4 +347,31 @@ fn the_document_carries_loinc_type_effective_birth_weight_and_no_unhcr_number() 
     for id in example["mother"]["identifiers"].as_array().unwrap() {
         assert!(!text.contains(id["value"].as_str().unwrap()));
     }
+}
+
+/// The manifest says, field by field, that UNHCR numbers stay behind on this
+/// route, and the route allows no displacement data at all.
+#[test]
+fn the_manifest_states_that_unhcr_numbers_do_not_reach_the_ministry() {
+    let pipeline = pipeline(FhirWrite::ConditionalCreate);
+    let manifest = registry_gateway::manifest::build(&pipeline);
+    let route = manifest.routes.iter().find(|r| r.route == ROUTE).unwrap();
+    let identifiers: Vec<_> = route
+        .fields
+        .iter()
+        .filter(|f| {
+            f.to.starts_with("mother/identifiers/") || f.to.starts_with("father/identifiers/")
+        })
+        .collect();
+    assert!(identifiers.len() >= 10);
+    for f in identifiers {
+        assert_eq!(
+            f.policy, "drop when /scheme is one of unhcr_individual, unhcr_case",
+            "{}",
+            f.to
+        );
+    }
+    let policy = route.policy.as_ref().unwrap();
+    let categories = serde_json::to_value(&policy.summary.categories).unwrap();
+    assert_eq!(categories, serde_json::json!(["health"]));
 }

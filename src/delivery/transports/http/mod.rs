@@ -359,7 +359,10 @@ mod tests {
             Interaction::ConditionalUpdate.status(StatusCode::CREATED, true),
             ReceiptStatus::Accepted
         );
-        assert_eq!(Interaction::ConditionalUpdate.status(ok, true), ReceiptStatus::Updated);
+        assert_eq!(
+            Interaction::ConditionalUpdate.status(ok, true),
+            ReceiptStatus::Updated
+        );
         assert_eq!(Interaction::Put.status(ok, true), ReceiptStatus::Updated);
         assert_eq!(
             identifier_condition("urn:ietf:rfc:3986|urn:uuid:1"),

@@ -309,7 +309,10 @@ fn json_is_written_in_element_order_and_loses_nothing() {
             && at("\"_birthDate\":") < at("\"multipleBirthInteger\":")
     );
     let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(reparsed, document::build(&tree(), &ctx()).unwrap());
+    assert_eq!(
+        reparsed,
+        document::build(&tree(), &ctx(), FhirWrite::ConditionalCreate).unwrap()
+    );
     let metadata = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g"}]}]});
     assert_eq!(
         String::from_utf8(json::to_vec(&metadata).unwrap()).unwrap(),
@@ -433,7 +436,10 @@ fn the_birth_weight_is_a_vital_sign_taken_at_birth() {
     // Born in an estimated year: the profile cannot be met, so not claimed.
     t["child"]["birth_date"] = json!("2026");
     let o = birth_weight_of(&t);
-    assert!(o.get("category").is_none() && o.get("effectiveDateTime").is_none(), "{o}");
+    assert!(
+        o.get("category").is_none() && o.get("effectiveDateTime").is_none(),
+        "{o}"
+    );
     assert_eq!(o["valueQuantity"]["value"], 3120);
 }
 
