@@ -334,12 +334,11 @@ fn vital_sign_issues(o: &Value, at: &str, kinds: &HashMap<&str, &str>, issues: &
         );
     }
     let q = &o["valueQuantity"];
-    if !q.is_null()
-        && !(q["value"].is_number()
-            && q["unit"].is_string()
-            && q["system"] == UCUM
-            && q["code"].is_string())
-    {
+    let complete = q["value"].is_number()
+        && q["unit"].is_string()
+        && q["system"] == UCUM
+        && q["code"].is_string();
+    if !q.is_null() && !complete {
         fail(
             ".valueQuantity",
             "required",

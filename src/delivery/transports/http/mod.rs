@@ -373,13 +373,12 @@ mod tests {
     #[test]
     fn the_document_is_read_from_the_bytes_sent() {
         let body = br#"{"resourceType":"Bundle","id":"d1","identifier":{"system":"s","value":"v"},
-            "entry":[{"resource":{"resourceType":"Composition","status":"amended"}}]}"#;
+            "entry":[{"resource":{"resourceType":"Composition"}}]}"#;
         assert_eq!(
             Document::read(body).unwrap(),
             Document {
                 identifier: "s|v".into(),
                 id: Some("d1".into()),
-                correction: true
             }
         );
         assert!(matches!(
