@@ -272,7 +272,7 @@ fn check_document(label: &str, bundle: &Value, bytes: &[u8], ctx: &RouteContext)
     );
     assert_eq!(
         bundle["identifier"]["value"],
-        format!("urn:uuid:{}", ctx.document_id()),
+        format!("urn:uuid:{}", ctx.record_key()),
         "{label}"
     );
     // bdl-10, and meta.lastUpdated for receivers that read the older rule

@@ -10,6 +10,7 @@ mod conformance;
 mod crvs_primero_formats;
 mod examplia_xsd;
 mod external_validators;
+mod fhir_r4_exchange;
 mod fhir_r4_validators;
 mod inbound_formats;
 mod intake_api;

@@ -547,7 +547,7 @@ fn fhir_document(identifier: &str) -> Value {
      "type": "document", "timestamp": "2026-10-19T09:30:00Z",
      "entry": [
       {"fullUrl": "urn:uuid:5f0c0001-0000-4000-8000-000000000001", "resource": {"resourceType": "Composition", "status": "final",
-        "type": {"coding": [{"system": "urn:example:crvs:doc-types", "code": "birth-notification"}]},
+        "type": {"coding": [{"system": "http://loinc.org", "code": "71230-7"}]},
         "subject": {"reference": "urn:uuid:5f0c0001-0000-4000-8000-000000000002"},
         "encounter": {"reference": "urn:uuid:5f0c0001-0000-4000-8000-000000000005"},
         "date": "2026-10-19T09:30:00Z", "author": [{"reference": "urn:uuid:5f0c0001-0000-4000-8000-000000000005"}],
@@ -592,13 +592,26 @@ async fn post_fhir(mock: &RunningMock, token: Option<&str>, body: &[u8]) -> reqw
     request.send().await.unwrap()
 }
 
+/// R4 http.html#create and #ccreate: a plain create always creates (an
+/// `Idempotency-Key` is not FHIR); `If-None-Exist` on the identifier finds
+/// the stored one and answers it with 200, creating nothing.
 #[tokio::test]
-async fn fhir_exchange_creates_a_document_once_and_returns_it_on_resend() {
+async fn fhir_exchange_creates_once_only_under_a_condition() {
     let mock = start(config(MockKind::FhirR4)).await;
     let token = fhir_token(&mock).await;
     let body = fhir_document("0d0c0000-0000-4000-8000-000000000001").to_string();
+    let condition =
+        "identifier=urn%3Aietf%3Arfc%3A3986%7Curn%3Auuid%3A0d0c0000-0000-4000-8000-000000000001";
+    let conditional = || {
+        http()
+            .post(mock.submit_url())
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .header("If-None-Exist", condition)
+            .body(body.clone())
+    };
 
-    let created = post_fhir(&mock, Some(&token), body.as_bytes()).await;
+    let created = conditional().send().await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let location = created.headers()["location"].to_str().unwrap().to_string();
     assert!(
@@ -608,16 +621,95 @@ async fn fhir_exchange_creates_a_document_once_and_returns_it_on_resend() {
     let stored = json_of(created).await;
     assert_eq!(stored["meta"]["versionId"], "1");
 
-    let again = post_fhir(&mock, Some(&token), body.as_bytes()).await;
+    let again = conditional().send().await.unwrap();
     assert_eq!(
         again.status(),
         StatusCode::OK,
-        "a conditional create finds the stored one"
+        "the condition finds the stored one"
     );
     assert_eq!(again.headers()["location"].to_str().unwrap(), location);
     assert_eq!(json_of(again).await["id"], stored["id"]);
     assert_eq!(mock.records().len(), 1);
-    assert_eq!(outcomes(&mock), [Outcome::Accepted, Outcome::Duplicate]);
+
+    let plain = post_fhir(&mock, Some(&token), body.as_bytes()).await;
+    assert_eq!(
+        plain.status(),
+        StatusCode::CREATED,
+        "a plain create does not look"
+    );
+    assert_ne!(json_of(plain).await["id"], stored["id"]);
+    assert_eq!(mock.records().len(), 2);
+    // Two documents now match: the condition is not selective enough.
+    assert_eq!(
+        conditional().send().await.unwrap().status(),
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        outcomes(&mock),
+        [
+            Outcome::Accepted,
+            Outcome::Duplicate,
+            Outcome::Accepted,
+            Outcome::Rejected
+        ]
+    );
+    mock.stop().await;
+}
+
+/// R4 http.html#update and #cond-update: a PUT to an id creates it (201) or
+/// updates it (200, next version); the body's id must be the URL's.
+#[tokio::test]
+async fn fhir_exchange_updates_by_id_and_by_condition() {
+    let mock = start(config(MockKind::FhirR4)).await;
+    let token = fhir_token(&mock).await;
+    let put = |url: String, body: Value| {
+        http()
+            .put(url)
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+    };
+    let mut doc = fhir_document("0d0c0000-0000-4000-8000-000000000011");
+    doc["id"] = json!("doc-11");
+    let by_id = format!("{}/doc-11", mock.submit_url());
+    assert_eq!(
+        put(by_id.clone(), doc.clone()).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let updated = put(by_id.clone(), doc.clone()).await.unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    assert_eq!(updated.headers()["location"], "Bundle/doc-11/_history/2");
+    let wrong = put(format!("{}/doc-12", mock.submit_url()), doc.clone())
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+
+    let condition =
+        "?identifier=urn%3Aietf%3Arfc%3A3986%7Curn%3Auuid%3A0d0c0000-0000-4000-8000-000000000011";
+    let url = format!("{}{condition}", mock.submit_url());
+    doc.as_object_mut().unwrap().remove("id");
+    let by_condition = put(url.clone(), doc.clone()).await.unwrap();
+    assert_eq!(by_condition.status(), StatusCode::OK);
+    assert_eq!(
+        by_condition.headers()["location"],
+        "Bundle/doc-11/_history/3"
+    );
+    doc["id"] = json!("someone-else");
+    assert_eq!(
+        put(url, doc).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let unknown = http()
+        .put(format!("{}?timestamp=2026", mock.submit_url()))
+        .bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(fhir_document("0d0c0000-0000-4000-8000-000000000013").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(mock.records().len(), 1);
     mock.stop().await;
 }
 

@@ -95,3 +95,69 @@ async fn opencrvs_accepts_every_golden_notify_once() {
     }
     mock.stop().await;
 }
+
+/// Every golden FHIR document, written as the example config writes it:
+/// conditional create on its identifier (stored once, a resend matched), or,
+/// for a corrected version (`amended`), conditional update of the document
+/// its first version made.
+#[tokio::test]
+async fn the_fhir_exchange_accepts_every_golden_document_once() {
+    let mock = start(MockKind::FhirR4).await;
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(mock.token_url().unwrap())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "registry-gateway"),
+            ("client_secret", "mock-client-secret"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let goldens = golden("birth-notification-to-fhir-r4.json");
+    let mut corrections = 0;
+    for (case, body) in &goldens {
+        let bundle: Value = serde_json::from_slice(body).unwrap();
+        let identifier = format!(
+            "{}|{}",
+            bundle["identifier"]["system"].as_str().unwrap(),
+            bundle["identifier"]["value"].as_str().unwrap()
+        );
+        let mut condition = reqwest::Url::parse("search:").unwrap();
+        condition
+            .query_pairs_mut()
+            .append_pair("identifier", &identifier);
+        let query = condition.query().unwrap();
+        let correction = bundle["entry"][0]["resource"]["status"] == "amended";
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let request = if correction {
+                http.put(format!("{}?{query}", mock.submit_url()))
+            } else {
+                http.post(mock.submit_url()).header("If-None-Exist", query)
+            };
+            let response = request
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let stored: Value = response.json().await.unwrap();
+            answers.push((status, stored["id"].clone()));
+        }
+        // A correction updates its first version's document, sent before it.
+        let first = if correction { 200 } else { 201 };
+        assert_eq!(answers[0].0, first, "{case}: {answers:?}");
+        assert_eq!(answers[1], (200, answers[0].1.clone()), "{case}");
+        corrections += usize::from(correction);
+    }
+    assert!(corrections > 0, "no golden corrects an earlier one");
+    assert_eq!(mock.records().len(), goldens.len() - corrections);
+    mock.stop().await;
+}

@@ -730,7 +730,8 @@ mod tls {
         let app = Router::new().route(
             "/fhir/Bundle",
             post(move |headers: HeaderMap| async move {
-                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+                // What makes a FHIR create safe to resend (an Idempotency-Key is not FHIR).
+                let key = headers.get("if-none-exist").and_then(|v| v.to_str().ok());
                 seen.lock()
                     .unwrap()
                     .push(key.unwrap_or_default().to_string());
@@ -826,7 +827,15 @@ mod tls {
             (r.status, r.reference.as_deref()),
             (ReceiptStatus::Accepted, Some("Bundle/b-1"))
         );
-        assert_eq!(*server.keys.lock().unwrap(), ["gw:record-1:v1:fhir-r4"]);
+        let bundle: Value = serde_json::from_slice(&payload.bytes).unwrap();
+        let condition = format!(
+            "identifier=urn%3Aietf%3Arfc%3A3986%7C{}",
+            bundle["identifier"]["value"]
+                .as_str()
+                .unwrap()
+                .replace(':', "%3A")
+        );
+        assert_eq!(*server.keys.lock().unwrap(), [condition]);
 
         // Without the client certificate the server refuses the handshake.
         let anonymous = destination(

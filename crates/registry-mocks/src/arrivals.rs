@@ -30,6 +30,8 @@ pub enum Outcome {
     Accepted,
     /// The idempotency key was already registered: nothing new was stored.
     Duplicate,
+    /// A stored registration was replaced by a newer version (a FHIR update).
+    Updated,
     /// The key was registered with different content (Examplia `Client.Duplicate`).
     Conflict,
     /// Refused as invalid; nothing stored.

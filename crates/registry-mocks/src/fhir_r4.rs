@@ -1,18 +1,31 @@
-//! A strict FHIR R4 exchange (FORMATS §3): `POST /oauth/token` (client
-//! credentials, form body or HTTP Basic, `expires_in`) and
-//! `POST /fhir/Bundle` with a document Bundle. The document rules no JSON
-//! Schema checks (bdl-7/9/10/11, references that resolve, cmp-1, required
-//! primitives, no empty values) give 422 with an OperationOutcome; a body
-//! that is not a JSON Bundle gives 400. A success is `201 Created` with
-//! `Location`; a Bundle whose `identifier` is already stored answers
-//! `200 OK` with the stored resource, as a conditional create does.
+//! A strict FHIR R4 (4.0.1) exchange, the Ministry of Health's: `POST
+//! /oauth/token` (client credentials, form body or HTTP Basic, `expires_in`)
+//! and the Bundle interactions of R4's RESTful API (http.html), each on a
+//! document Bundle that passes the exchange's rules (`rules`: 422 with an
+//! OperationOutcome; a body that is not a JSON Bundle is 400):
+//!
+//! | interaction (R4 http.html) | request | answer |
+//! |---|---|---|
+//! | create (#create) | `POST /fhir/Bundle` | `201 Created`, a new server id (a client `id` is ignored), `Location: Bundle/<id>/_history/1`. A plain create never looks for an earlier copy: a resend makes a second Bundle. An `Idempotency-Key` header is not FHIR and is ignored, as a FHIR server does |
+//! | conditional create (#ccreate) | `POST /fhir/Bundle` + `If-None-Exist: identifier=<system>\|<value>` | no match: created, 201; one match: `200 OK` with the stored Bundle, nothing created; several: `412` |
+//! | update (#update), update as create (#upsert) | `PUT /fhir/Bundle/<id>`; the body's `id` must equal `<id>` (else 400) | stored: a new version, `200 OK`; unknown: created with that id, `201` |
+//! | conditional update (#cond-update) | `PUT /fhir/Bundle?identifier=<system>\|<value>` | no match: created (with the body's `id` when it has one), 201; one match: updated, 200 (a body `id` that is not the match's is 400); several: 412 |
+//!
+//! Only the `identifier` search parameter is supported in conditions (a
+//! token: `system|value`, or `value` in any system); any other is 400, as a
+//! server that does not support a parameter it is asked to condition on.
+//! Search and write happen under one lock: two concurrent conditional
+//! creates of one document store it once.
 
-use std::collections::HashSet;
+mod rules;
+mod store;
 
 use axum::http::{Method, header};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use self::rules::{Issue, bundle_key, document_issues, issue};
+use self::store::{Held, IdentifierSearch, Store};
 use super::arrivals::{Endpoint, Outcome};
 use super::records::{Records, StoredRecord};
 use super::server::{MockRequest, Refusal, Registry, Reply};
@@ -29,25 +42,58 @@ pub(crate) struct FhirR4 {
     credentials: Credentials,
     issuer: Issuer,
     ids: Ids,
+    store: Store,
     records: Records,
 }
 
-/// One failed rule: FHIRPath location, issue type, rule text.
-struct Issue {
-    expression: String,
-    code: &'static str,
-    diagnostics: String,
+/// What a Bundle request asks the exchange to do.
+#[derive(Debug, PartialEq, Eq)]
+enum Interaction {
+    /// POST, conditional when it carries `If-None-Exist`.
+    Create(Option<IdentifierSearch>),
+    /// PUT to a logical id.
+    Update(String),
+    /// PUT with search parameters.
+    ConditionalUpdate(IdentifierSearch),
 }
 
-fn issue(
-    expression: impl Into<String>,
-    code: &'static str,
-    diagnostics: impl Into<String>,
-) -> Issue {
-    Issue {
-        expression: expression.into(),
-        code,
-        diagnostics: diagnostics.into(),
+/// The logical id of `/fhir/Bundle/<id>`, when it is a valid R4 id.
+fn logical_id(path: &str) -> Option<&str> {
+    let id = path.strip_prefix(BUNDLE_PATH)?.strip_prefix('/')?;
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    valid.then_some(id)
+}
+
+/// Search parameters of a condition: exactly one `identifier` token.
+fn identifier_condition(query: &str) -> Result<IdentifierSearch, Reply> {
+    let pairs = parse_form(query);
+    let refuse = |text: &str| {
+        outcome_reply(400, &[issue("", "not-supported", text)], Outcome::Rejected)
+            .detail("condition")
+    };
+    match pairs.as_slice() {
+        [(name, token)] if name == "identifier" => IdentifierSearch::parse(token)
+            .ok_or_else(|| refuse("The identifier condition needs a value")),
+        [] => Err(refuse("A condition needs search parameters")),
+        _ => Err(refuse(
+            "Only the identifier search parameter is supported in a condition",
+        )),
+    }
+}
+
+fn interaction(req: &MockRequest) -> Result<Interaction, Reply> {
+    if req.method == Method::POST {
+        return match req.header("if-none-exist") {
+            None => Ok(Interaction::Create(None)),
+            Some(criteria) => identifier_condition(criteria).map(|s| Interaction::Create(Some(s))),
+        };
+    }
+    match logical_id(&req.path) {
+        Some(id) => Ok(Interaction::Update(id.to_string())),
+        None => identifier_condition(&req.query).map(Interaction::ConditionalUpdate),
     }
 }
 
@@ -57,6 +103,7 @@ impl FhirR4 {
             credentials: config.credentials.clone(),
             issuer: Issuer::new(config.credentials.token_lifetime),
             ids: Ids::new(config.seed),
+            store: Store::default(),
             records: Records::default(),
         }
     }
@@ -95,96 +142,195 @@ impl FhirR4 {
         .header(header::CACHE_CONTROL, "no-store")
     }
 
-    fn create(&self, req: &MockRequest, now: DateTime<Utc>) -> Reply {
+    /// Authentication, media type and body checks shared by every write.
+    fn bundle(&self, req: &MockRequest, now: DateTime<Utc>) -> Result<Value, Reply> {
         if let Err(e) = self.issuer.verify(req.bearer(), now) {
-            return outcome_reply(
+            return Err(outcome_reply(
                 401,
                 &[issue("", "login", "A valid bearer token is required")],
                 Outcome::Unauthorized,
             )
             .header(header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)
-            .detail(e.as_str());
+            .detail(e.as_str()));
         }
         let content_type = req.header("content-type").unwrap_or_default();
         if !content_type.starts_with("application/fhir+json")
             && !content_type.starts_with("application/json")
         {
-            return outcome_reply(
+            return Err(outcome_reply(
                 415,
                 &[issue("", "not-supported", "Send application/fhir+json")],
                 Outcome::Rejected,
             )
-            .detail("content_type");
+            .detail("content_type"));
         }
         let Some(bundle) = req.json() else {
-            return outcome_reply(
+            return Err(outcome_reply(
                 400,
                 &[issue("", "structure", "The body is not valid JSON")],
                 Outcome::Rejected,
             )
-            .detail("json");
+            .detail("json"));
         };
         if bundle["resourceType"] != "Bundle" {
-            return outcome_reply(
+            return Err(outcome_reply(
                 400,
                 &[issue("", "structure", "The resource is not a Bundle")],
                 Outcome::Rejected,
             )
-            .detail("resourceType");
+            .detail("resourceType"));
         }
+        Ok(bundle)
+    }
+
+    fn submit(&self, req: &MockRequest, now: DateTime<Utc>) -> Reply {
+        let (bundle, interaction) = match self
+            .bundle(req, now)
+            .and_then(|b| Ok((b, interaction(req)?)))
+        {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
         let issues = document_issues(&bundle);
         if !issues.is_empty() {
             let first = issues[0].expression.clone();
             return outcome_reply(422, &issues, Outcome::Rejected).detail(first);
         }
-        let key = bundle_key(&bundle).unwrap_or_default();
-        if let Some(existing) = self.records.get(&key) {
-            return stored_reply(
-                200,
-                &existing.replay,
-                Outcome::Duplicate,
-                existing.record.reference,
-            );
+        let body_id = bundle["id"].as_str().map(str::to_string);
+        let write = Write { req, now, bundle };
+        let mut held = self.store.hold();
+        match interaction {
+            Interaction::Create(None) => self.create(&mut held, write, None),
+            Interaction::Create(Some(search)) => match held.search(&search).as_slice() {
+                [] => self.create(&mut held, write, None),
+                [one] => {
+                    let found = held.get(*one);
+                    stored_reply(
+                        200,
+                        &found.resource,
+                        found.version,
+                        Outcome::Duplicate,
+                        found.reference(),
+                    )
+                }
+                _ => multiple_matches(),
+            },
+            Interaction::Update(id) => {
+                if body_id.as_deref() != Some(id.as_str()) {
+                    return id_mismatch("Bundle.id must equal the id in the URL");
+                }
+                match held.position(&id) {
+                    Some(i) => self.update(&mut held, write, i),
+                    None => self.create(&mut held, write, Some(id)),
+                }
+            }
+            Interaction::ConditionalUpdate(search) => match held.search(&search).as_slice() {
+                [] => match body_id.as_deref().and_then(|id| held.position(id)) {
+                    Some(i) => self.update(&mut held, write, i),
+                    None => self.create(&mut held, write, body_id),
+                },
+                [one] => {
+                    if body_id.is_some_and(|id| id != held.get(*one).id) {
+                        return id_mismatch(
+                            "Bundle.id is not the id of the Bundle the condition matches",
+                        );
+                    }
+                    self.update(&mut held, write, *one)
+                }
+                _ => multiple_matches(),
+            },
         }
-        let n = self.ids.next_seq();
-        let id = self.ids.uuid("bundle", n).to_string();
-        let mut stored = bundle;
+    }
+
+    /// Store a new Bundle, with the client's id (update as create) or a new one.
+    fn create(&self, held: &mut Held, write: Write, id: Option<String>) -> Reply {
+        let id = id.unwrap_or_else(|| self.ids.uuid("bundle", self.ids.next_seq()).to_string());
+        let stored = write.stored(&id, 1);
+        let index = held.create(id, stored.clone());
+        let found = held.get(index);
+        self.records.replace(
+            write.record(&found.key, found.reference()),
+            &write.req.body,
+            stored.clone(),
+        );
+        stored_reply(201, &stored, 1, Outcome::Accepted, found.reference())
+    }
+
+    /// Replace a stored Bundle with the request's, as its next version.
+    fn update(&self, held: &mut Held, write: Write, index: usize) -> Reply {
+        let found = held.get(index);
+        let (id, version) = (found.id.clone(), found.version + 1);
+        let stored = write.stored(&id, version);
+        held.update(index, stored.clone());
+        let found = held.get(index);
+        self.records.replace(
+            write.record(&found.key, found.reference()),
+            &write.req.body,
+            stored.clone(),
+        );
+        stored_reply(200, &stored, version, Outcome::Updated, found.reference())
+    }
+}
+
+/// One accepted write: the request and the Bundle it carries.
+struct Write<'a> {
+    req: &'a MockRequest,
+    now: DateTime<Utc>,
+    bundle: Value,
+}
+
+impl Write<'_> {
+    /// The Bundle as stored: the server owns `id` and `meta`.
+    fn stored(&self, id: &str, version: u32) -> Value {
+        let mut stored = self.bundle.clone();
         stored["id"] = json!(id);
-        // Assigning into a non-object would panic; the server owns `meta` anyway.
+        // Assigning into a non-object would panic.
         if !stored["meta"].is_object() {
             stored["meta"] = json!({});
         }
-        stored["meta"]["versionId"] = json!("1");
-        stored["meta"]["lastUpdated"] = json!(now.to_rfc3339_opts(SecondsFormat::Millis, true));
-        let record = StoredRecord {
-            key,
-            reference: format!("Bundle/{id}"),
-            received_at: now,
-            digest: sha256_hex(&req.body),
-        };
-        match self.records.insert(record, &req.body, stored.clone()) {
-            Ok(()) => stored_reply(201, &stored, Outcome::Accepted, format!("Bundle/{id}")),
-            Err(existing) => stored_reply(
-                200,
-                &existing.replay,
-                Outcome::Duplicate,
-                existing.record.reference,
-            ),
+        stored["meta"]["versionId"] = json!(version.to_string());
+        stored["meta"]["lastUpdated"] =
+            json!(self.now.to_rfc3339_opts(SecondsFormat::Millis, true));
+        stored
+    }
+
+    fn record(&self, key: &str, reference: String) -> StoredRecord {
+        StoredRecord {
+            key: key.to_string(),
+            reference,
+            received_at: self.now,
+            digest: sha256_hex(&self.req.body),
         }
     }
 }
 
-/// `system|value` of `Bundle.identifier`.
-fn bundle_key(bundle: &Value) -> Option<String> {
-    let system = bundle["identifier"]["system"].as_str()?;
-    let value = bundle["identifier"]["value"].as_str()?;
-    Some(format!("{system}|{value}"))
+fn multiple_matches() -> Reply {
+    outcome_reply(
+        412,
+        &[issue(
+            "",
+            "multiple-matches",
+            "The condition matches more than one Bundle; it is not selective enough",
+        )],
+        Outcome::Rejected,
+    )
+    .detail("multiple_matches")
 }
 
-fn stored_reply(status: u16, stored: &Value, outcome: Outcome, reference: String) -> Reply {
+fn id_mismatch(text: &str) -> Reply {
+    outcome_reply(400, &[issue("Bundle.id", "value", text)], Outcome::Rejected).detail("Bundle.id")
+}
+
+fn stored_reply(
+    status: u16,
+    stored: &Value,
+    version: u32,
+    outcome: Outcome,
+    reference: String,
+) -> Reply {
     Reply::new(status, FHIR_JSON, stored.to_string().into_bytes(), outcome)
-        .header(header::LOCATION, format!("{reference}/_history/1"))
-        .header(header::ETAG, r#"W/"1""#)
+        .header(header::LOCATION, format!("{reference}/_history/{version}"))
+        .header(header::ETAG, format!(r#"W/"{version}""#))
         .reference(reference)
 }
 
@@ -205,262 +351,6 @@ fn outcome_reply(status: u16, issues: &[Issue], outcome: Outcome) -> Reply {
     Reply::new(status, FHIR_JSON, body.to_string().into_bytes(), outcome)
 }
 
-/// Every document rule the Bundle breaks.
-fn document_issues(bundle: &Value) -> Vec<Issue> {
-    let mut issues = Vec::new();
-    empty_values(bundle, "Bundle", &mut issues);
-    if bundle["type"] != "document" {
-        issues.push(issue(
-            "Bundle.type",
-            "value",
-            "Bundle.type must be 'document'",
-        ));
-    }
-    if bundle_key(bundle).is_none() {
-        issues.push(issue(
-            "Bundle.identifier",
-            "invariant",
-            "bdl-9: a document must have an identifier with a system and a value",
-        ));
-    }
-    if !bundle["timestamp"].as_str().is_some_and(is_instant) {
-        issues.push(issue(
-            "Bundle.timestamp",
-            "invariant",
-            "bdl-10: a document must have a timestamp (an instant)",
-        ));
-    }
-    let entries = bundle["entry"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    if entries.first().map(|e| &e["resource"]["resourceType"]) != Some(&json!("Composition")) {
-        issues.push(issue(
-            "Bundle.entry[0]",
-            "invariant",
-            "bdl-11: the first resource of a document must be a Composition",
-        ));
-    }
-    let mut urls = HashSet::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let at = format!("Bundle.entry[{i}]");
-        match entry["fullUrl"].as_str() {
-            None => issues.push(issue(
-                format!("{at}.fullUrl"),
-                "required",
-                "every entry of a document needs a fullUrl",
-            )),
-            Some(url) if !urls.insert(url) => {
-                issues.push(issue(
-                    format!("{at}.fullUrl"),
-                    "invariant",
-                    "bdl-7: fullUrl must be unique",
-                ));
-            }
-            Some(_) => {}
-        }
-        for element in ["request", "response", "search"] {
-            if !entry[element].is_null() {
-                issues.push(issue(
-                    format!("{at}.{element}"),
-                    "invariant",
-                    format!("a document entry has no {element}"),
-                ));
-            }
-        }
-        resource_issues(&entry["resource"], &format!("{at}.resource"), &mut issues);
-    }
-    if let Some(composition) = entries.first().map(|e| &e["resource"]) {
-        composition_issues(composition, &mut issues);
-    }
-    reference_issues(bundle, &urls, &mut issues);
-    issues
-}
-
-fn resource_issues(resource: &Value, at: &str, issues: &mut Vec<Issue>) {
-    let Some(kind) = resource["resourceType"].as_str() else {
-        issues.push(issue(
-            at,
-            "required",
-            "every entry of a document needs a resource",
-        ));
-        return;
-    };
-    let required: &[&str] = match kind {
-        "Encounter" => &["status", "class"],
-        "Observation" => &["status", "code"],
-        "RelatedPerson" => &["patient"],
-        _ => &[],
-    };
-    for field in required {
-        if resource[field].is_null() {
-            issues.push(issue(
-                format!("{at}.{field}"),
-                "required",
-                format!("{kind}.{field} is required (1..1)"),
-            ));
-        }
-    }
-    if kind == "Patient" {
-        if let Some(gender) = resource.get("gender") {
-            if !["male", "female", "other", "unknown"]
-                .contains(&gender.as_str().unwrap_or_default())
-            {
-                issues.push(issue(
-                    format!("{at}.gender"),
-                    "code-invalid",
-                    "Patient.gender is not in the required value set",
-                ));
-            }
-        }
-        if let Some(date) = resource.get("birthDate") {
-            if !date.as_str().is_some_and(is_date) {
-                issues.push(issue(
-                    format!("{at}.birthDate"),
-                    "value",
-                    "Patient.birthDate is not a FHIR date",
-                ));
-            }
-        }
-    }
-}
-
-fn composition_issues(composition: &Value, issues: &mut Vec<Issue>) {
-    let at = "Bundle.entry[0].resource";
-    if composition["resourceType"] != "Composition" {
-        return;
-    }
-    let status = composition["status"].as_str().unwrap_or_default();
-    if !["preliminary", "final", "amended", "entered-in-error"].contains(&status) {
-        issues.push(issue(
-            format!("{at}.status"),
-            "required",
-            "Composition.status is required and must be a valid code",
-        ));
-    }
-    for field in ["type", "date", "title", "subject"] {
-        if composition[field].is_null() {
-            issues.push(issue(
-                format!("{at}.{field}"),
-                "required",
-                format!("Composition.{field} is required"),
-            ));
-        }
-    }
-    if composition["author"]
-        .as_array()
-        .is_none_or(|a| a.is_empty())
-    {
-        issues.push(issue(
-            format!("{at}.author"),
-            "required",
-            "Composition.author is required (1..*)",
-        ));
-    }
-    for (i, section) in composition["section"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let has = |f: &str| !section[f].is_null();
-        if !has("text") && !has("entry") && !has("section") {
-            issues.push(issue(
-                format!("{at}.section[{i}]"),
-                "invariant",
-                "cmp-1: a section must have text, entries or sections",
-            ));
-        }
-    }
-}
-
-/// Every `urn:uuid:` reference in the document resolves to an entry.
-fn reference_issues(bundle: &Value, urls: &HashSet<&str>, issues: &mut Vec<Issue>) {
-    let mut unresolved = Vec::new();
-    walk(bundle, "Bundle", &mut |path, value| {
-        if let Some(reference) = value.get("reference").and_then(Value::as_str) {
-            if reference.starts_with("urn:uuid:") && !urls.contains(reference) {
-                unresolved.push(format!("{path}.reference"));
-            }
-        }
-    });
-    for path in unresolved {
-        issues.push(issue(
-            path,
-            "invariant",
-            "a urn:uuid reference does not resolve to an entry of the document",
-        ));
-    }
-}
-
-/// FHIR JSON has no empty strings, arrays or objects and no nulls.
-fn empty_values(value: &Value, path: &str, issues: &mut Vec<Issue>) {
-    let empty = match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    };
-    if empty {
-        issues.push(issue(
-            path,
-            "structure",
-            "empty values and nulls are not allowed in FHIR JSON",
-        ));
-        return;
-    }
-    match value {
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                empty_values(item, &format!("{path}[{i}]"), issues);
-            }
-        }
-        Value::Object(map) => {
-            for (k, v) in map {
-                // `_x` arrays align with `x` and may hold nulls.
-                if k.starts_with('_') && v.is_array() {
-                    continue;
-                }
-                empty_values(v, &format!("{path}.{k}"), issues);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Visit every object with its FHIRPath-like path. Depth is bounded by the
-/// gateway's JSON parser defaults (serde_json refuses beyond 128).
-fn walk(value: &Value, path: &str, visit: &mut dyn FnMut(&str, &Value)) {
-    match value {
-        Value::Object(map) => {
-            visit(path, value);
-            for (k, v) in map {
-                walk(v, &format!("{path}.{k}"), visit);
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                walk(item, &format!("{path}[{i}]"), visit);
-            }
-        }
-        _ => {}
-    }
-}
-
-fn is_instant(s: &str) -> bool {
-    s.len() > 19 && s.contains('T') && DateTime::parse_from_rfc3339(s).is_ok()
-}
-
-fn is_date(s: &str) -> bool {
-    match s.len() {
-        4 => s.bytes().all(|b| b.is_ascii_digit()),
-        7 => chrono::NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").is_ok(),
-        10 => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
-        _ => false,
-    }
-}
-
 fn oauth_error(status: u16, error: &str, outcome: Outcome) -> Reply {
     Reply::json(status, &json!({"error": error}), outcome).detail(error)
 }
@@ -470,6 +360,8 @@ impl Registry for FhirR4 {
         match (method, path) {
             (&Method::POST, TOKEN_PATH) => Endpoint::Token,
             (&Method::POST, BUNDLE_PATH) => Endpoint::Submit,
+            (&Method::PUT, BUNDLE_PATH) => Endpoint::Submit,
+            (&Method::PUT, p) if logical_id(p).is_some() => Endpoint::Submit,
             _ => Endpoint::Unknown,
         }
     }
@@ -485,7 +377,7 @@ impl Registry for FhirR4 {
     fn handle(&self, endpoint: Endpoint, req: &MockRequest, now: DateTime<Utc>) -> Reply {
         match endpoint {
             Endpoint::Token => self.token(req, now),
-            Endpoint::Submit => self.create(req, now),
+            Endpoint::Submit => self.submit(req, now),
             Endpoint::Unknown => outcome_reply(
                 404,
                 &[issue("", "not-found", "Unknown resource or operation")],
@@ -513,7 +405,8 @@ impl Registry for FhirR4 {
 
     fn describe(&self) -> String {
         format!(
-            "token: POST {TOKEN_PATH} (form grant_type=client_credentials, client_id={} client_secret={}, or Basic; {} s)",
+            "token: POST {TOKEN_PATH} (form grant_type=client_credentials, client_id={} client_secret={}, or Basic; {} s); \
+             POST {BUNDLE_PATH} (If-None-Exist: identifier=system|value), PUT {BUNDLE_PATH}/<id>, PUT {BUNDLE_PATH}?identifier=system|value",
             self.credentials.client_id,
             self.credentials.client_secret,
             self.issuer.lifetime().as_secs()
@@ -523,65 +416,57 @@ impl Registry for FhirR4 {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderMap;
+
     use super::*;
 
-    fn document() -> Value {
-        json!({
-            "resourceType": "Bundle", "type": "document",
-            "identifier": {"system": "urn:ietf:rfc:3986", "value": "urn:uuid:5f0c0000-0000-4000-8000-000000000001"},
-            "timestamp": "2025-03-04T09:30:00Z",
-            "entry": [
-                {"fullUrl": "urn:uuid:01", "resource": {"resourceType": "Composition", "status": "final",
-                  "type": {"text": "birth"}, "subject": {"reference": "urn:uuid:02"}, "date": "2025-03-04T09:30:00Z",
-                  "author": [{"reference": "urn:uuid:02"}], "title": "Birth notification",
-                  "section": [{"title": "Child", "entry": [{"reference": "urn:uuid:02"}]}]}},
-                {"fullUrl": "urn:uuid:02", "resource": {"resourceType": "Patient", "gender": "female", "birthDate": "2025-03-01"}}
-            ]
-        })
-    }
-
-    fn rules(bundle: &Value) -> Vec<String> {
-        document_issues(bundle)
-            .into_iter()
-            .map(|i| format!("{} {}", i.code, i.expression))
-            .collect()
-    }
-
-    #[test]
-    fn a_valid_document_has_no_issue() {
-        assert_eq!(rules(&document()), Vec::<String>::new());
-    }
-
-    #[test]
-    fn each_document_rule_is_checked() {
-        let mut b = document();
-        b["identifier"] = json!({"value": "x"});
-        b["entry"][1]["fullUrl"] = json!("urn:uuid:01");
-        b["entry"][0]["resource"]["section"][0] = json!({"title": "Empty"});
-        b["entry"][0]["resource"]["author"] = json!([]);
-        b["entry"][1]["resource"]["gender"] = json!("F");
-        let found = rules(&b);
-        for expected in [
-            "invariant Bundle.identifier",
-            "invariant Bundle.entry[1].fullUrl",
-            "invariant Bundle.entry[0].resource.section[0]",
-            "required Bundle.entry[0].resource.author",
-            "structure Bundle.entry[0].resource.author",
-            "code-invalid Bundle.entry[1].resource.gender",
-            // urn:uuid:02 no longer exists once entry 1 took 01's fullUrl.
-            "invariant Bundle.entry[0].resource.subject.reference",
-        ] {
-            assert!(
-                found.contains(&expected.to_string()),
-                "{expected} not in {found:?}"
-            );
+    fn request(
+        method: Method,
+        path: &str,
+        query: &str,
+        if_none_exist: Option<&str>,
+    ) -> MockRequest {
+        let mut headers = HeaderMap::new();
+        if let Some(c) = if_none_exist {
+            headers.insert("if-none-exist", c.parse().unwrap());
+        }
+        MockRequest {
+            method,
+            path: path.into(),
+            query: query.into(),
+            headers,
+            body: Default::default(),
         }
     }
 
     #[test]
-    fn the_composition_must_come_first() {
-        let mut b = document();
-        b["entry"].as_array_mut().unwrap().reverse();
-        assert!(rules(&b).contains(&"invariant Bundle.entry[0]".to_string()));
+    fn requests_are_read_as_r4_interactions() {
+        let token = "identifier=urn%3Aietf%3Arfc%3A3986%7Curn%3Auuid%3A1";
+        let search = IdentifierSearch::parse("urn:ietf:rfc:3986|urn:uuid:1").unwrap();
+        let read = |m, p, q, h| interaction(&request(m, p, q, h)).ok();
+        assert_eq!(
+            read(Method::POST, BUNDLE_PATH, "", None),
+            Some(Interaction::Create(None))
+        );
+        assert_eq!(
+            read(Method::POST, BUNDLE_PATH, "", Some(token)),
+            Some(Interaction::Create(Some(search.clone())))
+        );
+        assert_eq!(
+            read(Method::PUT, "/fhir/Bundle/abc-1", "", None),
+            Some(Interaction::Update("abc-1".into()))
+        );
+        assert_eq!(
+            read(Method::PUT, BUNDLE_PATH, token, None),
+            Some(Interaction::ConditionalUpdate(search))
+        );
+        // Only identifier conditions; a PUT needs an id or a condition.
+        assert_eq!(
+            read(Method::POST, BUNDLE_PATH, "", Some("timestamp=2025")),
+            None
+        );
+        assert_eq!(read(Method::PUT, BUNDLE_PATH, "", None), None);
+        assert_eq!(logical_id("/fhir/Bundle/a/b"), None);
+        assert_eq!(logical_id("/fhir/Bundle/a_b"), None);
     }
 }

@@ -69,6 +69,21 @@ impl Records {
         Ok(())
     }
 
+    /// Replace what is held under `record.key` (a registry that updates a
+    /// registration in place keeps one record); stores it if none is held.
+    pub fn replace(&self, record: StoredRecord, body: &[u8], replay: Value) {
+        let mut state = lock(&self.state);
+        let key = record.key.clone();
+        let entry = Entry {
+            record,
+            body: body.to_vec(),
+            replay,
+        };
+        if state.0.insert(key.clone(), entry).is_none() {
+            state.1.push(key);
+        }
+    }
+
     pub fn list(&self) -> Vec<StoredRecord> {
         let state = lock(&self.state);
         state

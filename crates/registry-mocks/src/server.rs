@@ -508,6 +508,7 @@ async fn summary(State(shared): State<Arc<Shared>>) -> Response {
         "arrivals": arrivals.len(),
         "accepted": count(Outcome::Accepted),
         "duplicate": count(Outcome::Duplicate),
+        "updated": count(Outcome::Updated),
         "rejected": count(Outcome::Rejected),
         "limited": count(Outcome::Limited),
         "fault": count(Outcome::Fault),

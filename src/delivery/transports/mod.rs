@@ -1,7 +1,7 @@
 //! Transports: how bytes reach a registry. One folder per registry kind
 //! (FORMATS.md): `opencrvs` (OAuth client credentials, JSON), `primero` (its
 //! login modes), `xroad` (SOAP over X-Road, faults parsed), `http` (plain
-//! HTTPS with an `Idempotency-Key` header). All outbound TLS is rustls, with
+//! HTTPS to a FHIR R4 exchange: conditional create or PUT). All outbound TLS is rustls, with
 //! per-destination CA roots and an optional client certificate.
 //!
 //! A transport sends one rendered payload and classifies the answer by type,

@@ -59,6 +59,53 @@ pub enum AuthConfig {
     Basic { user: String, password: Secret },
 }
 
+/// How a FHIR R4 destination writes a document Bundle (R4 http.html), so that
+/// a resend after a lost answer never stores a second copy and a corrected
+/// record updates the document its first version made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FhirWrite {
+    /// First version: `POST Bundle` with `If-None-Exist: identifier=<system>|<value>`
+    /// (#ccreate); a correction: `PUT Bundle?identifier=<system>|<value>` (#cond-update).
+    #[default]
+    ConditionalCreate,
+    /// `PUT Bundle/<id>` with the document's stable id (#update, update as create).
+    Put,
+}
+
+impl FhirWrite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FhirWrite::ConditionalCreate => "conditional-create",
+            FhirWrite::Put => "put",
+        }
+    }
+}
+
+/// `write` of a destination: only fhir-r4 destinations take one.
+pub(super) fn validate_fhir_write(
+    value: Option<String>,
+    fhir: bool,
+    at: &str,
+    errors: &mut Errors,
+) -> FhirWrite {
+    let Some(value) = value else {
+        return FhirWrite::default();
+    };
+    let path = format!("{at}.write");
+    if !fhir {
+        errors.push(path, "is only used by fhir-r4 destinations");
+        return FhirWrite::default();
+    }
+    match value.as_str() {
+        "conditional-create" => FhirWrite::ConditionalCreate,
+        "put" => FhirWrite::Put,
+        _ => {
+            errors.push(path, "must be conditional-create or put");
+            FhirWrite::default()
+        }
+    }
+}
+
 /// A registry's limits. `None` fields are unlimited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LimitsConfig {

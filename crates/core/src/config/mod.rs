@@ -16,7 +16,9 @@ use std::time::Duration;
 use crate::model::{RecordType, Role, route_name};
 use raw::RawConfig;
 
-pub use destination::{AuthConfig, ClosedWindow, LimitsConfig, RetryConfig, Secret, TlsConfig};
+pub use destination::{
+    AuthConfig, ClosedWindow, FhirWrite, LimitsConfig, RetryConfig, Secret, TlsConfig,
+};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";
@@ -151,6 +153,8 @@ pub struct DestinationConfig {
     pub pseudonym_key: Option<Secret>,
     /// The registry's location list, when its mappings name places.
     pub locations: Option<LocationsConfig>,
+    /// fhir-r4: how documents are written (conditional create or PUT).
+    pub fhir_write: FhirWrite,
 }
 
 /// Where a registry's location list comes from (`destinations.<name>.locations`).
@@ -495,7 +499,14 @@ fn validate_destinations(
             Some(s) => Duration::from_secs(s),
             None => destination::DEFAULT_TIMEOUT,
         };
-        match (DestinationKind::parse(&d.kind), auth) {
+        let kind = DestinationKind::parse(&d.kind);
+        let fhir_write = destination::validate_fhir_write(
+            d.write,
+            kind.is_none_or(|k| k == DestinationKind::FhirR4),
+            &at,
+            errors,
+        );
+        match (kind, auth) {
             (Some(kind), Some(auth)) => {
                 destinations.insert(
                     name.clone(),
@@ -509,6 +520,7 @@ fn validate_destinations(
                         tls,
                         timeout,
                         pseudonym_key,
+                        fhir_write,
                         locations,
                     },
                 );

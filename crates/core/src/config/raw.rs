@@ -65,6 +65,9 @@ pub struct RawDestination {
     pub pseudonym_key: Option<String>,
     /// The registry's location list (file, and where to refresh it from).
     pub locations: Option<RawLocations>,
+    /// fhir-r4 only: how a document is written so that a resend never makes
+    /// a second one, `conditional-create` (default) or `put`.
+    pub write: Option<String>,
 }
 
 /// Where a registry's location list comes from.

@@ -180,3 +180,37 @@ fn a_postgres_url_is_refused_until_that_store_exists() {
     let errors = parse("[server]\ndatabase_url = \"postgres://localhost/test\"\n").unwrap_err();
     assert_eq!(errors[0].path, "server.database_url");
 }
+
+#[test]
+fn a_fhir_destination_chooses_how_it_writes_and_others_cannot() {
+    let config = parse(
+        r#"
+        [destinations.moh]
+        kind = "fhir-r4"
+        write = "put"
+
+        [destinations.moh-default]
+        kind = "fhir-r4"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.destinations["moh"].fhir_write, FhirWrite::Put);
+    assert_eq!(
+        config.destinations["moh-default"].fhir_write,
+        FhirWrite::ConditionalCreate
+    );
+    let errors = parse(
+        r#"
+        [destinations.moh]
+        kind = "fhir-r4"
+        write = "post"
+
+        [destinations.crvs]
+        kind = "opencrvs"
+        write = "put"
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["destinations.crvs.write", "destinations.moh.write"]);
+}

@@ -473,8 +473,8 @@ impl Pipeline {
                 file: self.mapping_name(mapping),
                 source,
             })?;
-        let kind = self.config.destinations[&route.destination].kind;
-        Ok(formats::encode(kind, &tree, ctx)?)
+        let destination = &self.config.destinations[&route.destination];
+        Ok(formats::encode_for(destination, &tree, ctx)?)
     }
 
     /// Decide whether `record` may go through `route` and, if so, render the

@@ -1,52 +1,193 @@
-//! Plain HTTPS (the FHIR R4 exchange): POST the document with an
-//! `Idempotency-Key` header. FHIR create semantics decide the receipt: 201
-//! Created is a new resource; 200 OK returns the one already stored for this
-//! document (a conditional create), so the earlier registration stands. The
-//! reference is `Type/id` from `Location`, else from the body.
+//! Plain HTTPS to a FHIR R4 exchange (R4 http.html). An `Idempotency-Key`
+//! header is not FHIR and a FHIR server ignores it, so retries are made safe
+//! with what R4 specifies, chosen by the destination's `write`:
+//!
+//! | write | first version | corrected version (record_version > 1) |
+//! |---|---|---|
+//! | `conditional-create` | `POST Bundle`, `If-None-Exist: identifier=<system>\|<value>` (#ccreate): 201 created, 200 already there (nothing created) | `PUT Bundle?identifier=<system>\|<value>` (#cond-update): 200 updated, 201 created (the first version never arrived) |
+//! | `put` | `PUT Bundle/<id>` (#update, update as create): 201 created, 200 updated in place | the same: 200 updated |
+//!
+//! The identifier and id are the document's own (`Bundle.identifier`,
+//! `Bundle.id`), stable for every resend and version of one source record,
+//! read from the bytes sent. A 412 (the condition matches several Bundles)
+//! is permanent: only the exchange's operator can tell which one stands.
+//! The reference is `Type/id` from `Location`, else from the body.
 
 use async_trait::async_trait;
-use reqwest::header::{ACCEPT, HeaderMap, LOCATION};
-use reqwest::{Client, StatusCode, Url};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use super::auth::{Auth, unauthorized};
 use super::classify::{code_at, listed, status_error};
-use super::http_client::{Answer, build_client, post_payload};
+use super::http_client::{Answer, build_client};
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
-use crate::config::DestinationConfig;
+use crate::config::{DestinationConfig, FhirWrite};
 
 pub(crate) struct PlainHttps {
+    /// The Bundle endpoint, `[base]/Bundle`.
     url: Url,
     client: Client,
     auth: Auth,
     clock: Clock,
+    write: FhirWrite,
 }
 
 impl PlainHttps {
     pub fn new(dest: &DestinationConfig, clock: Clock) -> Result<PlainHttps, BuildError> {
+        let url = url_of(dest)?;
+        if url.cannot_be_a_base() || url.query().is_some() {
+            return Err(BuildError::new(
+                dest,
+                "url must be the exchange's Bundle endpoint ([base]/Bundle), without a query",
+            ));
+        }
         Ok(PlainHttps {
-            url: url_of(dest)?,
+            url,
             client: build_client(dest, false)?,
             auth: Auth::standard(dest, clock.clone())?,
             clock,
+            write: dest.fhir_write,
         })
+    }
+}
+
+/// What the document says about itself, read from the bytes to be sent.
+#[derive(Debug, PartialEq, Eq)]
+struct Document {
+    /// `Bundle.identifier` as a token search: `system|value`.
+    identifier: String,
+    /// `Bundle.id`, present when the destination writes with PUT.
+    id: Option<String>,
+}
+
+impl Document {
+    fn read(body: &[u8]) -> Result<Document, SendError> {
+        let refuse = |what: &str| SendError::Permanent {
+            reason: format!("the rendered document has no {what}"),
+        };
+        let bundle: Value = serde_json::from_slice(body).map_err(|_| refuse("JSON body"))?;
+        let system = bundle["identifier"]["system"].as_str();
+        let value = bundle["identifier"]["value"].as_str();
+        let (Some(system), Some(value)) = (system, value) else {
+            return Err(refuse("Bundle.identifier"));
+        };
+        Ok(Document {
+            identifier: format!("{system}|{value}"),
+            id: bundle["id"].as_str().map(str::to_string),
+        })
+    }
+}
+
+/// The R4 interaction one send uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interaction {
+    ConditionalCreate,
+    ConditionalUpdate,
+    Put,
+}
+
+impl Interaction {
+    fn choose(write: FhirWrite, correction: bool) -> Interaction {
+        match write {
+            FhirWrite::Put => Interaction::Put,
+            FhirWrite::ConditionalCreate if correction => Interaction::ConditionalUpdate,
+            FhirWrite::ConditionalCreate => Interaction::ConditionalCreate,
+        }
+    }
+
+    /// What a success status means for this interaction.
+    fn status(self, status: StatusCode, correction: bool) -> ReceiptStatus {
+        match (self, status) {
+            (_, StatusCode::CREATED) => ReceiptStatus::Accepted,
+            // One match: nothing was created; the stored document stands.
+            (Interaction::ConditionalCreate, _) => ReceiptStatus::Duplicate,
+            (Interaction::ConditionalUpdate, _) => ReceiptStatus::Updated,
+            (Interaction::Put, _) if correction => ReceiptStatus::Updated,
+            // A resend of the same version replaced the document with itself.
+            (Interaction::Put, _) => ReceiptStatus::Duplicate,
+        }
+    }
+}
+
+/// `identifier=<system>|<value>`, encoded as search parameters are in a URL.
+fn identifier_condition(identifier: &str) -> String {
+    let mut url = Url::parse("search:").expect("a constant URL parses");
+    url.query_pairs_mut().append_pair("identifier", identifier);
+    url.query().unwrap_or_default().to_string()
+}
+
+/// Where and how one interaction is sent.
+struct Target {
+    method: Method,
+    url: Url,
+    if_none_exist: Option<String>,
+}
+
+impl PlainHttps {
+    fn target(&self, interaction: Interaction, document: &Document) -> Result<Target, SendError> {
+        let mut url = self.url.clone();
+        let (method, if_none_exist) = match interaction {
+            Interaction::ConditionalCreate => (
+                Method::POST,
+                Some(identifier_condition(&document.identifier)),
+            ),
+            Interaction::ConditionalUpdate => {
+                url.set_query(Some(&identifier_condition(&document.identifier)));
+                (Method::PUT, None)
+            }
+            Interaction::Put => {
+                let id = document.id.as_deref().ok_or_else(|| SendError::Permanent {
+                    reason: "the rendered document has no Bundle.id to PUT".into(),
+                })?;
+                url.path_segments_mut()
+                    .map_err(|()| SendError::Permanent {
+                        reason: "the destination url cannot take a path".into(),
+                    })?
+                    .pop_if_empty()
+                    .push(id);
+                (Method::PUT, None)
+            }
+        };
+        Ok(Target {
+            method,
+            url,
+            if_none_exist,
+        })
+    }
+
+    fn request(&self, target: &Target, outbound: &Outbound<'_>) -> RequestBuilder {
+        let mut builder = self
+            .client
+            .request(target.method.clone(), target.url.clone())
+            .header(CONTENT_TYPE, outbound.content_type)
+            .header(ACCEPT, "application/fhir+json, application/json");
+        if let Some(condition) = &target.if_none_exist {
+            builder = builder.header("If-None-Exist", condition);
+        }
+        builder.body(outbound.body.to_vec())
     }
 }
 
 #[async_trait]
 impl Transport for PlainHttps {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
-        let request = || {
-            post_payload(&self.client, &self.url, outbound)
-                .header(ACCEPT, "application/fhir+json, application/json")
-                .header("Idempotency-Key", outbound.idempotency_key)
-        };
+        let document = Document::read(outbound.body)?;
+        let correction = outbound.record_version > 1;
+        let interaction = Interaction::choose(self.write, correction);
+        let target = self.target(interaction, &document)?;
+        let request = || self.request(&target, outbound);
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
-        receipt(&answer, &self.clock)
+        receipt(&answer, &self.clock, interaction, correction)
     }
 }
 
-fn receipt(answer: &Answer, clock: &Clock) -> Result<Receipt, SendError> {
+fn receipt(
+    answer: &Answer,
+    clock: &Clock,
+    interaction: Interaction,
+    correction: bool,
+) -> Result<Receipt, SendError> {
     let body = answer.json();
     if !answer.status.is_success() {
         let detail = body.as_ref().and_then(outcome_issues);
@@ -57,10 +198,7 @@ fn receipt(answer: &Answer, clock: &Clock) -> Result<Receipt, SendError> {
             detail,
         ));
     }
-    let status = match answer.status {
-        StatusCode::OK => ReceiptStatus::Duplicate,
-        _ => ReceiptStatus::Accepted,
-    };
+    let status = interaction.status(answer.status, correction);
     let (reference, version) = match location(&answer.headers) {
         Some(found) => found,
         None => from_body(body.as_ref()),
@@ -150,7 +288,13 @@ mod tests {
             "Bundle/123/_history/1",
             "https://moh.example/fhir/Bundle/123/_history/1",
         ] {
-            let r = receipt(&answer(201, Some(location), ""), &clock).unwrap();
+            let r = receipt(
+                &answer(201, Some(location), ""),
+                &clock,
+                Interaction::ConditionalCreate,
+                false,
+            )
+            .unwrap();
             assert_eq!(r.status, ReceiptStatus::Accepted);
             assert_eq!(r.reference.as_deref(), Some("Bundle/123"), "{location}");
             assert_eq!(r.details["version_id"], "1");
@@ -162,11 +306,13 @@ mod tests {
                 r#"{"resourceType":"Bundle","id":"9","meta":{"versionId":"2"}}"#,
             ),
             &clock,
+            Interaction::ConditionalCreate,
+            false,
         )
         .unwrap();
         assert_eq!(r.status, ReceiptStatus::Duplicate);
         assert_eq!(r.reference.as_deref(), Some("Bundle/9"));
-        let r = receipt(&answer(201, Some("/"), ""), &clock).unwrap();
+        let r = receipt(&answer(201, Some("/"), ""), &clock, Interaction::Put, false).unwrap();
         assert_eq!(r.reference, None);
     }
 
@@ -175,12 +321,69 @@ mod tests {
         let body = r#"{"resourceType":"OperationOutcome","issue":[
             {"severity":"error","code":"invariant","diagnostics":"Amina is not allowed","expression":["Bundle.identifier"]},
             {"severity":"error","code":"required","diagnostics":"x","expression":["Bundle.entry[0].resource.subject"]}]}"#;
-        let e = receipt(&answer(422, None, body), &Clock::system()).unwrap_err();
+        let e = receipt(
+            &answer(422, None, body),
+            &Clock::system(),
+            Interaction::ConditionalCreate,
+            false,
+        )
+        .unwrap_err();
         assert_eq!(
             e,
             SendError::Permanent {
                 reason: "status 422: invariant at Bundle.identifier; required at Bundle.entry[0].resource.subject".into()
             }
         );
+    }
+
+    #[test]
+    fn the_interaction_follows_the_write_mode_and_the_version() {
+        let choose = Interaction::choose;
+        assert_eq!(
+            choose(FhirWrite::ConditionalCreate, false),
+            Interaction::ConditionalCreate
+        );
+        assert_eq!(
+            choose(FhirWrite::ConditionalCreate, true),
+            Interaction::ConditionalUpdate
+        );
+        assert_eq!(choose(FhirWrite::Put, false), Interaction::Put);
+        assert_eq!(choose(FhirWrite::Put, true), Interaction::Put);
+        let ok = StatusCode::OK;
+        assert_eq!(
+            Interaction::ConditionalCreate.status(ok, false),
+            ReceiptStatus::Duplicate
+        );
+        assert_eq!(Interaction::Put.status(ok, false), ReceiptStatus::Duplicate);
+        assert_eq!(
+            Interaction::ConditionalUpdate.status(StatusCode::CREATED, true),
+            ReceiptStatus::Accepted
+        );
+        assert_eq!(
+            Interaction::ConditionalUpdate.status(ok, true),
+            ReceiptStatus::Updated
+        );
+        assert_eq!(Interaction::Put.status(ok, true), ReceiptStatus::Updated);
+        assert_eq!(
+            identifier_condition("urn:ietf:rfc:3986|urn:uuid:1"),
+            "identifier=urn%3Aietf%3Arfc%3A3986%7Curn%3Auuid%3A1"
+        );
+    }
+
+    #[test]
+    fn the_document_is_read_from_the_bytes_sent() {
+        let body = br#"{"resourceType":"Bundle","id":"d1","identifier":{"system":"s","value":"v"},
+            "entry":[{"resource":{"resourceType":"Composition"}}]}"#;
+        assert_eq!(
+            Document::read(body).unwrap(),
+            Document {
+                identifier: "s|v".into(),
+                id: Some("d1".into()),
+            }
+        );
+        assert!(matches!(
+            Document::read(br#"{"resourceType":"Bundle"}"#),
+            Err(SendError::Permanent { .. })
+        ));
     }
 }

@@ -18,6 +18,6 @@ pub mod outbound;
 
 pub use inbound::{decode, payload_root, source_catalogue};
 pub use outbound::{
-    EncodeError, Encoded, destination_catalogue, encode, examplia, fhir_r4, opencrvs, opencrvs_v1,
-    primero,
+    EncodeError, Encoded, destination_catalogue, encode, encode_for, examplia, fhir_r4, opencrvs,
+    opencrvs_v1, primero,
 };

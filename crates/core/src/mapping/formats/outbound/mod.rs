@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::config::DestinationKind;
+use crate::config::{DestinationConfig, DestinationKind};
 use crate::mapping::{Catalogue, RouteContext};
 
 /// The bytes for a registry, and how to label them.
@@ -44,7 +44,22 @@ pub fn destination_catalogue(kind: DestinationKind, folder: &Path) -> Result<Cat
     }
 }
 
-/// Turn a mapped tree into the registry's bytes.
+/// Turn a mapped tree into the bytes `destination` is sent: its kind's
+/// format, with the settings that change the document (a FHIR destination's
+/// `write`).
+pub fn encode_for(
+    destination: &DestinationConfig,
+    tree: &Value,
+    ctx: &RouteContext,
+) -> Result<Encoded, EncodeError> {
+    match destination.kind {
+        DestinationKind::FhirR4 => fhir_r4::encode_with(tree, ctx, destination.fhir_write),
+        other => encode(other, tree, ctx),
+    }
+}
+
+/// Turn a mapped tree into the registry's bytes (a FHIR destination's
+/// document as conditional create writes it).
 pub fn encode(
     kind: DestinationKind,
     tree: &Value,

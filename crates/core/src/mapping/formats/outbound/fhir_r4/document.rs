@@ -4,6 +4,7 @@
 use serde_json::{Map, Number, Value, json};
 
 use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
+use crate::config::FhirWrite;
 use crate::mapping::RouteContext;
 use crate::mapping::formats::EncodeError;
 
@@ -67,7 +68,7 @@ impl Ids<'_> {
     }
 }
 
-pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
+pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value, EncodeError> {
     let t = Tree(tree);
     let ids = Ids(ctx);
     let timestamp = t.required_text("document/timestamp")?;
@@ -126,7 +127,8 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
         entries.push(entry("encounter", birth_encounter(&t, &ids)?));
         birth.push("encounter");
     }
-    if let Some(obs) = birth_weight(&t, &ids, encounter)? {
+    let born = birth_instant(&entries[0].resource);
+    if let Some(obs) = birth_weight(&t, &ids, encounter, born)? {
         entries.push(entry("birth-weight", obs));
         birth.push("birth-weight");
     }
@@ -139,16 +141,36 @@ pub fn build(tree: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
     }
     entries.push(entry("author", author(&t)?));
     // bdl-11: the Composition is the first entry.
-    let composition = composition(&t, &ids, timestamp, encounter, sections)?;
+    let mut composition = composition(&t, &ids, timestamp, encounter, sections)?;
+    if ctx.record_version > 1 {
+        // R4 CompositionStatus: modified after it was released as final.
+        composition["status"] = json!("amended");
+    }
     entries.insert(0, entry("composition", composition));
-    Ok(json!({
+    // Stable for every resend and version of one source record on this route
+    // (per owning agency): a resend is recognised, a correction updates.
+    let document = ctx.record_key();
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "meta": {"lastUpdated": timestamp},
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
+        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{document}")},
         "type": "document",
         "timestamp": timestamp,
         "entry": entries.into_iter().map(|e| bundle_entry(&ids, e)).collect::<Vec<_>>(),
-    }))
+    });
+    if write == FhirWrite::Put {
+        bundle["id"] = json!(document.to_string());
+    }
+    Ok(bundle)
+}
+
+/// When the child was born, as precisely as the document says: the
+/// patient-birthTime dateTime, else a full birthDate; `None` for an estimate
+/// (a year or a month), which the vital signs profile cannot take (vs-1).
+fn birth_instant(child: &Value) -> Option<String> {
+    let time = child["_birthDate"]["extension"][0]["valueDateTime"].as_str();
+    let date = child["birthDate"].as_str().filter(|d| is_full_date(d));
+    time.or(date).map(str::to_string)
 }
 
 fn bundle_entry(ids: &Ids, e: Entry) -> Value {
@@ -184,9 +206,18 @@ fn composition(
     let code = t.required_code("document/type/code")?;
     let system = t.required_uri("document/type/system")?;
     let display = t.text("document/type/display")?;
-    let mut doc_type = json!({"coding": [coding(system, code, display)]});
-    if let Some(display) = display {
-        doc_type["text"] = json!(display);
+    let mut codings = vec![coding(system, code, display)];
+    if let Some(local) = t.code("document/type/local/code")? {
+        let system = t.required_uri("document/type/local/system")?;
+        codings.push(coding(
+            system,
+            local,
+            t.text("document/type/local/display")?,
+        ));
+    }
+    let mut doc_type = json!({"coding": codings});
+    if let Some(text) = t.text("document/type/text")? {
+        doc_type["text"] = json!(text);
     }
     let mut c = json!({
         "resourceType": "Composition",
@@ -453,8 +484,17 @@ fn observation(ids: &Ids, code: Value, subject: &str, encounter: bool) -> Value 
     o
 }
 
-/// Birth weight, LOINC 8339-4, always in grams (UCUM `g`).
-fn birth_weight(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, EncodeError> {
+/// Birth weight, LOINC 8339-4, always in grams (UCUM `g`). Measured at
+/// birth: a vital sign (R4 vital signs profile, category `vital-signs`) whose
+/// effective[x] is the birth. When the birth is known only to the year or
+/// month, the profile cannot be met (effective[x] 1..1, vs-1: a dateTime
+/// precise to the day), so the Observation does not claim it.
+fn birth_weight(
+    t: &Tree,
+    ids: &Ids,
+    encounter: bool,
+    born: Option<String>,
+) -> Result<Option<Value>, EncodeError> {
     let Some(value) = t.positive_decimal("birth_weight/value")? else {
         return Ok(None);
     };
@@ -469,8 +509,11 @@ fn birth_weight(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, E
         "text": "Birth weight",
     });
     let mut o = observation(ids, code, "child", encounter);
-    o["category"] =
-        json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
+    if let Some(born) = born {
+        o["category"] =
+            json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
+        o["effectiveDateTime"] = json!(born);
+    }
     o["valueQuantity"] = json!({"value": grams, "unit": "g", "system": UCUM, "code": "g"});
     Ok(Some(o))
 }

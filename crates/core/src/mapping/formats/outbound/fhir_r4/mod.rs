@@ -5,7 +5,7 @@
 //! data-protection officer can read: `child/given`, `mother/identifiers/*/system`,
 //! `birth_weight/value`... The encoder turns it into a document Bundle
 //! (../shared/specs/FORMATS.md §3): `identifier` (bdl-9) from the route's
-//! document id, `timestamp` and `meta.lastUpdated` (bdl-10), the Composition
+//! record key (the same for every resend and version of one source record), `timestamp` and `meta.lastUpdated` (bdl-10), the Composition
 //! first (bdl-11), one entry per resource with a unique `urn:uuid:` fullUrl
 //! derived from the route context, and every reference resolving inside the
 //! Bundle. Codes and systems that are facts of FHIR (section codes, LOINC,
@@ -24,6 +24,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{EncodeError, Encoded};
+use crate::config::FhirWrite;
 use crate::mapping::{Catalogue, RouteContext};
 
 pub use xml::to_xml;
@@ -33,9 +34,13 @@ pub use xml::to_xml;
 pub const FIELDS: &[(&str, &str)] = &[
     ("document/timestamp",                "Bundle.timestamp, Bundle.meta.lastUpdated, Composition.date (instant)"),
     ("document/title",                    "Composition.title"),
-    ("document/type/system",              "Composition.type coding system"),
-    ("document/type/code",                "Composition.type coding code"),
-    ("document/type/display",             "Composition.type display and text"),
+    ("document/type/system",              "Composition.type first coding: system (http://loinc.org: the exchange requires a LOINC document code)"),
+    ("document/type/code",                "Composition.type first coding: code"),
+    ("document/type/display",             "Composition.type first coding: display"),
+    ("document/type/text",                "Composition.type text"),
+    ("document/type/local/system",        "Composition.type second coding (a local document type): system"),
+    ("document/type/local/code",          "Composition.type second coding: code"),
+    ("document/type/local/display",       "Composition.type second coding: display"),
     ("author/name",                       "Organization.name of the notifier (Composition.author)"),
     ("author/identifier/system",          "Organization.identifier.system of the notifier"),
     ("author/identifier/value",           "Organization.identifier.value of the notifier"),
@@ -90,7 +95,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("encounter/class",                   "Encounter.class: v3 ActCode (IMP, HH, FLD...)"),
     ("encounter/facility/system",         "Encounter.location identifier system (facility list)"),
     ("encounter/facility/value",          "Encounter.location identifier value (facility code)"),
-    ("birth_weight/value",                "Observation LOINC 8339-4 valueQuantity, sent in g"),
+    ("birth_weight/value",                "Observation LOINC 8339-4 valueQuantity, sent in g; a vital sign (R4 vital signs profile) measured at birth: effectiveDateTime is the child's birth date and time"),
     ("birth_weight/unit",                 "unit of birth_weight/value: g or kg"),
 ];
 
@@ -98,8 +103,22 @@ pub fn catalogue(_folder: &Path) -> Result<Catalogue, String> {
     Ok(Catalogue::new(FIELDS.iter().map(|(p, _)| p.to_string())))
 }
 
+/// The document as a destination that writes with conditional create gets it.
 pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> {
-    let bundle = document::build(tree, ctx)?;
+    encode_with(tree, ctx, FhirWrite::ConditionalCreate)
+}
+
+/// The document for a destination that writes with `write`: with PUT, the
+/// Bundle carries its stable logical id (R4 update: the body's id equals the
+/// URL's); with conditional create it carries none (a create ignores a
+/// client's id, and a conditional update of a Bundle whose server id differs
+/// from the body's is refused).
+pub fn encode_with(
+    tree: &Value,
+    ctx: &RouteContext,
+    write: FhirWrite,
+) -> Result<Encoded, EncodeError> {
+    let bundle = document::build(tree, ctx, write)?;
     Ok(Encoded {
         bytes: json::to_vec(&bundle)?,
         extension: "json",

@@ -4,6 +4,7 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::config::FhirWrite;
 use crate::model::RecordId;
 
 fn ctx() -> RouteContext {
@@ -14,7 +15,7 @@ fn ctx() -> RouteContext {
         destination: "fhir-r4".into(),
         timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
         attempt: 1,
-        subject: None,
+        subject: Some("5d1b0c3e9a7f42e18c6d2b4a0f9e3c71".into()),
         locations: None,
         legal_basis: None,
     }
@@ -96,7 +97,7 @@ fn a_document_bundle_with_the_composition_first_and_resolving_references() {
     assert_eq!(b["identifier"]["system"], "urn:ietf:rfc:3986");
     assert_eq!(
         b["identifier"]["value"],
-        format!("urn:uuid:{}", ctx().document_id())
+        format!("urn:uuid:{}", ctx().record_key())
     );
     assert_eq!(b["timestamp"], "2026-10-22T09:12:05+02:00");
     assert_eq!(b["meta"]["lastUpdated"], b["timestamp"]);
@@ -309,7 +310,10 @@ fn json_is_written_in_element_order_and_loses_nothing() {
             && at("\"_birthDate\":") < at("\"multipleBirthInteger\":")
     );
     let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(reparsed, document::build(&tree(), &ctx()).unwrap());
+    assert_eq!(
+        reparsed,
+        document::build(&tree(), &ctx(), FhirWrite::ConditionalCreate).unwrap()
+    );
     let metadata = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g"}]}]});
     assert_eq!(
         String::from_utf8(json::to_vec(&metadata).unwrap()).unwrap(),
@@ -411,4 +415,69 @@ mod no_panic {
             let _ = json::to_vec(&resource);
         }
     }
+}
+
+fn birth_weight_of(tree: &Value) -> Value {
+    resource(&bundle(tree), "Observation")
+        .into_iter()
+        .find(|o| o["code"]["coding"][0]["code"] == "8339-4")
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn the_birth_weight_is_a_vital_sign_taken_at_birth() {
+    let o = birth_weight_of(&tree());
+    assert_eq!(o["category"][0]["coding"][0]["code"], "vital-signs");
+    assert_eq!(o["effectiveDateTime"], "2026-10-21T23:48:00+02:00");
+    // Without a time of birth: the birth date (vs-1: precise to the day).
+    let mut t = tree();
+    t["child"].as_object_mut().unwrap().remove("birth_time");
+    assert_eq!(birth_weight_of(&t)["effectiveDateTime"], "2026-10-21");
+    // Born in an estimated year: the profile cannot be met, so not claimed.
+    t["child"]["birth_date"] = json!("2026");
+    let o = birth_weight_of(&t);
+    assert!(
+        o.get("category").is_none() && o.get("effectiveDateTime").is_none(),
+        "{o}"
+    );
+    assert_eq!(o["valueQuantity"]["value"], 3120);
+}
+
+#[test]
+fn the_document_type_has_its_coding_a_local_one_and_text() {
+    let mut t = tree();
+    t["document"]["type"] = json!({
+        "system": "http://loinc.org", "code": "71230-7", "display": "Birth certificate",
+        "text": "Birth notification",
+        "local": {"system": "http://opencrvs.org/doc-types", "code": "birth-notification"}
+    });
+    let b = bundle(&t);
+    let doc_type = &b["entry"][0]["resource"]["type"];
+    assert_eq!(
+        doc_type,
+        &json!({"coding": [
+            {"system": "http://loinc.org", "code": "71230-7", "display": "Birth certificate"},
+            {"system": "http://opencrvs.org/doc-types", "code": "birth-notification"}
+        ], "text": "Birth notification"})
+    );
+}
+
+#[test]
+fn a_put_document_carries_its_stable_id_and_a_correction_is_amended() {
+    let with = |write, version| {
+        let mut c = ctx();
+        c.record_version = version;
+        c.record_id = RecordId::parse("0192f0c2-7b1e-7c3a-9f00-000000000002").unwrap();
+        serde_json::from_slice::<Value>(&encode_with(&tree(), &c, write).unwrap().bytes).unwrap()
+    };
+    let first = with(FhirWrite::Put, 1);
+    let corrected = with(FhirWrite::Put, 2);
+    assert_eq!(first["id"], ctx().record_key().to_string());
+    // Another submission and version of the same source record: the same document.
+    assert_eq!(corrected["id"], first["id"]);
+    assert_eq!(corrected["identifier"], first["identifier"]);
+    assert_eq!(first["entry"][0]["resource"]["status"], "final");
+    assert_eq!(corrected["entry"][0]["resource"]["status"], "amended");
+    assert!(with(FhirWrite::ConditionalCreate, 1).get("id").is_none());
 }
