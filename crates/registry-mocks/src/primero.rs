@@ -277,9 +277,15 @@ impl Primero {
         })
     }
 
-    fn data<'a>(&self, req: &MockRequest, body: &'a Option<Value>) -> Result<&'a Map<String, Value>, Reply> {
+    fn data<'a>(
+        &self,
+        req: &MockRequest,
+        body: &'a Option<Value>,
+    ) -> Result<&'a Map<String, Value>, Reply> {
         let Some(body) = body else {
-            return Err(error(400, &req.path, "Bad Request", None, Outcome::Rejected).detail("json"));
+            return Err(
+                error(400, &req.path, "Bad Request", None, Outcome::Rejected).detail("json"),
+            );
         };
         // `params.require(:data)`: ActionController::ParameterMissing is a 422.
         body.get("data").and_then(Value::as_object).ok_or_else(|| {
@@ -424,10 +430,12 @@ fn merge(old: Value, new: Value) -> Value {
             let id = |r: &Value| r.get("unique_id").cloned();
             let mut out: Vec<Value> = old
                 .into_iter()
-                .map(|o| match id(&o).and_then(|u| new.iter().find(|n| id(n) == Some(u.clone()))) {
-                    Some(n) => merge(o, n.clone()),
-                    None => o,
-                })
+                .map(
+                    |o| match id(&o).and_then(|u| new.iter().find(|n| id(n) == Some(u.clone()))) {
+                        Some(n) => merge(o, n.clone()),
+                        None => o,
+                    },
+                )
                 .collect();
             for n in new {
                 if !out.iter().any(|o| id(o).is_some() && id(o) == id(&n)) {
@@ -498,7 +506,11 @@ fn error(
 
 /// Devise's failure app: 401 with a plain `error`.
 fn unauthorized() -> Reply {
-    Reply::json(401, &json!({"error": SIGN_IN_MESSAGE}), Outcome::Unauthorized)
+    Reply::json(
+        401,
+        &json!({"error": SIGN_IN_MESSAGE}),
+        Outcome::Unauthorized,
+    )
 }
 
 /// The case id of `/api/v2/cases/{id}`.

@@ -227,7 +227,9 @@ impl Instance {
             "numeric_field" => {
                 value.is_null() || value.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
             }
-            "date_field" => value.is_null() || value.as_str().is_some_and(|s| date_ok(s, spec.time)),
+            "date_field" => {
+                value.is_null() || value.as_str().is_some_and(|s| date_ok(s, spec.time))
+            }
             "select_box" if spec.multi => {
                 if let Some(items) = value.as_array() {
                     for (i, item) in items.iter().enumerate() {
@@ -238,7 +240,9 @@ impl Instance {
                 }
                 true
             }
-            "select_box" => value.is_null() || value.as_str().is_some_and(|s| self.allowed(spec, s)),
+            "select_box" => {
+                value.is_null() || value.as_str().is_some_and(|s| self.allowed(spec, s))
+            }
             "radio_button" => {
                 value.is_null()
                     || value.as_str().is_some_and(|s| self.allowed(spec, s))
@@ -283,7 +287,9 @@ impl Instance {
 fn permitted_shape(spec: &FieldSpec, value: &Value) -> bool {
     let scalar = |v: &Value| !(v.is_array() || v.is_object());
     if spec.kind == "select_box" && spec.multi {
-        value.as_array().is_some_and(|items| items.iter().all(scalar))
+        value
+            .as_array()
+            .is_some_and(|items| items.iter().all(scalar))
     } else {
         scalar(value)
     }
@@ -311,7 +317,12 @@ mod tests {
     #[test]
     fn the_embedded_instance_has_the_seed_fields_and_examplia_s_own() {
         let i = Instance::examplia();
-        for f in ["name_first", "sex", "consent_for_services", "consent_overridden"] {
+        for f in [
+            "name_first",
+            "sex",
+            "consent_for_services",
+            "consent_overridden",
+        ] {
             assert!(i.has_field(f), "{f}");
         }
         // Primero keeps no reason for an override, and neither does Examplia.
@@ -378,6 +389,9 @@ mod tests {
             "notes_section": [{"unique_id": "0d6c2f8e-7a43-4a8b-9d0e-3f1b2c4d5e6f",
                                "note_date": "2026-10-01T00:00:00Z"}]
         }));
-        assert!(fine.invalid.is_empty() && fine.dropped.is_empty(), "{fine:?}");
+        assert!(
+            fine.invalid.is_empty() && fine.dropped.is_empty(),
+            "{fine:?}"
+        );
     }
 }
