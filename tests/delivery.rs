@@ -377,14 +377,13 @@ async fn the_token_is_renewed_before_it_expires() {
     mock.stop().await;
 }
 
-/// A Primero destination named `primero` pointing at `mock` (jwt-header login).
+/// A Primero destination named `primero` pointing at `mock` (HTTP Basic).
 fn primero_destination(mock: &RunningMock) -> String {
     format!(
         "[destinations.primero]\nkind = \"primero\"\nurl = \"{}\"\n\
-         auth = {{ mode = \"jwt-header\", login_url = \"{}\", user = \"registry-gateway\", password = \"mock-password\" }}\n\
+         auth = {{ mode = \"basic\", user = \"registry-gateway\", password = \"mock-password\" }}\n\
          retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1, breaker_cooldown_secs = 1 }}\n",
         mock.submit_url(),
-        mock.token_url().unwrap()
     )
 }
 

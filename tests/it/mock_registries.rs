@@ -823,33 +823,33 @@ fn primero_config(auth: PrimeroAuth) -> MockConfig {
     config
 }
 
-async fn primero_jwt(mock: &RunningMock) -> String {
-    let response = http()
-        .post(mock.token_url().unwrap())
-        .json(&json!({"user": {"user_name": "registry-gateway", "password": "mock-password"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let header = response.headers()["authorization"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(json_of(response).await["user_name"], "registry-gateway");
-    header.strip_prefix("Bearer ").unwrap().to_string()
+fn basic(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    request.basic_auth("registry-gateway", Some("mock-password"))
+}
+
+/// The cookies of `Set-Cookie` headers as a `Cookie` header, and the CSRF token.
+fn cookies_of(response: &reqwest::Response) -> (String, Option<String>) {
+    let pairs: Vec<String> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let csrf = pairs
+        .iter()
+        .find_map(|c| c.strip_prefix("CSRF-TOKEN="))
+        .map(str::to_string);
+    (pairs.join("; "), csrf)
+}
+
+fn login_body() -> Value {
+    json!({"user": {"user_name": "registry-gateway", "password": "mock-password"}})
 }
 
 #[tokio::test]
 async fn primero_creates_a_case_with_204_and_answers_409_to_the_same_id() {
-    let mock = start(primero_config(PrimeroAuth::JwtHeader)).await;
-    let token = primero_jwt(&mock).await;
-    let post = |body: Value| {
-        http()
-            .post(mock.submit_url())
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
+    let post = |body: Value| basic(http().post(mock.submit_url())).json(&body).send();
 
     let created = post(case(CASE_ID)).await.unwrap();
     assert_eq!(created.status(), StatusCode::NO_CONTENT);
@@ -857,7 +857,8 @@ async fn primero_creates_a_case_with_204_and_answers_409_to_the_same_id() {
     let conflict = post(case(CASE_ID)).await.unwrap();
     assert_eq!(conflict.status(), StatusCode::CONFLICT);
     let error = json_of(conflict).await;
-    assert_eq!(error["errors"][0]["code"], 409);
+    assert_eq!(error["errors"][0]["status"], 409);
+    assert_eq!(error["errors"][0]["resource"], "/api/v2/cases");
     assert_eq!(
         error["errors"][0]["message"],
         "Conflict: A record with this id already exists"
@@ -869,6 +870,8 @@ async fn primero_creates_a_case_with_204_and_answers_409_to_the_same_id() {
     no_id["data"].as_object_mut().unwrap().remove("id");
     let created = json_of(post(no_id).await.unwrap()).await;
     assert!(uuid::Uuid::try_parse(created["data"]["id"].as_str().unwrap()).is_ok());
+    // The creator owns a case unless the request names an owner.
+    assert_eq!(created["data"]["owned_by"], "registry-gateway");
     assert_eq!(
         outcomes(&mock),
         [Outcome::Accepted, Outcome::Duplicate, Outcome::Accepted]
@@ -881,175 +884,249 @@ async fn primero_creates_a_case_with_204_and_answers_409_to_the_same_id() {
 }
 
 #[tokio::test]
-async fn primero_refuses_invalid_fields_with_422_per_field() {
-    let mock = start(primero_config(PrimeroAuth::JwtHeader)).await;
-    let token = primero_jwt(&mock).await;
+async fn primero_refuses_bad_values_with_their_pointers_and_drops_unknown_fields() {
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
     let mut bad = case("not-a-uuid");
     bad["data"]["module_id"] = json!("primeromodule-xyz");
-    bad["data"]["date_of_birth"] = json!("2030-01-01");
+    bad["data"]["sex"] = json!("CANARY-SEX");
     bad["data"]["registration_date"] = json!("04/03/2025");
-    let response = http()
-        .post(mock.submit_url())
-        .bearer_auth(&token)
+    bad["data"]["family_details_section"][0]["relation"] = json!("CANARY-REL");
+    let response = basic(http().post(mock.submit_url()))
         .json(&bad)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json_of(response).await;
-    let mut details: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["detail"].as_str().unwrap())
-        .collect();
-    details.sort();
+    assert_eq!(body["errors"][0]["message"], "Invalid Record JSON");
+    assert_eq!(body["errors"][0]["status"], 422);
     assert_eq!(
-        details,
-        ["date_of_birth", "id", "module_id", "registration_date"]
+        body["errors"][0]["detail"],
+        json!([
+            "/family_details_section/0/relation",
+            "/id",
+            "/module_id",
+            "/registration_date",
+            "/sex"
+        ])
     );
+    assert!(!body.to_string().contains("CANARY"), "no value echoed");
     assert!(!body.to_string().contains("04/03/2025"), "no value echoed");
 
-    let no_envelope = http()
-        .post(mock.submit_url())
-        .bearer_auth(&token)
+    // v2.15 keeps what its forms know and drops the rest without a word: an
+    // override reason is no field of Primero's (nor of Examplia's instance).
+    let mut old = case(CASE_ID);
+    old["data"]["consent_overridden"] = json!(true);
+    old["data"]["consent_override_reason"] = json!("CANARY");
+    let response = basic(http().post(mock.submit_url()))
+        .json(&old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        mock.submissions()[1].detail.as_deref(),
+        Some("dropped /consent_override_reason")
+    );
+    let stored = json_of(
+        basic(http().get(format!("{}/{CASE_ID}", mock.submit_url())))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(stored["data"]["consent_overridden"], true);
+    assert!(stored["data"].get("consent_override_reason").is_none());
+
+    let no_envelope = basic(http().post(mock.submit_url()))
         .json(&json!({"id": CASE_ID}))
         .send()
         .await
         .unwrap();
     assert_eq!(no_envelope.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(mock.records().is_empty());
+    assert_eq!(mock.records().len(), 1);
     mock.stop().await;
 }
 
 #[tokio::test]
-async fn primero_jwt_expires_after_an_hour_and_can_be_revoked() {
-    let mock = start(primero_config(PrimeroAuth::JwtHeader)).await;
-    let bad_login = http()
-        .post(mock.token_url().unwrap())
-        .json(&json!({"user": {"user_name": "registry-gateway", "password": "wrong"}}))
+async fn primero_patch_merges_subform_rows_by_unique_id() {
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
+    let url = format!("{}/{CASE_ID}", mock.submit_url());
+    let missing = basic(http().patch(&url))
+        .json(&case(CASE_ID))
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_login.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let created = basic(http().post(mock.submit_url()))
+        .json(&case(CASE_ID))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::NO_CONTENT);
+    let row = "0d6c2f8e-7a43-4a8b-9d0e-3f1b2c4d5e6f";
+    let new_row = "5e8f7a6b-1c2d-4e3f-9a0b-1c2d3e4f5a6b";
+    let patch = json!({"data": {"age": 12, "family_details_section": [
+        {"unique_id": row, "relation_name": "x"},
+        {"unique_id": new_row, "relation": "father"}]}});
+    let updated = basic(http().patch(&url)).json(&patch).send().await.unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let stored = json_of(basic(http().get(&url)).send().await.unwrap()).await;
+    let rows = stored["data"]["family_details_section"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["relation"], "mother", "kept from the first version");
+    assert_eq!(rows[0]["relation_name"], "x");
+    assert_eq!(rows[1]["relation"], "father");
+    assert_eq!(stored["data"]["age"], 12);
+    assert_eq!(stored["data"]["name_first"], "Amina");
+    // A bad value in a patch is refused like one in a create.
+    let bad = basic(http().patch(&url))
+        .json(&json!({"data": {"sex": "CANARY"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(mock.records().len(), 1, "one case");
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn primero_v2_15_login_answers_no_token_and_is_itself_csrf_protected() {
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
+    // The pre-v2.11 flow: a bare login. Refused by CSRF protection, and no
+    // JWT anywhere in any answer.
+    let bare = http()
+        .post(mock.token_url().unwrap())
+        .json(&login_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert!(bare.headers().get("authorization").is_none());
     assert_eq!(
-        json_of(bad_login).await["error"],
-        "Invalid User name or password."
+        json_of(bare).await["errors"][0]["message"],
+        "Can't verify CSRF token authenticity."
     );
 
-    let no_token = http()
-        .post(mock.submit_url())
-        .json(&case(CASE_ID))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
-    let token = primero_jwt(&mock).await;
-    mock.clock().advance(Duration::from_secs(3600));
-    let expired = http()
-        .post(mock.submit_url())
-        .bearer_auth(&token)
-        .json(&case(CASE_ID))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
-
-    let token = primero_jwt(&mock).await;
-    let logout = http()
-        .delete(mock.token_url().unwrap())
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::OK);
-    let revoked = http()
-        .post(mock.submit_url())
-        .bearer_auth(&token)
-        .json(&case(CASE_ID))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
-    let details: Vec<_> = mock
-        .submissions()
-        .iter()
-        .map(|a| a.detail.clone().unwrap())
-        .collect();
-    assert_eq!(details, ["token_missing", "token_expired", "token_revoked"]);
-    mock.stop().await;
-}
-
-#[tokio::test]
-async fn primero_session_mode_needs_the_cookie_and_the_csrf_token() {
-    let mock = start(primero_config(PrimeroAuth::Session)).await;
+    let health = format!("{}/health/server?session=true", mock.base_url());
+    let first = http().get(&health).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::NO_CONTENT);
+    let (cookie, csrf) = cookies_of(&first);
+    let csrf = csrf.unwrap();
     let login = http()
         .post(mock.token_url().unwrap())
-        .json(&json!({"user": {"user_name": "registry-gateway", "password": "mock-password"}}))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&login_body())
         .send()
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
-    let cookies: Vec<String> = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let csrf = cookies
-        .iter()
-        .find_map(|c| c.strip_prefix("CSRF-TOKEN="))
+    assert!(login.headers().get("authorization").is_none());
+    let (session_cookie, _) = cookies_of(&login);
+    let session_cookie = session_cookie
+        .split("; ")
+        .find(|c| c.starts_with("_app_session="))
         .unwrap()
         .to_string();
-    let cookie_header = cookies.join("; ");
     let body = json_of(login).await;
     assert_eq!(body["user_name"], "registry-gateway");
-    assert!(body.get("group_permission").is_some());
+    assert!(body.get("group_permission").is_some() && body.get("id").is_some());
+    assert!(body.get("token").is_none());
 
-    let post = |cookie: Option<&str>, csrf: Option<&str>, id: &str| {
-        let mut request = http().post(mock.submit_url()).json(&case(id));
-        if let Some(c) = cookie {
-            request = request.header("cookie", c.to_string());
-        }
+    let post = |csrf: Option<&str>, id: &str| {
+        let mut request = http()
+            .post(mock.submit_url())
+            .header("cookie", session_cookie.clone())
+            .json(&case(id));
         if let Some(t) = csrf {
             request = request.header("x-csrf-token", t.to_string());
         }
         request.send()
     };
+    // The login renewed the token: the old one is refused with 403.
     assert_eq!(
-        post(None, Some(&csrf), CASE_ID).await.unwrap().status(),
-        StatusCode::UNAUTHORIZED
+        post(Some(&csrf), CASE_ID).await.unwrap().status(),
+        StatusCode::FORBIDDEN
     );
     assert_eq!(
-        post(Some(&cookie_header), None, CASE_ID)
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::UNPROCESSABLE_ENTITY
+        post(None, CASE_ID).await.unwrap().status(),
+        StatusCode::FORBIDDEN
     );
+    let again = http()
+        .get(&health)
+        .header("cookie", &session_cookie)
+        .send()
+        .await
+        .unwrap();
+    let fresh = cookies_of(&again).1.unwrap();
+    assert_ne!(fresh, csrf);
     assert_eq!(
-        post(Some(&cookie_header), Some(&csrf), CASE_ID)
-            .await
-            .unwrap()
-            .status(),
+        post(Some(&fresh), CASE_ID).await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
-    // Idle for the session timeout: the session is gone.
-    mock.clock().advance(Duration::from_secs(3600));
-    let other = "9c2d7e4f-1a3b-4c5d-8e6f-7a8b9c0d1e2f";
+
+    // A second login (v2.12+) ends the first session.
+    let other = http().get(&health).send().await.unwrap();
+    let (other_cookie, other_csrf) = cookies_of(&other);
+    let relogin = http()
+        .post(mock.token_url().unwrap())
+        .header("cookie", &other_cookie)
+        .header("x-csrf-token", other_csrf.unwrap())
+        .json(&login_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(relogin.status(), StatusCode::OK);
+    let other_id = "9c2d7e4f-1a3b-4c5d-8e6f-7a8b9c0d1e2f";
     assert_eq!(
-        post(Some(&cookie_header), Some(&csrf), other)
-            .await
-            .unwrap()
-            .status(),
+        post(Some(&fresh), other_id).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
+
+    // Basic needs neither session nor CSRF token.
+    let ok = basic(http().post(mock.submit_url()))
+        .json(&case(other_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+    mock.stop().await;
+}
+
+#[tokio::test]
+async fn primero_sessions_end_after_an_hour_idle() {
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
+    let health = format!("{}/health/server?session=true", mock.base_url());
+    let (cookie, csrf) = cookies_of(&http().get(&health).send().await.unwrap());
+    let login = http()
+        .post(mock.token_url().unwrap())
+        .header("cookie", &cookie)
+        .header("x-csrf-token", csrf.unwrap())
+        .json(&login_body())
+        .send()
+        .await
+        .unwrap();
+    let session = cookies_of(&login).0;
+    let session = session
+        .split("; ")
+        .find(|c| c.starts_with("_app_session="))
+        .unwrap()
+        .to_string();
+    mock.clock().advance(Duration::from_secs(3600));
+    let stale = http()
+        .get(format!("{}/{CASE_ID}", mock.submit_url()))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
     mock.stop().await;
 }
 
 #[tokio::test]
 async fn primero_basic_and_idp_bearer_modes() {
-    let basic = start(primero_config(PrimeroAuth::Basic)).await;
+    let basic = start(primero_config(PrimeroAuth::Native)).await;
     let ok = http()
         .post(basic.submit_url())
         .basic_auth("registry-gateway", Some("mock-password"))
@@ -1066,7 +1143,6 @@ async fn primero_basic_and_idp_bearer_modes() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(basic.token_url().is_none());
     basic.stop().await;
 
     let idp = start(primero_config(PrimeroAuth::IdpBearer)).await;
@@ -1094,7 +1170,7 @@ async fn primero_basic_and_idp_bearer_modes() {
 
 #[tokio::test]
 async fn primero_503_while_configuration_is_locked_carries_retry_after() {
-    let mock = start(primero_config(PrimeroAuth::Basic)).await;
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
     mock.faults().push(Fault::Status503 {
         retry_after: Some(Duration::from_secs(120)),
     });
@@ -1107,7 +1183,7 @@ async fn primero_503_while_configuration_is_locked_carries_retry_after() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "120");
-    assert_eq!(json_of(response).await["errors"][0]["code"], 503);
+    assert_eq!(json_of(response).await["errors"][0]["status"], 503);
     assert!(mock.records().is_empty(), "nothing stored on a fault");
     mock.stop().await;
 }
@@ -1116,7 +1192,7 @@ async fn primero_503_while_configuration_is_locked_carries_retry_after() {
 
 #[tokio::test]
 async fn faults_reset_hang_and_delay_and_the_mock_keeps_serving() {
-    let mock = start(primero_config(PrimeroAuth::Basic)).await;
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
     let post = |id: &str, timeout: Duration| {
         http()
             .post(mock.submit_url())
@@ -1251,7 +1327,7 @@ async fn the_admin_endpoints_inject_faults_and_list_arrivals() {
 
 #[tokio::test]
 async fn arrivals_record_the_pace_of_a_paced_client() {
-    let mock = start(primero_config(PrimeroAuth::Basic)).await;
+    let mock = start(primero_config(PrimeroAuth::Native)).await;
     for i in 0..4 {
         let response = http()
             .post(mock.submit_url())
@@ -1920,7 +1996,7 @@ fn hostile_bodies() -> Vec<Vec<u8>> {
 async fn hostile_bodies_are_refused_never_a_crash() {
     for kind in MockKind::ALL {
         let mut config = config(kind);
-        config.primero_auth = PrimeroAuth::Basic;
+        config.primero_auth = PrimeroAuth::Native;
         let mock = start(config).await;
         let token = match kind {
             MockKind::Opencrvs => Some(opencrvs_token(&mock).await),

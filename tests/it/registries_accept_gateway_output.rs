@@ -8,6 +8,10 @@ use registry_mocks::{self as mocks, Limits, MockConfig, MockKind};
 use serde_json::Value;
 
 fn golden(route_file: &str) -> Vec<(String, Vec<u8>)> {
+    golden_at_least(route_file, 20)
+}
+
+fn golden_at_least(route_file: &str, min: usize) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for case in std::fs::read_dir(repo_path("conformance/cases"))
         .unwrap()
@@ -19,7 +23,7 @@ fn golden(route_file: &str) -> Vec<(String, Vec<u8>)> {
         }
     }
     out.sort();
-    assert!(out.len() >= 20, "only {} golden {route_file}", out.len());
+    assert!(out.len() >= min, "only {} golden {route_file}", out.len());
     out
 }
 
@@ -159,5 +163,39 @@ async fn the_fhir_exchange_accepts_every_golden_document_once() {
     }
     assert!(corrections > 0, "no golden corrects an earlier one");
     assert_eq!(mock.records().len(), goldens.len() - corrections);
+    mock.stop().await;
+}
+
+/// Primero v2.15 keeps what its forms know and drops the rest silently, so
+/// "accepted" is not enough: nothing may be dropped, and a resend is a 409.
+#[tokio::test]
+async fn primero_accepts_every_golden_case_drops_nothing_and_sees_resends_as_conflicts() {
+    let mock = start(MockKind::Primero).await;
+    let http = reqwest::Client::new();
+    let cases = golden_at_least("child-protection-case-to-primero.json", 12);
+    for (case, body) in &cases {
+        for expected in [204, 409] {
+            let response = http
+                .post(mock.submit_url())
+                .basic_auth("registry-gateway", Some("mock-password"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            assert_eq!(status, expected, "{case}: {text}");
+        }
+    }
+    for arrival in mock.submissions() {
+        assert!(
+            arrival.detail.is_none(),
+            "{}: {:?}",
+            arrival.seq,
+            arrival.detail
+        );
+    }
+    assert_eq!(mock.records().len(), cases.len());
     mock.stop().await;
 }

@@ -107,7 +107,7 @@ fn destination(name: &str, mock: &RunningMock) -> DestinationConfig {
             client_id,
             client_secret,
         },
-        AuthConfig::PrimeroJwtHeader { user, password, .. } => AuthConfig::PrimeroJwtHeader {
+        AuthConfig::PrimeroSession { user, password, .. } => AuthConfig::PrimeroSession {
             login_url: mock.token_url().unwrap(),
             user,
             password,
@@ -225,22 +225,26 @@ async fn examplia_delivers_and_a_resend_is_a_duplicate_with_the_original_receipt
     assert!(first.details["received_at"].is_string());
 }
 
-fn primero_auth(mode: PrimeroAuth, mock: &RunningMock) -> AuthConfig {
+/// The gateway's Primero login modes; `basic` and `session` both speak to a
+/// native (Devise) v2.15 instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrimeroLogin {
+    Basic,
+    Session,
+    IdpBearer,
+}
+
+fn primero_auth(mode: PrimeroLogin, mock: &RunningMock) -> AuthConfig {
     let login_url = mock.token_url();
     let (user, password) = ("registry-gateway".to_string(), Secret::new("mock-password"));
     match mode {
-        PrimeroAuth::JwtHeader => AuthConfig::PrimeroJwtHeader {
+        PrimeroLogin::Session => AuthConfig::PrimeroSession {
             login_url: login_url.unwrap(),
             user,
             password,
         },
-        PrimeroAuth::Session => AuthConfig::PrimeroSession {
-            login_url: login_url.unwrap(),
-            user,
-            password,
-        },
-        PrimeroAuth::Basic => AuthConfig::Basic { user, password },
-        PrimeroAuth::IdpBearer => AuthConfig::ClientCredentials {
+        PrimeroLogin::Basic => AuthConfig::Basic { user, password },
+        PrimeroLogin::IdpBearer => AuthConfig::ClientCredentials {
             token_url: login_url.unwrap(),
             client_id: "registry-gateway".into(),
             client_secret: Secret::new("mock-client-secret"),
@@ -249,11 +253,15 @@ fn primero_auth(mode: PrimeroAuth, mock: &RunningMock) -> AuthConfig {
 }
 
 async fn primero(
-    mode: PrimeroAuth,
+    mode: PrimeroLogin,
     clock: Option<mocks::Clock>,
 ) -> (RunningMock, DestinationConfig) {
     let mock = start(MockKind::Primero, |c| {
-        c.primero_auth = mode;
+        c.primero_auth = if mode == PrimeroLogin::IdpBearer {
+            PrimeroAuth::IdpBearer
+        } else {
+            PrimeroAuth::Native
+        };
         if let Some(clock) = clock {
             c.clock = clock;
         }
@@ -265,16 +273,23 @@ async fn primero(
     (mock, dest)
 }
 
+/// Logins proper (`POST` to the token endpoint), not the CSRF cookie fetches.
+fn logins(mock: &RunningMock) -> usize {
+    arrivals_at(mock, Endpoint::Token)
+        .iter()
+        .filter(|a| a.method == "POST")
+        .count()
+}
+
 #[tokio::test]
 async fn primero_delivers_in_each_login_mode_and_a_resend_is_a_duplicate() {
     let payload = render("child-protection-case-to-primero");
     let ours: Value = serde_json::from_slice(&payload.bytes).unwrap();
     let case_id = ours["data"]["id"].as_str().unwrap();
     for mode in [
-        PrimeroAuth::JwtHeader,
-        PrimeroAuth::Session,
-        PrimeroAuth::Basic,
-        PrimeroAuth::IdpBearer,
+        PrimeroLogin::Session,
+        PrimeroLogin::Basic,
+        PrimeroLogin::IdpBearer,
     ] {
         let (mock, dest) = primero(mode, None).await;
         let t = transport(&dest);
@@ -295,11 +310,23 @@ async fn primero_delivers_in_each_login_mode_and_a_resend_is_a_duplicate() {
             "{mode:?}"
         );
         assert_eq!(mock.records().len(), 1, "{mode:?}");
-        let logins = arrivals_at(&mock, Endpoint::Token).len();
-        let expected = if mode == PrimeroAuth::Basic { 0 } else { 1 };
-        assert_eq!(logins, expected, "{mode:?}: one login serves both sends");
+        let expected = if mode == PrimeroLogin::Basic { 0 } else { 1 };
+        assert_eq!(
+            logins(&mock),
+            expected,
+            "{mode:?}: one login serves both sends"
+        );
         assert!(
             !outcomes(&mock, Endpoint::Submit).contains(&Outcome::Unauthorized),
+            "{mode:?}"
+        );
+        // Nothing the gateway sent was dropped as unknown to the instance.
+        assert!(
+            arrivals_at(&mock, Endpoint::Submit).iter().all(|a| !a
+                .detail
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("dropped")),
             "{mode:?}"
         );
         mock.stop().await;
@@ -307,9 +334,9 @@ async fn primero_delivers_in_each_login_mode_and_a_resend_is_a_duplicate() {
 }
 
 #[tokio::test]
-async fn primero_logs_in_again_when_its_token_or_session_has_expired() {
+async fn primero_logs_in_again_when_its_session_has_expired() {
     let payload = render("child-protection-case-to-primero");
-    for mode in [PrimeroAuth::JwtHeader, PrimeroAuth::Session] {
+    for mode in [PrimeroLogin::Session, PrimeroLogin::IdpBearer] {
         let clock = manual_clock();
         let (mock, dest) = primero(mode, Some(clock.clone())).await;
         // The transport's own clock does not move: only the registry sees the expiry.
@@ -323,7 +350,7 @@ async fn primero_logs_in_again_when_its_token_or_session_has_expired() {
             [Outcome::Accepted, Outcome::Unauthorized, Outcome::Duplicate],
             "{mode:?}"
         );
-        assert_eq!(arrivals_at(&mock, Endpoint::Token).len(), 2, "{mode:?}");
+        assert_eq!(logins(&mock), 2, "{mode:?}");
         mock.stop().await;
     }
 }
@@ -627,7 +654,11 @@ fn build_refuses_what_a_transport_cannot_do() {
     let mut no_url = dests["fhir-r4"].clone();
     no_url.url = None;
     let mut wrong_login = dests["opencrvs"].clone();
-    wrong_login.auth = dests["primero"].auth.clone();
+    wrong_login.auth = AuthConfig::PrimeroSession {
+        login_url: "http://127.0.0.1:1/api/v2/tokens".into(),
+        user: "u".into(),
+        password: Secret::new("p"),
+    };
     let mut xroad_with_auth = dests["examplia-crvs"].clone();
     xroad_with_auth.auth = AuthConfig::Basic {
         user: "u".into(),
@@ -637,7 +668,7 @@ fn build_refuses_what_a_transport_cannot_do() {
     missing_ca.tls.ca_file = Some("/nonexistent/ca.pem".into());
     for (dest, expected) in [
         (no_url, "url is required"),
-        (wrong_login, "auth mode jwt-header is a Primero login"),
+        (wrong_login, "auth mode session is a Primero login"),
         (xroad_with_auth, "auth mode basic cannot cross X-Road"),
         (missing_ca, "tls.ca_file /nonexistent/ca.pem: cannot read"),
     ] {

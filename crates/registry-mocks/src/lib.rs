@@ -32,6 +32,7 @@ mod limits;
 mod opencrvs;
 mod opencrvs_v1;
 mod primero;
+mod primero_instance;
 mod records;
 mod server;
 mod token;
@@ -127,7 +128,7 @@ pub struct Credentials {
     /// OAuth client credentials (OpenCRVS 2.x and 1.x, FHIR exchange, Primero `idp-bearer`).
     pub client_id: String,
     pub client_secret: String,
-    /// A user account (Primero `jwt-header`, `session`, `basic`).
+    /// A user account (Primero Basic or session).
     pub user: String,
     pub password: String,
     /// Token lifetime, or the idle timeout of a Primero session.
@@ -154,17 +155,14 @@ impl Credentials {
     }
 }
 
-/// How the Primero mock authenticates (FORMATS §4.1: documentation and code disagree,
-/// so the gateway supports several modes and the mock plays each).
+/// How the Primero mock authenticates, as Primero v2.15 does (devise-jwt was
+/// removed in v2.11.0: no login answers a token any more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrimeroAuth {
-    /// `POST /api/v2/tokens` returns the JWT in the `Authorization` response header.
-    JwtHeader,
-    /// `POST /api/v2/tokens` opens a session cookie; writes echo the
-    /// `CSRF-TOKEN` cookie as `X-CSRF-Token`.
-    Session,
-    /// HTTP Basic on every request (no CSRF).
-    Basic,
+    /// Primero's own accounts: HTTP Basic on any request (no session, no
+    /// CSRF), or a session opened at `POST /api/v2/tokens` (CSRF-protected;
+    /// writes echo the `CSRF-TOKEN` cookie as `X-CSRF-Token`).
+    Native,
     /// A bearer JWT from an identity provider, which the mock also plays at `POST /idp/token`.
     IdpBearer,
 }
@@ -172,9 +170,7 @@ pub enum PrimeroAuth {
 impl PrimeroAuth {
     pub fn from_name(name: &str) -> Option<PrimeroAuth> {
         match name {
-            "jwt-header" => Some(PrimeroAuth::JwtHeader),
-            "session" => Some(PrimeroAuth::Session),
-            "basic" => Some(PrimeroAuth::Basic),
+            "native" => Some(PrimeroAuth::Native),
             "idp-bearer" => Some(PrimeroAuth::IdpBearer),
             _ => None,
         }
@@ -404,7 +400,7 @@ impl MockConfig {
             clock: Clock::system(),
             seed: 0,
             opencrvs: OpencrvsSettings::default(),
-            primero_auth: PrimeroAuth::JwtHeader,
+            primero_auth: PrimeroAuth::Native,
             examplia: ExampliaSettings::default(),
         }
     }
@@ -559,7 +555,7 @@ impl Default for MockSetOptions {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port_base: MockKind::Opencrvs.demo_port(),
             kinds: MockKind::ALL.to_vec(),
-            primero_auth: PrimeroAuth::JwtHeader,
+            primero_auth: PrimeroAuth::Native,
             no_maintenance: false,
             xsd: XsdCheck::Auto,
         }

@@ -20,8 +20,8 @@ struct Cli {
     /// Comma-separated subset, e.g. opencrvs,examplia-crvs.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Primero login mode: jwt-header, session, basic or idp-bearer.
-    #[arg(long, default_value = "jwt-header")]
+    /// Primero login mode: native (Basic or session, as v2.15) or idp-bearer.
+    #[arg(long, default_value = "native")]
     primero_auth: String,
     /// Ignore Examplia's Sunday maintenance window.
     #[arg(long)]

@@ -16,7 +16,7 @@ pub(super) enum Auth {
     None,
     /// HTTP Basic on every request: nothing to renew.
     Basic { user: String, password: Secret },
-    /// `Authorization: Bearer` with a cached token (OAuth, Primero's JWT login).
+    /// `Authorization: Bearer` with a cached token (OAuth client credentials).
     Bearer(TokenCache),
     /// Primero's session: the cookie lives in the client's jar; the cached
     /// value is the CSRF token, echoed as `X-CSRF-Token`.
@@ -55,16 +55,14 @@ impl Auth {
                 },
                 clock,
             ))),
-            AuthConfig::PrimeroJwtHeader { .. } | AuthConfig::PrimeroSession { .. } => {
-                Err(BuildError::new(
-                    dest,
-                    format!(
-                        "auth mode {} is a Primero login; a {} destination cannot use it",
-                        mode_name(&dest.auth),
-                        dest.kind.as_str()
-                    ),
-                ))
-            }
+            AuthConfig::PrimeroSession { .. } => Err(BuildError::new(
+                dest,
+                format!(
+                    "auth mode {} is a Primero login; a {} destination cannot use it",
+                    mode_name(&dest.auth),
+                    dest.kind.as_str()
+                ),
+            )),
         }
     }
 
@@ -135,7 +133,6 @@ pub(super) fn mode_name(auth: &AuthConfig) -> &'static str {
     match auth {
         AuthConfig::None => "none",
         AuthConfig::ClientCredentials { .. } => "client-credentials",
-        AuthConfig::PrimeroJwtHeader { .. } => "jwt-header",
         AuthConfig::PrimeroSession { .. } => "session",
         AuthConfig::Basic { .. } => "basic",
     }

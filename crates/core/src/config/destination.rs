@@ -43,13 +43,9 @@ pub enum AuthConfig {
         client_id: String,
         client_secret: Secret,
     },
-    /// Primero: `POST /api/v2/tokens` answers with the JWT in the Authorization header.
-    PrimeroJwtHeader {
-        login_url: String,
-        user: String,
-        password: Secret,
-    },
-    /// Primero: the same login opens a session cookie; writes echo the CSRF token.
+    /// Primero v2.11+: `POST /api/v2/tokens` (itself CSRF-protected) opens a
+    /// session cookie; writes echo the CSRF token. A login ends the account's
+    /// other sessions (v2.12+).
     PrimeroSession {
         login_url: String,
         user: String,
@@ -300,7 +296,15 @@ pub(super) fn validate_auth(
                 client_secret: client_secret?,
             })
         }
-        "jwt-header" | "session" => {
+        "jwt-header" => {
+            // devise-jwt left Primero in v2.11.0: no login answers a token.
+            errors.push(
+                p("mode"),
+                "jwt-header: Primero removed its JWT login in v2.11.0; use basic (or session)",
+            );
+            None
+        }
+        "session" => {
             unused("token_url", raw.token_url.is_some());
             unused("client_id", raw.client_id.is_some());
             unused("client_secret", raw.client_secret.is_some());
@@ -308,18 +312,10 @@ pub(super) fn validate_auth(
             let user = required(raw.user, p("user"), errors);
             let password = secret(raw.password, p("password"), errors);
             let (login_url, user, password) = (login_url?, user?, password?);
-            Some(if raw.mode == "session" {
-                AuthConfig::PrimeroSession {
-                    login_url,
-                    user,
-                    password,
-                }
-            } else {
-                AuthConfig::PrimeroJwtHeader {
-                    login_url,
-                    user,
-                    password,
-                }
+            Some(AuthConfig::PrimeroSession {
+                login_url,
+                user,
+                password,
             })
         }
         "basic" => {
@@ -337,7 +333,7 @@ pub(super) fn validate_auth(
         _ => {
             errors.push(
                 p("mode"),
-                "must be one of none, client-credentials, jwt-header, session, basic, idp-bearer",
+                "must be one of none, client-credentials, session, basic, idp-bearer",
             );
             None
         }

@@ -87,11 +87,11 @@ pub struct RawLocations {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuth {
-    /// none, client-credentials, jwt-header, session, basic, idp-bearer.
+    /// none, client-credentials, session, basic, idp-bearer.
     pub mode: String,
     /// OAuth token endpoint (client-credentials, idp-bearer).
     pub token_url: Option<String>,
-    /// Primero login endpoint (jwt-header, session).
+    /// Primero login endpoint (session).
     pub login_url: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,

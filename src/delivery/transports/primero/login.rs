@@ -1,76 +1,75 @@
-//! Primero's logins (FORMATS §4.1): `POST /api/v2/tokens` with
-//! `{"user": {"user_name", "password"}}`. Older instances answer a JWT in the
-//! `Authorization` response header; newer ones open a session (cookie) and
-//! set a `CSRF-TOKEN` cookie that writes echo as `X-CSRF-Token`.
+//! Primero's session login (v2.11.0 and later: devise-jwt is gone, no login
+//! answers a token). The login is itself CSRF-protected: first
+//! `GET /health/server?session=true` for the `_app_session` and `CSRF-TOKEN`
+//! cookies (Primero's own web client does this, app/controllers/
+//! health_controller.rb), then `POST /api/v2/tokens` with
+//! `{"user": {"user_name", "password"}}` and `X-CSRF-Token`. The login renews
+//! the CSRF token (Devise `clean_up_csrf_token_on_authentication`), so the
+//! health check is asked once more for the token writes echo. The cookies live
+//! in the client's jar; the cached value is the CSRF token.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use reqwest::Client;
-use reqwest::header::{AUTHORIZATION, HeaderMap, SET_COOKIE};
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use reqwest::{Client, Url};
 use serde_json::json;
 
 use crate::config::Secret;
 use crate::delivery::transports::SendError;
-use crate::delivery::transports::http_client::{Answer, send};
+use crate::delivery::transports::http_client::send;
 use crate::delivery::transports::oauth::login_refused;
 use crate::delivery::transports::token_cache::{Fetched, TokenSource};
 
 const CSRF_COOKIE: &str = "CSRF-TOKEN";
+const CSRF_HEADER: &str = "X-CSRF-Token";
+/// Where Primero hands out a session's CSRF token.
+const HEALTH_PATH: &str = "/health/server?session=true";
 
 pub(super) struct Login {
     pub url: String,
     pub user: String,
     pub password: Secret,
-    pub mode: Mode,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
-    /// The JWT comes back in the `Authorization` header.
-    JwtHeader,
-    /// A session cookie (kept by the client's jar) and a CSRF token.
-    Session,
+impl Login {
+    fn health_url(&self) -> Result<Url, SendError> {
+        Url::parse(&self.url)
+            .and_then(|u| u.join(HEALTH_PATH))
+            .map_err(|_| SendError::Permanent {
+                reason: "login: login_url is not a URL".into(),
+            })
+    }
+
+    /// The CSRF token the session holds now.
+    async fn csrf(&self, client: &Client, now: DateTime<Utc>) -> Result<String, SendError> {
+        let answer = send(client.get(self.health_url()?)).await?;
+        if !answer.status.is_success() {
+            return Err(login_refused("csrf cookie", &answer, None, now));
+        }
+        // No cookie: the instance runs without CSRF protection.
+        Ok(cookie(&answer.headers, CSRF_COOKIE).unwrap_or_default())
+    }
 }
 
 #[async_trait]
 impl TokenSource for Login {
     async fn fetch(&self, client: &Client, now: DateTime<Utc>) -> Result<Fetched, SendError> {
+        let before = self.csrf(client, now).await?;
         let body = json!({"user": {"user_name": self.user, "password": self.password.expose()}});
-        let answer = send(client.post(&self.url).json(&body)).await?;
+        let mut request = client.post(&self.url).json(&body);
+        if !before.is_empty() {
+            request = request.header(CSRF_HEADER, &before);
+        }
+        let answer = send(request).await?;
         if !answer.status.is_success() {
             return Err(login_refused("login", &answer, None, now));
         }
-        let value = match self.mode {
-            Mode::JwtHeader => {
-                bearer(&answer.headers).ok_or_else(|| missing(&answer, "a JWT in Authorization"))?
-            }
-            // No CSRF cookie: the instance runs without CSRF protection.
-            Mode::Session => cookie(&answer.headers, CSRF_COOKIE).unwrap_or_default(),
-        };
-        // A JWT's lifetime is read from its `exp`; a session's is unknown
-        // (idle timeout): it is renewed when refused.
+        // A session's lifetime is unknown (idle timeout): renewed when refused.
         Ok(Fetched {
-            value,
+            value: self.csrf(client, now).await?,
             expires_in: None,
         })
     }
-}
-
-fn missing(answer: &Answer, what: &str) -> SendError {
-    SendError::Permanent {
-        reason: format!(
-            "login: status {} without {what} (check the auth mode)",
-            answer.status.as_u16()
-        ),
-    }
-}
-
-/// The token of `Authorization: Bearer <token>`.
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
 /// A cookie's value from the `Set-Cookie` headers.
@@ -89,25 +88,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_jwt_and_the_csrf_cookie_are_read_from_headers() {
+    fn the_csrf_cookie_is_read_from_set_cookie_headers() {
         let mut h = HeaderMap::new();
-        h.insert(
-            AUTHORIZATION,
-            HeaderValue::from_static("Bearer abc.def.ghi"),
+        h.append(
+            SET_COOKIE,
+            HeaderValue::from_static("_app_session=s1; path=/; HttpOnly"),
         );
         h.append(
             SET_COOKIE,
-            HeaderValue::from_static("_primero_session=s1; path=/; HttpOnly"),
+            HeaderValue::from_static("CSRF-TOKEN=t0k3n; path=/; SameSite=Strict"),
         );
-        h.append(
-            SET_COOKIE,
-            HeaderValue::from_static("CSRF-TOKEN=t0k3n; path=/; SameSite=Lax"),
-        );
-        assert_eq!(bearer(&h).as_deref(), Some("abc.def.ghi"));
         assert_eq!(cookie(&h, CSRF_COOKIE).as_deref(), Some("t0k3n"));
         assert_eq!(cookie(&h, "missing"), None);
-        let mut basic = HeaderMap::new();
-        basic.insert(AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
-        assert_eq!(bearer(&basic), None);
+    }
+
+    #[test]
+    fn the_health_check_is_beside_the_login() {
+        let login = Login {
+            url: "https://primero.example/api/v2/tokens".into(),
+            user: "u".into(),
+            password: Secret::new("p"),
+        };
+        assert_eq!(
+            login.health_url().unwrap().as_str(),
+            "https://primero.example/health/server?session=true"
+        );
     }
 }

@@ -1,10 +1,13 @@
-//! A government Primero v2 (FORMATS §4): `POST /api/v2/cases` with
-//! `{"data": {...}}` carrying our client-supplied `data.id`. 204 is a new
-//! case (its id is ours); 409 "already exists" for our id means the earlier
-//! create stands (a resend after a lost answer). Authentication is one of
-//! four modes from config: `jwt-header`, `session` (cookie + CSRF), `basic`,
-//! `idp-bearer` (client credentials at the identity provider). A refused
-//! login is renewed once: 401, or in session mode 422 InvalidAuthenticityToken.
+//! A government Primero v2 (v2.15, docs/registries/primero.md):
+//! `POST /api/v2/cases` with `{"data": {...}}` carrying our client-supplied
+//! `data.id`. 204 is a new case (its id is ours); 409 "already exists" for our
+//! id means the earlier create stands (a resend after a lost answer). A 422
+//! "Invalid Record JSON" lists JSON pointers in `detail`: they, and nothing
+//! else of the body, go into the reason. Authentication is one of three
+//! modes from config: `basic` (server to server: no session, no CSRF),
+//! `session` (cookie + CSRF, [`login`]), `idp-bearer` (client credentials at
+//! the identity provider). A refused credential is renewed once: 401, or in
+//! session mode a 403 CSRF refusal.
 
 mod login;
 
@@ -19,7 +22,7 @@ use super::http_client::{Answer, build_client, post_payload};
 use super::token_cache::TokenCache;
 use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
 use crate::config::{AuthConfig, DestinationConfig};
-use login::{Login, Mode};
+use login::Login;
 
 pub(crate) struct Primero {
     url: Url,
@@ -31,19 +34,6 @@ pub(crate) struct Primero {
 impl Primero {
     pub fn new(dest: &DestinationConfig, clock: Clock) -> Result<Primero, BuildError> {
         let (auth, cookies) = match &dest.auth {
-            AuthConfig::PrimeroJwtHeader {
-                login_url,
-                user,
-                password,
-            } => {
-                let login = Login {
-                    url: login_url.clone(),
-                    user: user.clone(),
-                    password: password.clone(),
-                    mode: Mode::JwtHeader,
-                };
-                (Auth::Bearer(TokenCache::new(login, clock.clone())), false)
-            }
             AuthConfig::PrimeroSession {
                 login_url,
                 user,
@@ -53,7 +43,6 @@ impl Primero {
                     url: login_url.clone(),
                     user: user.clone(),
                     password: password.clone(),
-                    mode: Mode::Session,
                 };
                 (Auth::Session(TokenCache::new(login, clock.clone())), true)
             }
@@ -79,19 +68,33 @@ impl Transport for Primero {
     }
 }
 
-/// Credentials refused: 401, or a session whose CSRF token no longer matches.
+/// Credentials refused: 401, or a 403 whose error is Rails' CSRF refusal
+/// (ActionController::InvalidAuthenticityToken, app/services/error_service.rb)
+/// and not CanCan's "Forbidden".
 fn refused(answer: &Answer) -> bool {
     match answer.status {
         StatusCode::UNAUTHORIZED => true,
-        StatusCode::UNPROCESSABLE_ENTITY => answer
-            .json()
-            .is_some_and(|b| errors(&b).any(|e| e["message"] == "InvalidAuthenticityToken")),
+        StatusCode::FORBIDDEN => answer.json().is_some_and(|b| {
+            errors(&b).any(|e| e["message"].as_str().is_some_and(|m| m.contains("CSRF")))
+        }),
         _ => false,
     }
 }
 
 fn errors(body: &Value) -> impl Iterator<Item = &Value> {
     body["errors"].as_array().into_iter().flatten()
+}
+
+/// An error's `detail` as reason items: a list of pointers
+/// (Errors::InvalidRecordJson) or one field name (model validations).
+fn pointers(error: &Value) -> Vec<String> {
+    match &error["detail"] {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|p| code_at(None, p.as_str()))
+            .collect(),
+        detail => code_at(None, detail.as_str()).into_iter().collect(),
+    }
 }
 
 /// Our `data.id`: the case id Primero keeps.
@@ -126,10 +129,11 @@ fn receipt(answer: &Answer, ours: Option<&str>, clock: &Clock) -> Result<Receipt
             Ok(accepted(id.map(str::to_string), details))
         }
         (status, _) => {
-            // `detail` names the field Primero refused; `message` is prose.
-            let detail = body.as_ref().and_then(|b| {
-                listed(errors(b).filter_map(|e| code_at(None, e["detail"].as_str())))
-            });
+            // `detail` holds the JSON pointers (or a field name) Primero
+            // refused; `message` is prose and nothing else is kept.
+            let detail = body
+                .as_ref()
+                .and_then(|b| listed(errors(b).flat_map(pointers)));
             Err(status_error(status, &answer.headers, clock.now(), detail))
         }
     }
@@ -178,8 +182,8 @@ mod tests {
 
     #[test]
     fn validation_errors_name_fields_only() {
-        let body = r#"{"errors":[{"code":422,"resource":"/api/v2/cases","message":"Unprocessable Entity","detail":"registration_date"},
-                                 {"code":422,"message":"x","detail":"age"}]}"#;
+        let body = r#"{"errors":[{"status":422,"resource":"/api/v2/cases","message":"Unprocessable Entity","detail":"registration_date"},
+                                 {"status":422,"message":"x","detail":"age"}]}"#;
         let e = receipt(&answer(422, body), OURS, &Clock::system()).unwrap_err();
         assert_eq!(
             e,
@@ -187,18 +191,29 @@ mod tests {
                 reason: "status 422: at registration_date; at age".into()
             }
         );
+        // v2.15's schema refusal: pointers in a list, never a value.
+        let body = r#"{"errors":[{"status":422,"resource":"/api/v2/cases","detail":["/sex","/family_details_section/0/relation"],"message":"Invalid Record JSON"}]}"#;
+        let e = receipt(&answer(422, body), OURS, &Clock::system()).unwrap_err();
+        assert_eq!(
+            e,
+            SendError::Permanent {
+                reason: "status 422: at /sex; at /family_details_section/0/relation".into()
+            }
+        );
     }
 
     #[test]
-    fn a_stale_csrf_token_is_a_refusal_but_validation_is_not() {
-        let csrf = r#"{"errors":[{"code":422,"resource":"/api/v2/cases","message":"InvalidAuthenticityToken"}]}"#;
-        assert!(refused(&answer(422, csrf)));
+    fn a_stale_csrf_token_is_a_refusal_but_forbidden_and_validation_are_not() {
+        let csrf = r#"{"errors":[{"status":403,"resource":"/api/v2/cases","message":"Can't verify CSRF token authenticity."}]}"#;
+        assert!(refused(&answer(403, csrf)));
         assert!(refused(&answer(401, "")));
+        let forbidden =
+            r#"{"errors":[{"status":403,"resource":"/api/v2/cases","message":"Forbidden"}]}"#;
+        assert!(!refused(&answer(403, forbidden)));
         assert!(!refused(&answer(
             422,
-            r#"{"errors":[{"message":"Unprocessable Entity","detail":"age"}]}"#
+            r#"{"errors":[{"message":"Invalid Record JSON","detail":["/age"]}]}"#
         )));
-        assert!(!refused(&answer(403, "")));
     }
 
     #[test]
