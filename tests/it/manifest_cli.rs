@@ -114,7 +114,7 @@ fn the_json_manifest_states_each_routes_policy_and_what_it_does_to_each_field() 
     };
     assert_eq!(field("data/name_first"), "sent");
     assert_eq!(
-        field("data/incident_details/*/incident_description"),
+        field("data/incident_details/*/incident_location"),
         "drop unless /violence_type is non_gbv; not sent under rule uasc-minimal-set-vital-interest"
     );
     assert_eq!(
