@@ -532,3 +532,196 @@ async fn a_request_after_a_rate_limited_one_has_a_new_xroad_id() {
     );
     gateway.stop().await;
 }
+
+// --- issue 10: outcomes at registries without idempotency, and corrections ---
+
+/// An OpenCRVS 1.x destination named `opencrvs-v1` pointing at `mock`.
+async fn v1_gateway_for(mock: &RunningMock) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let destination = format!(
+        "[destinations.opencrvs-v1]\nkind = \"opencrvs-v1\"\nurl = \"{}\"\n\
+         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{}\n\
+         retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1 }}\n",
+        mock.submit_url(),
+        mock.token_url().unwrap(),
+        common::example_locations_line()
+    );
+    let config = config_with(
+        dir.path(),
+        &destination,
+        &[("birth-notification", "opencrvs-v1")],
+    );
+    TestGateway::start_with(config, dir).await
+}
+
+async fn status_of(gateway: &TestGateway, id: &str) -> Value {
+    gateway
+        .get(&format!("/v1/records/{id}"), Some(AGENCY))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_for_status(gateway: &TestGateway, id: &str, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let route = route_status(gateway, id).await;
+        if route["status"] == status {
+            return route;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never {status}: {}",
+            status_of(gateway, id).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn submit_one(gateway: &TestGateway, body: Vec<u8>) -> String {
+    let answer = gateway.submit("canonical", Some(AGENCY), None, body).await;
+    assert_eq!(answer.status(), 202);
+    let body: Value = answer.json().await.unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+/// OpenCRVS 1.x honours no idempotency key: a resend after a lost answer is
+/// a second declaration. The gateway parks such a delivery for an operator
+/// and sends nothing more until the operator replays it by id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_at_opencrvs_1x_is_parked_not_resent() {
+    let mock = mocks::start(MockConfig::new(MockKind::OpencrvsV1))
+        .await
+        .unwrap();
+    mock.faults().push(Fault::ConnectionReset.times(1));
+    let gateway = v1_gateway_for(&mock).await;
+    let id = submit_one(&gateway, birth(1)).await;
+    let parked = wait_for_status(&gateway, &id, "parked").await;
+    assert!(
+        parked["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("outcome unknown"),
+        "{parked}"
+    );
+    // Nothing more is sent, however long it waits.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(mock.submissions().len(), 1, "a parked delivery was resent");
+    let listed: Value = gateway
+        .get("/v1/admin/parked?destination=opencrvs-v1", Some(ADMIN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let letters = listed["parked"].as_array().unwrap();
+    assert_eq!(letters.len(), 1, "{listed}");
+    // A bulk replay of the destination leaves it alone.
+    let bulk: Value = gateway
+        .http
+        .post(gateway.url("/v1/admin/dead-letters/replay"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"destination": "opencrvs-v1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bulk["replayed"], json!([]), "{bulk}");
+    // The operator found no declaration at the registry: replay it by id.
+    let delivery = letters[0]["delivery_id"].clone();
+    let replayed = gateway
+        .http
+        .post(gateway.url("/v1/admin/dead-letters/replay"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"ids": [delivery]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
+    wait_for_status(&gateway, &id, "delivered").await;
+    assert_eq!(mock.records().len(), 1);
+    gateway.stop().await;
+}
+
+/// OpenCRVS 2.x: a NOTIFY the country configuration has not decided is held
+/// (`awaiting`), then checked again with the same transactionId until it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecided_notify_awaits_and_is_checked_again() {
+    let mut config = MockConfig::new(MockKind::Opencrvs);
+    config.opencrvs.confirmation = mocks::Confirmation::Defer {
+        after: Some(Duration::from_millis(1500)),
+    };
+    let mock = mocks::start(config).await.unwrap();
+    let gateway = gateway_for(
+        &mock,
+        "retry = { initial_backoff_ms = 100, max_backoff_secs = 1 }",
+    )
+    .await;
+    let id = submit_one(&gateway, birth(1)).await;
+    let awaiting = wait_for_status(&gateway, &id, "awaiting").await;
+    assert_eq!(awaiting["receipt"]["status"], "REQUESTED", "{awaiting}");
+    let delivered = wait_for_status(&gateway, &id, "delivered").await;
+    assert_eq!(delivered["receipt"]["status"], "ACCEPTED", "{delivered}");
+    assert_eq!(mock.records().len(), 1, "one event, checked again");
+    gateway.stop().await;
+}
+
+/// A corrected record never makes a second event: on a registered 2.x event
+/// it files a correction request; on one not registered yet it ends as
+/// `referred` with the tracking id, for the registrar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_at_opencrvs_2x_requests_a_correction_or_is_referred() {
+    for registered in [true, false] {
+        let mut config = MockConfig::new(MockKind::Opencrvs);
+        config.opencrvs.registrar_registers = registered;
+        let mock = mocks::start(config).await.unwrap();
+        let gateway = gateway_for(&mock, "").await;
+        let first = submit_one(&gateway, first_child(1)).await;
+        let delivered = wait_for_status(&gateway, &first, "delivered").await;
+        let tracking = delivered["receipt"]["reference"].clone();
+        let second = submit_one(&gateway, first_child(2)).await;
+        let outcome = if registered {
+            let route = wait_for_status(&gateway, &second, "delivered").await;
+            assert_eq!(
+                route["receipt"]["status"], "CORRECTION_REQUESTED",
+                "{route}"
+            );
+            route
+        } else {
+            let route = wait_for_status(&gateway, &second, "referred").await;
+            assert!(
+                route["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("not registered"),
+                "{route}"
+            );
+            route
+        };
+        assert_eq!(outcome["receipt"]["reference"], tracking, "{outcome}");
+        assert_eq!(mock.records().len(), 1, "a correction made a second event");
+        gateway.stop().await;
+    }
+}
+
+/// OpenCRVS 1.x gives a system client no correction: a corrected record is
+/// referred to the registrar with the tracking id, never declared again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_at_opencrvs_1x_is_referred() {
+    let mock = mocks::start(MockConfig::new(MockKind::OpencrvsV1))
+        .await
+        .unwrap();
+    let gateway = v1_gateway_for(&mock).await;
+    let first = submit_one(&gateway, first_child(1)).await;
+    let delivered = wait_for_status(&gateway, &first, "delivered").await;
+    let second = submit_one(&gateway, first_child(2)).await;
+    let referred = wait_for_status(&gateway, &second, "referred").await;
+    assert_eq!(
+        referred["receipt"]["reference"],
+        delivered["receipt"]["reference"]
+    );
+    assert_eq!(mock.records().len(), 1);
+    gateway.stop().await;
+}

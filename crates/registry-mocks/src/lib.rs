@@ -279,6 +279,9 @@ pub struct OpencrvsSettings {
     /// What the country configuration's action confirmation API answers a
     /// 2.x NOTIFY (v2.0.0 `events/src/router/event/actions/index.ts`).
     pub confirmation: Confirmation,
+    /// Plays the registrar: an accepted 2.x NOTIFY is registered at once (a
+    /// `REGISTER` action, `Accepted`), so the event takes corrections.
+    pub registrar_registers: bool,
 }
 
 /// The country configuration's answer to a NOTIFY: 200 accepts it, 202
@@ -312,6 +315,7 @@ impl Default for OpencrvsSettings {
             form,
             home_country: "EXA".into(),
             confirmation: Confirmation::Accept,
+            registrar_registers: false,
         }
     }
 }

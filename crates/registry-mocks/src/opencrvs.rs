@@ -359,6 +359,12 @@ impl Opencrvs {
         if let Some(status) = decided {
             let confirm = self.confirmation_action(&event, &requested, status, n, now);
             push_action(&mut event, confirm);
+            if status == "Accepted" && self.settings.registrar_registers {
+                push_action(
+                    &mut event,
+                    action("REGISTER", "register-action", "Accepted", json!({})),
+                );
+            }
         }
         let record = StoredRecord {
             key: input.transaction_id.to_string(),

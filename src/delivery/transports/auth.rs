@@ -5,7 +5,7 @@
 
 use reqwest::{Client, RequestBuilder};
 
-use super::http_client::{Answer, send};
+use super::http_client::{Answer, Resend, send_as};
 use super::oauth::{ClientCredentials, CredentialsIn};
 use super::token_cache::{Token, TokenCache};
 use super::{BuildError, Clock, SendError};
@@ -94,10 +94,24 @@ impl Auth {
         request: impl Fn() -> RequestBuilder,
         refused: impl Fn(&Answer) -> bool,
     ) -> Result<Answer, SendError> {
+        self.send_as(client, request, refused, Resend::Safe).await
+    }
+
+    /// [`Auth::send`], a lost answer classified as `resend` says. A refusal
+    /// of the credentials is an answer: the request was not taken, so sending
+    /// it once more with fresh ones is safe either way.
+    pub async fn send_as(
+        &self,
+        client: &Client,
+        request: impl Fn() -> RequestBuilder,
+        refused: impl Fn(&Answer) -> bool,
+        resend: Resend,
+    ) -> Result<Answer, SendError> {
         let token = match self.cache() {
             Some(cache) => Some(cache.current(client).await?),
             None => None,
         };
+        let send = |request| send_as(request, resend);
         let answer = send(self.apply(request(), token.as_ref())).await?;
         if !refused(&answer) {
             return Ok(answer);

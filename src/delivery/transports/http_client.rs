@@ -105,21 +105,45 @@ impl Answer {
     }
 }
 
+/// Whether the same request may go again when no answer came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Resend {
+    /// The registry deduplicates on the request's key: a lost answer is retried.
+    Safe,
+    /// The registry honours no idempotency key: once the request may have
+    /// been written, a lost answer is an unknown outcome, never a retry.
+    Unsafe,
+}
+
 /// Send and read the answer; failing to get one is classified here.
 pub(super) async fn send(request: RequestBuilder) -> Result<Answer, SendError> {
-    let mut response = request.send().await.map_err(|e| transport_error(&e))?;
+    send_as(request, Resend::Safe).await
+}
+
+/// [`send`], classifying a lost answer as `resend` says.
+pub(super) async fn send_as(request: RequestBuilder, resend: Resend) -> Result<Answer, SendError> {
+    let lost = |e: &reqwest::Error| match resend {
+        // Refused before a byte was written: nothing can have arrived.
+        Resend::Unsafe if !e.is_connect() && !e.is_builder() => outcome_unknown(transport_error(e)),
+        _ => transport_error(e),
+    };
+    let mut response = request.send().await.map_err(|e| lost(&e))?;
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| lost(&e))? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
             // The outcome is unknown; a resend is answered as a duplicate.
-            return Err(SendError::Retryable {
+            let unreadable = SendError::Retryable {
                 reason: format!(
                     "status {}: answer over {MAX_ANSWER_BYTES} bytes",
                     status.as_u16()
                 ),
                 retry_after: None,
+            };
+            return Err(match resend {
+                Resend::Safe => unreadable,
+                Resend::Unsafe => outcome_unknown(unreadable),
             });
         }
         body.extend_from_slice(&chunk);
@@ -129,4 +153,18 @@ pub(super) async fn send(request: RequestBuilder) -> Result<Answer, SendError> {
         headers,
         body,
     })
+}
+
+/// The same reason, as an unknown outcome.
+fn outcome_unknown(error: SendError) -> SendError {
+    let reason = match error {
+        SendError::Retryable { reason, .. }
+        | SendError::RateLimited { reason, .. }
+        | SendError::Permanent { reason }
+        | SendError::OutcomeUnknown { reason }
+        | SendError::NeedsRegistryProcess { reason, .. } => reason,
+    };
+    SendError::OutcomeUnknown {
+        reason: format!("{reason} after the request was written"),
+    }
 }

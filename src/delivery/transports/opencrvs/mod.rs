@@ -1,8 +1,15 @@
-//! OpenCRVS (FORMATS §1, §2): a bearer token from client credentials, then
-//! one POST of the JSON payload. 2.x answers the EventDocument (a replay of
-//! the same `transactionId` answers the same event, indistinguishable from
-//! the first answer); 1.x answers the saved record Bundle, or
-//! `{compositionId, trackingId, isPotentiallyDuplicate}`.
+//! OpenCRVS (FORMATS §1, §2, docs/registries.md): a bearer token from client
+//! credentials, then one POST of the JSON payload. 2.x answers the
+//! EventDocument (a replay of the same `transactionId` answers the same
+//! event, indistinguishable from the first answer); 1.x answers the saved
+//! record Bundle, or `{compositionId, trackingId, isPotentiallyDuplicate}`.
+//!
+//! 1.x honours no idempotency key: an answer lost after the request was
+//! written is an unknown outcome (parked), never a blind resend.
+//! Corrections: 2.x takes a correction request only for a REGISTERED event
+//! (v2.0.0 `throwConflictIfActionNotAllowed`); otherwise, and always on 1.x
+//! (a system client has no correction API), the change goes through the
+//! registry's own process, with the tracking id.
 
 mod receipt;
 
@@ -12,7 +19,7 @@ use reqwest::{Client, Url};
 
 use super::auth::{Auth, unauthorized};
 use super::classify::status_error;
-use super::http_client::{build_client, post_payload};
+use super::http_client::{Resend, build_client, post_payload};
 use super::oauth::CredentialsIn;
 use super::{BuildError, Clock, Outbound, Receipt, SendError, Transport, url_of};
 use crate::config::DestinationConfig;
@@ -64,12 +71,92 @@ fn sent_transaction_id(outbound: &Outbound<'_>) -> String {
         .unwrap_or_else(|| outbound.idempotency_key.to_string())
 }
 
+impl Opencrvs {
+    /// A correction of what `prior` registered.
+    async fn correct(
+        &self,
+        outbound: &Outbound<'_>,
+        prior: &Receipt,
+    ) -> Result<Receipt, SendError> {
+        let referred = |reason: &str| SendError::NeedsRegistryProcess {
+            reason: reason.to_string(),
+            reference: prior.reference.clone(),
+        };
+        if self.version == Version::V1 {
+            return Err(referred(
+                "OpenCRVS 1.x gives a system client no way to correct a record: the registrar corrects it",
+            ));
+        }
+        let Some(event_id) = prior.details.get("event_id").and_then(|v| v.as_str()) else {
+            return Err(referred("the first version's receipt holds no event id"));
+        };
+        let event = self.event(event_id).await?;
+        if !receipt::is_registered(&event) {
+            return Err(referred(
+                "the event is not registered yet, and OpenCRVS corrects only registered events: the registrar applies the change",
+            ));
+        }
+        let url = self
+            .url
+            .join(&format!("{event_id}/correction/request"))
+            .map_err(|_| referred("the event id does not make a URL"))?;
+        let declaration = serde_json::from_slice::<serde_json::Value>(outbound.body)
+            .ok()
+            .map(|b| b["declaration"].clone())
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "transactionId": outbound.idempotency_key,
+            "declaration": declaration,
+            "annotation": {},
+        });
+        let request = || {
+            self.client
+                .post(url.clone())
+                .header(ACCEPT, "application/json")
+                .json(&body)
+        };
+        let answer = self.auth.send(&self.client, request, unauthorized).await?;
+        if !answer.status.is_success() {
+            let detail = answer.json().as_ref().and_then(receipt::error_detail);
+            return Err(status_error(
+                answer.status,
+                &answer.headers,
+                self.clock.now(),
+                detail,
+            ));
+        }
+        Ok(receipt::correction_requested(prior, answer.status.as_u16()))
+    }
+
+    /// 2.x `GET /api/events/events/{eventId}`.
+    async fn event(&self, event_id: &str) -> Result<serde_json::Value, SendError> {
+        let url = self.url.join(event_id).map_err(|_| SendError::Permanent {
+            reason: "the event id does not make a URL".into(),
+        })?;
+        let bytes = self.fetch(&url).await?;
+        serde_json::from_slice(&bytes).map_err(|_| SendError::Retryable {
+            reason: "the event is not JSON".into(),
+            retry_after: None,
+        })
+    }
+}
+
 #[async_trait]
 impl Transport for Opencrvs {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
+        if let Some(prior) = outbound.corrects() {
+            return self.correct(outbound, prior).await;
+        }
         let request =
             || post_payload(&self.client, &self.url, outbound).header(ACCEPT, "application/json");
-        let answer = self.auth.send(&self.client, request, unauthorized).await?;
+        let resend = match self.version {
+            Version::V2 => Resend::Safe,
+            Version::V1 => Resend::Unsafe,
+        };
+        let answer = self
+            .auth
+            .send_as(&self.client, request, unauthorized, resend)
+            .await?;
         let body = answer.json();
         if !answer.status.is_success() {
             let detail = body.as_ref().and_then(receipt::error_detail);

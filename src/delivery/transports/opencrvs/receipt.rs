@@ -54,8 +54,9 @@ fn notify_outcome(event: &Value, transaction_id: &str) -> Option<NotifyOutcome> 
 
 /// 2.x: the EventDocument; `trackingId` is the public reference. The
 /// registry's decision is read from `actions[]`: accepted is a receipt,
-/// rejected a permanent failure, still requested a retry (a resend of the
-/// same `transactionId` answers the event as it stands then).
+/// rejected a permanent failure, still requested a `Requested` receipt (the
+/// worker checks again later; a resend of the same `transactionId` answers
+/// the event as it stands then).
 pub(super) fn event_document(
     body: Option<&Value>,
     http_status: u16,
@@ -69,14 +70,9 @@ pub(super) fn event_document(
         .ok_or_else(|| unreadable(http_status, "our NOTIFY action"))?;
     match outcome {
         NotifyOutcome::Accepted => {}
-        NotifyOutcome::Requested => {
-            return Err(SendError::Retryable {
-                reason: format!(
-                    "status {http_status}: NOTIFY requested, awaiting the country configuration"
-                ),
-                retry_after: None,
-            });
-        }
+        // Held, not decided: the worker asks again later with the same
+        // transactionId, which answers the event as it stands then.
+        NotifyOutcome::Requested => {}
         NotifyOutcome::Rejected { action_id } => {
             return Err(SendError::Permanent {
                 reason: format!(
@@ -91,11 +87,39 @@ pub(super) fn event_document(
         details.insert("event_id".into(), json!(id));
     }
     Ok(Receipt {
-        status: ReceiptStatus::Accepted,
+        status: match outcome {
+            NotifyOutcome::Requested => ReceiptStatus::Requested,
+            _ => ReceiptStatus::Accepted,
+        },
         reference: Some(tracking.to_string()),
         http_status,
         details,
     })
+}
+
+/// REGISTERED: a REGISTER action accepted (v2.0.0 commons `getStatusFromActions`).
+pub(super) fn is_registered(event: &Value) -> bool {
+    event["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|a| a["type"] == "REGISTER" && a["status"] == "Accepted")
+}
+
+/// The registry took a correction request on the event `prior` registered;
+/// a registrar decides it.
+pub(super) fn correction_requested(prior: &Receipt, http_status: u16) -> Receipt {
+    Receipt {
+        status: ReceiptStatus::CorrectionRequested,
+        reference: prior.reference.clone(),
+        http_status,
+        details: prior
+            .details
+            .iter()
+            .filter(|(k, _)| *k == "event_id")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
 }
 
 /// 1.x: the saved record Bundle (tracking id in the Task's identifiers,
@@ -233,12 +257,16 @@ mod tests {
     }
 
     #[test]
-    fn a_2x_notify_requested_or_rejected_is_not_a_receipt() {
+    fn a_2x_notify_requested_is_held_and_rejected_is_not_a_receipt() {
         let requested = event(&[("Requested", None)]);
-        assert!(matches!(
-            event_document(Some(&requested), 200, "t-1"),
-            Err(SendError::Retryable { .. })
-        ));
+        let held = event_document(Some(&requested), 200, "t-1").unwrap();
+        assert_eq!(held.status, ReceiptStatus::Requested);
+        assert!(held.reference.is_some());
+        let accepted = event(&[("Requested", None), ("Accepted", Some("n1"))]);
+        assert_eq!(
+            event_document(Some(&accepted), 200, "t-1").unwrap().status,
+            ReceiptStatus::Accepted
+        );
         let rejected = event(&[("Requested", None), ("Rejected", Some("n1"))]);
         let err = event_document(Some(&rejected), 200, "t-1").unwrap_err();
         assert!(matches!(err, SendError::Permanent { .. }), "{err}");
