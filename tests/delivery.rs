@@ -725,3 +725,45 @@ async fn a_correction_at_opencrvs_1x_is_referred() {
     assert_eq!(mock.records().len(), 1);
     gateway.stop().await;
 }
+
+/// Primero: a corrected case PATCHes the case its first version created,
+/// rows merged by their stable unique_id; never a second case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_at_primero_patches_the_first_versions_case() {
+    let mock = mocks::start(MockConfig::new(MockKind::Primero))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &primero_destination(&mock),
+        &[("child-protection-case", "primero")],
+    );
+    let gateway = TestGateway::start_with(config, dir).await;
+    let version = |v: i64| {
+        let mut case = example_record("child-protection-case");
+        case["record_version"] = json!(v);
+        if v > 1 {
+            case["risk_level"] = json!("high");
+        }
+        serde_json::to_vec(&case).unwrap()
+    };
+    let first = submit_one(&gateway, version(1)).await;
+    let created = wait_for_status(&gateway, &first, "delivered").await;
+    assert_eq!(created["receipt"]["status"], "ACCEPTED", "{created}");
+    let second = submit_one(&gateway, version(2)).await;
+    let updated = wait_for_status(&gateway, &second, "delivered").await;
+    assert_eq!(updated["receipt"]["status"], "UPDATED", "{updated}");
+    assert_eq!(
+        updated["receipt"]["reference"],
+        created["receipt"]["reference"]
+    );
+    assert_eq!(mock.records().len(), 1, "a correction made a second case");
+    let methods: Vec<String> = mock
+        .submissions()
+        .iter()
+        .map(|a| a.method.clone())
+        .collect();
+    assert_eq!(methods, ["POST", "PATCH"], "{methods:?}");
+    gateway.stop().await;
+}

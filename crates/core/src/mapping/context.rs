@@ -80,6 +80,13 @@ impl RouteContext {
         )
     }
 
+    /// A UUIDv5 that, like [`RouteContext::record_key`], is the same for
+    /// every version of one source record on this route (Primero subform
+    /// rows' `unique_id`, which a correction's PATCH merges on).
+    pub fn record_derived(&self, purpose: &str) -> Uuid {
+        Uuid::new_v5(&self.record_key(), purpose.as_bytes())
+    }
+
     /// A UUIDv5 derived from the record, version, route and a purpose.
     pub fn derived(&self, purpose: &str) -> Uuid {
         Uuid::new_v5(

@@ -8,6 +8,13 @@
 //! `session` (cookie + CSRF, [`login`]), `idp-bearer` (client credentials at
 //! the identity provider). A refused credential is renewed once: 401, or in
 //! session mode a 403 CSRF refusal.
+//!
+//! A corrected record (`record_version` above 1) updates the case its first
+//! version created: `PATCH /api/v2/cases/{id}` with `{"data": {...}}`, which
+//! Primero merges, subform rows by `unique_id` (stable across versions). Our
+//! `data.id` is the record key, the same for every version, so a correction
+//! whose first version's receipt is unknown meets a 409 and patches too:
+//! never a second case.
 
 mod login;
 
@@ -58,13 +65,69 @@ impl Primero {
     }
 }
 
+impl Primero {
+    /// `PATCH /api/v2/cases/{id}` with the version's fields (without `id`).
+    async fn update(&self, outbound: &Outbound<'_>, case_id: &str) -> Result<Receipt, SendError> {
+        let url = self
+            .url
+            .join(&format!(
+                "{}/{case_id}",
+                self.url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or("cases")
+            ))
+            .map_err(|_| SendError::Permanent {
+                reason: "the case id does not make a URL".into(),
+            })?;
+        let mut body: Value =
+            serde_json::from_slice(outbound.body).map_err(|_| SendError::Permanent {
+                reason: "the rendered case is not JSON".into(),
+            })?;
+        if let Some(data) = body["data"].as_object_mut() {
+            data.remove("id");
+        }
+        let request = || {
+            self.client
+                .patch(url.clone())
+                .header(ACCEPT, "application/json")
+                .json(&body)
+        };
+        let answer = self.auth.send(&self.client, request, refused).await?;
+        if !answer.status.is_success() {
+            return receipt(&answer, Some(case_id), &self.clock);
+        }
+        Ok(Receipt {
+            status: ReceiptStatus::Updated,
+            reference: Some(case_id.to_string()),
+            http_status: answer.status.as_u16(),
+            details: Map::new(),
+        })
+    }
+}
+
 #[async_trait]
 impl Transport for Primero {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
+        let ours = client_id(outbound.body);
+        if let Some(case) = outbound
+            .corrects()
+            .and_then(|prior| prior.reference.clone().or_else(|| ours.clone()))
+        {
+            return self.update(outbound, &case).await;
+        }
         let request =
             || post_payload(&self.client, &self.url, outbound).header(ACCEPT, "application/json");
         let answer = self.auth.send(&self.client, request, refused).await?;
-        receipt(&answer, client_id(outbound.body).as_deref(), &self.clock)
+        let created = receipt(&answer, ours.as_deref(), &self.clock)?;
+        match (&created.status, ours) {
+            // A later version whose first one this gateway never saw answered:
+            // the case exists under the same id; update it.
+            (ReceiptStatus::Duplicate, Some(id)) if outbound.record_version > 1 => {
+                self.update(outbound, &id).await
+            }
+            _ => Ok(created),
+        }
     }
 }
 

@@ -211,7 +211,9 @@ fn encode_rows(key: &str, rows: Vec<Value>, ctx: &RouteContext) -> Result<Value,
         // Primero keys rows by unique_id; a row the source gave no id gets a
         // stable one, so that the same record version renders the same bytes.
         if !row.get("unique_id").is_some_and(Value::is_string) {
-            let id = ctx.derived(&format!("primero/{key}/{index}"));
+            // The same row of every version keeps its id: a correction's
+            // PATCH merges rows by unique_id.
+            let id = ctx.record_derived(&format!("primero/{key}/{index}"));
             row.insert("unique_id".into(), Value::String(id.to_string()));
         }
         out.push(Value::Object(row));
@@ -236,7 +238,7 @@ mod tests {
             destination: "primero".into(),
             timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
             attempt: 1,
-            subject: None,
+            subject: Some("child-1".into()),
             locations: None,
             legal_basis: None,
         }
@@ -363,10 +365,27 @@ relation_nationality = "multi_select_box"
         let family = data["family_details_section"].as_array().unwrap();
         assert_eq!(family[0]["unique_id"], "row-1");
         assert_ne!(family[1]["unique_id"], care[0]["unique_id"]);
-        let other_version = encode(&tree, &ctx(2)).unwrap();
-        let other: Value = serde_json::from_slice(&other_version.bytes).unwrap();
-        assert_ne!(
+        // A correction (another record id, the same subject) keeps each
+        // row's id, so Primero's PATCH merges it into the same row.
+        let correction = RouteContext {
+            record_id: RecordId::parse("0192f0c2-7b1e-7c3a-9f00-000000000002").unwrap(),
+            ..ctx(2)
+        };
+        let other: Value =
+            serde_json::from_slice(&encode(&tree, &correction).unwrap().bytes).unwrap();
+        assert_eq!(
             other["data"]["care_arrangements_section"][0]["unique_id"],
+            data["care_arrangements_section"][0]["unique_id"]
+        );
+        // Another child's record does not share it.
+        let someone_else = RouteContext {
+            subject: Some("child-2".into()),
+            ..ctx(1)
+        };
+        let theirs: Value =
+            serde_json::from_slice(&encode(&tree, &someone_else).unwrap().bytes).unwrap();
+        assert_ne!(
+            theirs["data"]["care_arrangements_section"][0]["unique_id"],
             data["care_arrangements_section"][0]["unique_id"]
         );
     }
