@@ -64,3 +64,28 @@ fn examplia_legal_basis_is_the_decisions() {
     }
     assert!(checked >= 20, "only {checked} Examplia outputs");
 }
+
+/// OpenCRVS shows only ISO 3166 countries: an ICAO XX code (stateless,
+/// refugee, unspecified) would print blank, so it never reaches OpenCRVS,
+/// while Examplia's registry, whose schema lists them, still gets it.
+#[test]
+fn icao_xx_nationalities_are_left_out_for_opencrvs_only() {
+    let case = repo_path("conformance/cases/19-bn-stateless-mother-xxa");
+    let input = std::fs::read_to_string(case.join("input.json")).unwrap();
+    assert!(
+        input.contains("\"XXA\""),
+        "case 19 no longer has a stateless mother"
+    );
+    for route in ["opencrvs", "opencrvs-v1"] {
+        let file = case.join(format!("expected/birth-notification-to-{route}.json"));
+        if let Ok(out) = std::fs::read_to_string(&file) {
+            for code in ["XXA", "XXB", "XXC", "XXX"] {
+                assert!(!out.contains(code), "{route} got {code}");
+            }
+        }
+    }
+    let examplia =
+        std::fs::read_to_string(case.join("expected/birth-notification-to-examplia-crvs.xml"))
+            .unwrap();
+    assert!(examplia.contains("<bn:Nationality>XXA</bn:Nationality>"));
+}
