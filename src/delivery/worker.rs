@@ -320,7 +320,9 @@ impl Worker {
                         AuditKind::DeliveryDelivered,
                         DeliveryOutcome::Delivered { receipt: value },
                         match status {
-                            ReceiptStatus::Accepted | ReceiptStatus::Requested => "delivered",
+                            ReceiptStatus::Accepted
+                            | ReceiptStatus::Requested
+                            | ReceiptStatus::Referred => "delivered",
                             ReceiptStatus::Duplicate => "duplicate",
                             ReceiptStatus::Updated => "updated",
                             ReceiptStatus::CorrectionRequested => "correction_requested",
@@ -338,18 +340,32 @@ impl Worker {
                     "parked",
                 )
             }
-            Err(SendError::NeedsRegistryProcess { reason, reference }) => (
-                AuditKind::DeliveryReferred,
-                DeliveryOutcome::Referred {
-                    reason: format!("needs the registry's own process: {reason}"),
-                    receipt: serde_json::json!({
-                        "status": "REFERRED",
-                        "reference": reference,
-                        "referred_at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                    }),
-                },
-                "referred",
-            ),
+            Err(SendError::NeedsRegistryProcess { reason, reference }) => {
+                // What the registry holds stays named, so that a later
+                // version finds it (a correction of this record, once the
+                // registry has registered it).
+                let held = Receipt {
+                    status: ReceiptStatus::Referred,
+                    reference: reference.clone(),
+                    http_status: prepared.prior.as_ref().map_or(0, |p| p.http_status),
+                    details: prepared
+                        .prior
+                        .as_ref()
+                        .map(|p| p.details.clone())
+                        .unwrap_or_default(),
+                };
+                let mut receipt = serde_json::to_value(&held).unwrap_or_default();
+                receipt["referred_at"] =
+                    serde_json::json!(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                (
+                    AuditKind::DeliveryReferred,
+                    DeliveryOutcome::Referred {
+                        reason: format!("needs the registry's own process: {reason}"),
+                        receipt,
+                    },
+                    "referred",
+                )
+            }
             Err(SendError::Permanent { reason }) => (
                 AuditKind::DeliveryDead,
                 DeliveryOutcome::Dead {

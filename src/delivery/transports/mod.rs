@@ -70,6 +70,9 @@ pub enum ReceiptStatus {
     /// A correction was filed for the registry to decide (OpenCRVS 2.x
     /// REQUEST_CORRECTION on a registered event).
     CorrectionRequested,
+    /// The registry takes this change only through its own process; it
+    /// holds the earlier version this receipt names (a `referred` delivery).
+    Referred,
 }
 
 impl ReceiptStatus {
@@ -80,6 +83,7 @@ impl ReceiptStatus {
             ReceiptStatus::Requested => "REQUESTED",
             ReceiptStatus::Updated => "UPDATED",
             ReceiptStatus::CorrectionRequested => "CORRECTION_REQUESTED",
+            ReceiptStatus::Referred => "REFERRED",
         }
     }
 }
