@@ -1,4 +1,4 @@
-//! The FHIR R4 exchange (docs/registries/fhir-r4.md): the stricter mock
+//! The FHIR R4 exchange (docs/registries.md, FHIR R4): the stricter mock
 //! refuses what the gateway used to send, a resend is never a second
 //! document, and a corrected record updates the document its first version
 //! made, with either write mode (conditional create or PUT).

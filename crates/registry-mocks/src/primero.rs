@@ -1,5 +1,5 @@
 //! A government-run Primero v2, as release v2.15.2 behaves (primeroIMS/primero
-//! tag v2.15.2; docs/registries/primero.md lists every path read).
+//! tag v2.15.2; docs/registries.md lists every path read under Primero).
 //!
 //! Cases: `POST /api/v2/cases` with `{"data": {...}}` (app/controllers/api/v2/
 //! concerns/record.rb `create`): a client-supplied UUID `id` gives 204 No

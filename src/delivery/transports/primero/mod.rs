@@ -1,4 +1,4 @@
-//! A government Primero v2 (v2.15, docs/registries/primero.md):
+//! A government Primero v2 (v2.15, docs/registries.md, Primero):
 //! `POST /api/v2/cases` with `{"data": {...}}` carrying our client-supplied
 //! `data.id`. 204 is a new case (its id is ours); 409 "already exists" for our
 //! id means the earlier create stands (a resend after a lost answer). A 422
