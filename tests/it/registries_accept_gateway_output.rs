@@ -31,6 +31,15 @@ async fn start(kind: MockKind) -> mocks::RunningMock {
     let mut config = MockConfig::new(kind);
     config.limits = Limits::none();
     config.maintenance = None;
+    // OpenCRVS checks every location id against its own list.
+    if matches!(kind, MockKind::Opencrvs | MockKind::OpencrvsV1) {
+        config.opencrvs.locations = Some(
+            mocks::Locations::from_fhir_file(&crate::common::repo_path(
+                "deploy/locations/examplia-opencrvs.json",
+            ))
+            .unwrap(),
+        );
+    }
     mocks::start(config).await.unwrap()
 }
 
@@ -197,5 +206,44 @@ async fn primero_accepts_every_golden_case_drops_nothing_and_sees_resends_as_con
         );
     }
     assert_eq!(mock.records().len(), cases.len());
+    mock.stop().await;
+}
+
+/// Every golden 1.x notification is taken by the 1.x mock (entries,
+/// Task.identifier, a known active facility). 1.x honours no idempotency key,
+/// so each is sent once: the gateway never resends blindly.
+#[tokio::test]
+async fn opencrvs_v1_accepts_every_golden_notification() {
+    let mock = start(MockKind::OpencrvsV1).await;
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(mock.token_url().unwrap())
+        .query(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "registry-gateway"),
+            ("client_secret", "mock-client-secret"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let goldens = golden_at_least("birth-notification-to-opencrvs-v1.json", 10);
+    for (case, body) in &goldens {
+        let response = http
+            .post(mock.submit_url())
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{case}: {text}");
+    }
+    assert_eq!(mock.records().len(), goldens.len());
     mock.stop().await;
 }
