@@ -77,9 +77,15 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             cli.data_dir.display()
         )
     })?;
+    // The OpenCRVS mocks know Examplia's places, as the gateway does.
+    let locations = config
+        .parent()
+        .map(|deploy| deploy.join("locations/examplia-opencrvs.json"))
+        .and_then(|file| registry_mocks::Locations::from_fhir_file(&file).ok());
     let mocks = registry_mocks::start_set(&MockSetOptions {
         // The demo runs at any hour: Examplia's Sunday maintenance would hold it.
         no_maintenance: true,
+        opencrvs_locations: locations,
         ..MockSetOptions::default()
     })
     .await

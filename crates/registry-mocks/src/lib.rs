@@ -551,6 +551,8 @@ pub struct MockSetOptions {
     /// Ignore Examplia's Sunday maintenance window (a demo on a Sunday night).
     pub no_maintenance: bool,
     pub xsd: XsdCheck,
+    /// The OpenCRVS mocks' location list (served, and checked in payloads).
+    pub opencrvs_locations: Option<Locations>,
 }
 
 impl Default for MockSetOptions {
@@ -562,6 +564,7 @@ impl Default for MockSetOptions {
             primero_auth: PrimeroAuth::Native,
             no_maintenance: false,
             xsd: XsdCheck::Auto,
+            opencrvs_locations: None,
         }
     }
 }
@@ -581,6 +584,7 @@ pub async fn start_set(options: &MockSetOptions) -> Result<Vec<RunningMock>, Sta
         config.listen = SocketAddr::new(options.host, port);
         config.primero_auth = options.primero_auth;
         config.examplia.xsd = options.xsd;
+        config.opencrvs.locations = options.opencrvs_locations.clone();
         if options.no_maintenance {
             config.maintenance = None;
         }

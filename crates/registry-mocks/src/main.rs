@@ -26,6 +26,10 @@ struct Cli {
     /// Ignore Examplia's Sunday maintenance window.
     #[arg(long)]
     no_maintenance: bool,
+    /// The OpenCRVS mocks' location list, a FHIR Bundle of Locations (they
+    /// serve it and check location ids against it).
+    #[arg(long, default_value = "deploy/locations/examplia-opencrvs.json")]
+    opencrvs_locations: std::path::PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         primero_auth: PrimeroAuth::from_name(&cli.primero_auth)
             .with_context(|| format!("unknown Primero auth mode {}", cli.primero_auth))?,
         no_maintenance: cli.no_maintenance,
+        opencrvs_locations: Some(
+            registry_mocks::Locations::from_fhir_file(&cli.opencrvs_locations)
+                .map_err(anyhow::Error::msg)?,
+        ),
         ..MockSetOptions::default()
     };
     tracing_subscriber::fmt()
