@@ -33,17 +33,7 @@ pub async fn dead_letters(
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
-    caller.require(Role::Admin)?;
-    let Query(query) = query.map_err(|_| {
-        bad_request("unknown or malformed query parameter; use destination and limit")
-    })?;
-    let limit = query.limit.unwrap_or(1000).clamp(1, MAX_LIST);
-    let letters = state
-        .store
-        .dead_letters(query.destination.as_deref(), limit)
-        .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
-    Ok(Json(json!({"dead_letters": letters})).into_response())
+    list(&state, &caller, query, Waiting::DeadLetters).await
 }
 
 /// `GET /v1/admin/parked?destination=&limit=`: deliveries whose last attempt
@@ -55,17 +45,38 @@ pub async fn parked(
     caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, Problem> {
+    list(&state, &caller, query, Waiting::Parked).await
+}
+
+/// Which deliveries waiting for an operator a list shows.
+#[derive(Clone, Copy)]
+enum Waiting {
+    DeadLetters,
+    Parked,
+}
+
+/// Deliveries waiting for an operator, as `{"dead_letters" | "parked": [...]}`.
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    which: Waiting,
+) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
     let Query(query) = query.map_err(|_| {
         bad_request("unknown or malformed query parameter; use destination and limit")
     })?;
     let limit = query.limit.unwrap_or(1000).clamp(1, MAX_LIST);
-    let parked = state
-        .store
-        .parked(query.destination.as_deref(), limit)
-        .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
-    Ok(Json(json!({"parked": parked})).into_response())
+    let destination = query.destination.as_deref();
+    let (key, listed) = match which {
+        Waiting::DeadLetters => (
+            "dead_letters",
+            state.store.dead_letters(destination, limit).await,
+        ),
+        Waiting::Parked => ("parked", state.store.parked(destination, limit).await),
+    };
+    let listed = listed.map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    Ok(Json(json!({ key: listed })).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -93,6 +93,27 @@ impl SqliteStore {
         })
     }
 
+    /// Deliveries waiting for an operator in `status`, oldest first.
+    async fn stopped(
+        &self,
+        status: DeliveryState,
+        destination: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, record_id, route, destination, attempts, last_error, updated_at
+               FROM deliveries
+              WHERE status = ?1 AND (?2 IS NULL OR destination = ?2)
+              ORDER BY id LIMIT ?3",
+        )
+        .bind(status.as_str())
+        .bind(destination)
+        .bind(limit as i64)
+        .fetch_all(&self.reads)
+        .await?;
+        Ok(rows.iter().map(dead_letter).collect())
+    }
+
     async fn submit(&self, op: WriteOp) -> Result<(), StoreError> {
         let sender = self.writes.lock().await.clone().ok_or(StoreError::Closed)?;
         sender.send(op).await.map_err(|_| StoreError::Closed)
@@ -200,17 +221,7 @@ impl Store for SqliteStore {
         destination: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, record_id, route, destination, attempts, last_error, updated_at
-               FROM deliveries
-              WHERE status = 'dead' AND (?1 IS NULL OR destination = ?1)
-              ORDER BY id LIMIT ?2",
-        )
-        .bind(destination)
-        .bind(limit as i64)
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(rows.iter().map(dead_letter).collect())
+        self.stopped(DeliveryState::Dead, destination, limit).await
     }
 
     async fn parked(
@@ -218,17 +229,8 @@ impl Store for SqliteStore {
         destination: Option<&str>,
         limit: u32,
     ) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, record_id, route, destination, attempts, last_error, updated_at
-               FROM deliveries
-              WHERE status = 'parked' AND (?1 IS NULL OR destination = ?1)
-              ORDER BY id LIMIT ?2",
-        )
-        .bind(destination)
-        .bind(limit as i64)
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(rows.iter().map(dead_letter).collect())
+        self.stopped(DeliveryState::Parked, destination, limit)
+            .await
     }
 
     async fn replay(
