@@ -777,3 +777,34 @@ async fn a_correction_at_primero_patches_the_first_versions_case() {
     assert_eq!(methods, ["POST", "PATCH"], "{methods:?}");
     gateway.stop().await;
 }
+
+/// Examplia's service takes no amendment of an accepted notification
+/// (README, receipts and idempotency, rule 5), and a second NotificationId
+/// would notify the birth twice: a corrected record is referred to the
+/// registrar with the RegistryReference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_at_examplia_is_referred_to_the_registrar() {
+    let mock = mocks::start(MockConfig::new(MockKind::Examplia))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        dir.path(),
+        &format!(
+            "[destinations.examplia-crvs]\nkind = \"examplia-crvs\"\nurl = \"{}\"\n",
+            mock.submit_url()
+        ),
+        &[("birth-notification", "examplia-crvs")],
+    );
+    let gateway = TestGateway::start_with(config, dir).await;
+    let first = submit_one(&gateway, first_child(1)).await;
+    let delivered = wait_for_status(&gateway, &first, "delivered").await;
+    let second = submit_one(&gateway, first_child(2)).await;
+    let referred = wait_for_status(&gateway, &second, "referred").await;
+    assert_eq!(
+        referred["receipt"]["reference"],
+        delivered["receipt"]["reference"]
+    );
+    assert_eq!(mock.submissions().len(), 1, "the correction was sent");
+    gateway.stop().await;
+}

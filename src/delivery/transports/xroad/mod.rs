@@ -50,6 +50,15 @@ impl XRoad {
 #[async_trait]
 impl Transport for XRoad {
     async fn send(&self, outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
+        // "Accepted notifications cannot be amended here: contact the
+        // registrar" (the service's README, receipts and idempotency, rule 5);
+        // a second NotificationId would be a second notification of the birth.
+        if let Some(prior) = outbound.corrects() {
+            return Err(SendError::NeedsRegistryProcess {
+                reason: "the service takes no amendment of an accepted notification: the registrar amends it".into(),
+                reference: prior.reference.clone(),
+            });
+        }
         let request =
             || post_payload(&self.client, &self.url, outbound).header("SOAPAction", "\"\"");
         let answer = self.auth.send(&self.client, request, unauthorized).await?;
