@@ -112,9 +112,13 @@ impl TokenCache {
                 .filter(|iat| (now - *iat).num_seconds().abs() < 60)
                 .map_or(now, |iat| iat.min(now)),
         };
+        // A registry's number meets a Duration here: checked all the way (an
+        // `expires_in` of u64::MAX seconds is a token that never needs renewing,
+        // not an overflow that kills the delivery task).
         let after = |fraction: u32| {
             lifetime
-                .and_then(|l| TimeDelta::from_std(l * fraction / 100).ok())
+                .and_then(|l| l.checked_mul(fraction))
+                .and_then(|l| TimeDelta::from_std(l / 100).ok())
                 .and_then(|d| start.checked_add_signed(d))
         };
         Ok(Held {
@@ -249,6 +253,19 @@ mod tests {
         *time.lock().unwrap() = now() + TimeDelta::seconds(480);
         assert_eq!(cache.current(&client).await.unwrap().value, "token-2");
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_absurd_lifetime_is_no_overflow() {
+        for seconds in [u64::MAX, u64::MAX / 80, i64::MAX as u64] {
+            let (cache, fetches, time) = cache(Some(Duration::from_secs(seconds)));
+            let client = Client::new();
+            assert_eq!(cache.current(&client).await.unwrap().value, "token-1");
+            *time.lock().unwrap() = now() + TimeDelta::days(365 * 100);
+            // Kept (or fetched again), but never a panic.
+            assert!(cache.current(&client).await.is_ok());
+            assert!(fetches.load(Ordering::SeqCst) >= 1);
+        }
     }
 
     #[tokio::test]
