@@ -483,6 +483,7 @@ impl Worker {
         let completion = Completion {
             delivery_id: d.delivery_id,
             worker: self.id.clone(),
+            claim: d.claim,
             outcome,
             at: Utc::now(),
             audit,

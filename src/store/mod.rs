@@ -240,6 +240,10 @@ pub struct Completion {
     pub delivery_id: i64,
     /// The lease holder; a worker whose lease was taken over records nothing.
     pub worker: String,
+    /// The claim this outcome is for ([`ClaimedDelivery::claim`]): the
+    /// fence. The same worker may claim a delivery again once its lease ran
+    /// out; the earlier claim's late outcome is then not recorded.
+    pub claim: i64,
     pub outcome: DeliveryOutcome,
     pub at: DateTime<Utc>,
     pub audit: Option<AuditEvent>,

@@ -835,7 +835,7 @@ async fn record_completion(
     };
     let sql = format!(
         "{sql} lease_owner = NULL, lease_until_ms = NULL, updated_at = ?
-          WHERE id = ? AND lease_owner = ? AND status IN ('pending', 'awaiting')"
+          WHERE id = ? AND lease_owner = ? AND claims = ? AND status IN ('pending', 'awaiting')"
     );
     let mut q = sqlx::query(&sql);
     for bind in binds {
@@ -848,6 +848,7 @@ async fn record_completion(
         .bind(rfc3339(c.at))
         .bind(c.delivery_id)
         .bind(&c.worker)
+        .bind(c.claim)
         .execute(&mut *conn)
         .await?;
     Ok(done.rows_affected() == 1)

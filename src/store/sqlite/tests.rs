@@ -213,6 +213,7 @@ fn completion(d: &ClaimedDelivery, worker: &str, outcome: DeliveryOutcome) -> Co
     Completion {
         delivery_id: d.delivery_id,
         worker: worker.into(),
+        claim: d.claim,
         outcome,
         at: Utc::now(),
         audit: Some(audit),
@@ -489,6 +490,37 @@ async fn an_awaiting_delivery_is_checked_again_when_due_and_holds_back_later_ver
         due[0].attempt, 1,
         "attempts start again once the registry holds it"
     );
+}
+
+/// The same worker claims a delivery again once its lease ran out (a send
+/// that outlived it): the first claim's late outcome is not recorded, only
+/// the current claim's (#13, finding 3).
+#[tokio::test]
+async fn a_late_outcome_of_an_expired_claim_by_the_same_worker_is_not_recorded() {
+    let (_dir, store) = open().await;
+    store.accept(new_record(None, 1)).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let now = Utc::now() + ChronoDuration::seconds(1);
+    let first = store.claim_due("a", "w", 1, lease, now).await.unwrap();
+    let expired = now + ChronoDuration::seconds(31);
+    let second = store.claim_due("a", "w", 1, lease, expired).await.unwrap();
+    assert_eq!(first[0].delivery_id, second[0].delivery_id);
+    assert_ne!(first[0].claim, second[0].claim);
+    let late = completion(
+        &first[0],
+        "w",
+        delivered(serde_json::json!({"status": "ACCEPTED"})),
+    );
+    assert!(
+        !store.complete(late).await.unwrap(),
+        "an expired claim's outcome was recorded"
+    );
+    let current = completion(
+        &second[0],
+        "w",
+        delivered(serde_json::json!({"status": "ACCEPTED"})),
+    );
+    assert!(store.complete(current).await.unwrap());
 }
 
 /// Each outcome leaves the status `DeliveryOutcome::status` names, and every
