@@ -62,11 +62,35 @@ enum WriteOp {
     ),
 }
 
+/// The store holds children's records: its folder is the owner's alone
+/// (0700 when created here) and its file is created 0600. SQLite gives the
+/// WAL and shared-memory files the database file's permissions.
+fn private_store_files(data_dir: &Path) -> Result<(), StoreError> {
+    use std::fs::{DirBuilder, OpenOptions};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let cannot = |what: &Path, e: std::io::Error| {
+        StoreError::Open(format!("cannot create {}: {e}", what.display()))
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| cannot(data_dir, e))?;
+    let file = data_dir.join(DB_FILE);
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&file)
+        .map_err(|e| cannot(&file, e))?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Open (creating if needed) the store in `data_dir` and run migrations.
     pub async fn open(data_dir: &Path, metrics: StoreMetrics) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| StoreError::Open(format!("cannot create {}: {e}", data_dir.display())))?;
+        private_store_files(data_dir)?;
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| StoreError::Open(e.to_string()))?
             .filename(data_dir.join(DB_FILE))
