@@ -26,6 +26,27 @@ fn every_record_type_has_a_valid_example() {
     }
 }
 
+/// A consent naming a source id without the record's type would apply to
+/// nobody: a withdrawal silently lost (#13, finding 5).
+#[test]
+fn a_consent_by_source_id_needs_the_record_type() {
+    let registry = registry();
+    let mut consent = example(RecordType::Consent);
+    assert_eq!(registry.validate(RecordType::Consent, &consent), []);
+    consent["subject"]
+        .as_object_mut()
+        .unwrap()
+        .remove("record_type");
+    let violations = registry.validate(RecordType::Consent, &consent);
+    assert!(
+        violations.iter().any(|v| v.pointer == "/subject"),
+        "{violations:?}"
+    );
+    // A gateway record id needs no type.
+    consent["subject"] = json!({"record_id": "0192f0c2-7b1e-7c3a-9f00-000000000001"});
+    assert_eq!(registry.validate(RecordType::Consent, &consent), []);
+}
+
 #[test]
 fn every_violation_is_reported_with_its_pointer() {
     let registry = registry();
