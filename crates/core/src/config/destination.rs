@@ -175,13 +175,8 @@ pub(super) fn validate_locations(
     if raw.file.trim().is_empty() {
         errors.push(format!("{at}.locations.file"), "must name a file");
     }
-    if let Some(url) = &raw.refresh_url
-        && !(url.starts_with("http://") || url.starts_with("https://"))
-    {
-        errors.push(
-            format!("{at}.locations.refresh_url"),
-            "must be an http:// or https:// URL",
-        );
+    if let Some(problem) = raw.refresh_url.as_deref().and_then(registry_url_problem) {
+        errors.push(format!("{at}.locations.refresh_url"), problem);
     }
     let refresh = match raw.refresh_secs {
         Some(0) => {
@@ -195,6 +190,34 @@ pub(super) fn validate_locations(
         file: PathBuf::from(raw.file),
         refresh_url: raw.refresh_url,
         refresh,
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::registry_url_problem;
+
+    #[test]
+    fn cleartext_registry_urls_are_for_loopback_only() {
+        for ok in [
+            "https://crvs.gov.example/api",
+            "http://127.0.0.1:7101/api/events/events/notify",
+            "http://localhost/x",
+            "http://[::1]:8080/x",
+            "http://127.8.9.10/x",
+        ] {
+            assert_eq!(registry_url_problem(ok), None, "{ok}");
+        }
+        for refused in [
+            "http://crvs.gov.example/api",
+            "http://10.0.0.5:7101/x",
+            "http://127.0.0.1.evil.example/x",
+            "http://user@crvs.gov.example/x",
+            "ftp://127.0.0.1/x",
+            "crvs.gov.example",
+        ] {
+            assert!(registry_url_problem(refused).is_some(), "{refused}");
+        }
     }
 }
 
@@ -240,13 +263,40 @@ fn secret(value: Option<String>, path: String, errors: &mut Errors) -> Option<Se
     }
 }
 
+/// What is wrong with a registry URL (its location, token or login URL),
+/// if anything: credentials and children's data never travel in clear text,
+/// so `http://` is for a registry on this machine only (the demo, tests).
+pub(super) fn registry_url_problem(url: &str) -> Option<&'static str> {
+    if url.starts_with("https://") {
+        return None;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Some("must be an https:// URL (http:// only for a loopback address)");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some(
+        "must be an https:// URL: http:// would send credentials and records in clear text (allowed only for a loopback address)",
+    )
+}
+
 fn url(value: Option<String>, path: String, errors: &mut Errors) -> Option<String> {
     match value {
-        Some(u) if u.starts_with("http://") || u.starts_with("https://") => Some(u),
-        Some(_) => {
-            errors.push(path, "must be an http:// or https:// URL");
-            None
-        }
+        Some(u) => match registry_url_problem(&u) {
+            None => Some(u),
+            Some(problem) => {
+                errors.push(path, problem);
+                None
+            }
+        },
         None => {
             errors.push(path, "is required for this auth mode");
             None

@@ -474,13 +474,8 @@ fn validate_destinations(
                 "a destination name must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
             );
         }
-        if let Some(url) = &d.url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            errors.push(
-                format!("destinations.{name}.url"),
-                "must be an http:// or https:// URL",
-            );
+        if let Some(problem) = d.url.as_deref().and_then(destination::registry_url_problem) {
+            errors.push(format!("destinations.{name}.url"), problem);
         }
         let at = format!("destinations.{name}");
         let auth = destination::validate_auth(d.auth, &at, errors);

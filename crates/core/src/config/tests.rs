@@ -214,3 +214,37 @@ fn a_fhir_destination_chooses_how_it_writes_and_others_cannot() {
     let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["destinations.crvs.write", "destinations.moh.write"]);
 }
+
+/// Credentials and children's records never travel in clear text: an
+/// `http://` registry, token or location URL is a config error unless it is
+/// a loopback address (#13, finding 11).
+#[test]
+fn cleartext_registry_urls_are_refused_unless_loopback() {
+    let errors = parse(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "http://crvs.gov.example/api/events/events/notify"
+        auth = { mode = "client-credentials", token_url = "http://crvs.gov.example/auth/token", client_id = "a", client_secret = "b" }
+        locations = { file = "l.json", refresh_url = "http://crvs.gov.example/api/events/locations" }
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    for expected in [
+        "destinations.crvs.url",
+        "destinations.crvs.auth.token_url",
+        "destinations.crvs.locations.refresh_url",
+    ] {
+        assert!(paths.contains(&expected), "{expected} not in {paths:?}");
+    }
+    let loopback = parse(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "http://127.0.0.1:7101/api/events/events/notify"
+        auth = { mode = "client-credentials", token_url = "http://localhost:7101/auth/token", client_id = "a", client_secret = "b" }
+        "#,
+    );
+    assert!(loopback.is_ok(), "{loopback:?}");
+}
