@@ -193,34 +193,6 @@ pub(super) fn validate_locations(
     }
 }
 
-#[cfg(test)]
-mod url_tests {
-    use super::registry_url_problem;
-
-    #[test]
-    fn cleartext_registry_urls_are_for_loopback_only() {
-        for ok in [
-            "https://crvs.gov.example/api",
-            "http://127.0.0.1:7101/api/events/events/notify",
-            "http://localhost/x",
-            "http://[::1]:8080/x",
-            "http://127.8.9.10/x",
-        ] {
-            assert_eq!(registry_url_problem(ok), None, "{ok}");
-        }
-        for refused in [
-            "http://crvs.gov.example/api",
-            "http://10.0.0.5:7101/x",
-            "http://127.0.0.1.evil.example/x",
-            "http://user@crvs.gov.example/x",
-            "ftp://127.0.0.1/x",
-            "crvs.gov.example",
-        ] {
-            assert!(registry_url_problem(refused).is_some(), "{refused}");
-        }
-    }
-}
-
 fn utc() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero is a valid offset")
 }
@@ -558,5 +530,33 @@ pub(super) fn validate_tls(raw: Option<RawTls>, at: &str, errors: &mut Errors) -
     TlsConfig {
         ca_file: raw.ca_file.map(PathBuf::from),
         client_identity: identity,
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::registry_url_problem;
+
+    #[test]
+    fn cleartext_registry_urls_are_for_loopback_only() {
+        for ok in [
+            "https://crvs.gov.example/api",
+            "http://127.0.0.1:7101/api/events/events/notify",
+            "http://localhost/x",
+            "http://[::1]:8080/x",
+            "http://127.8.9.10/x",
+        ] {
+            assert_eq!(registry_url_problem(ok), None, "{ok}");
+        }
+        for refused in [
+            "http://crvs.gov.example/api",
+            "http://10.0.0.5:7101/x",
+            "http://127.0.0.1.evil.example/x",
+            "http://user@crvs.gov.example/x",
+            "ftp://127.0.0.1/x",
+            "crvs.gov.example",
+        ] {
+            assert!(registry_url_problem(refused).is_some(), "{refused}");
+        }
     }
 }
