@@ -31,6 +31,7 @@ async fn submit_one(intake: Arc<Intake>, source: SourceConfig, body: Arc<Vec<u8>
             source: &source,
             idempotency_key: None,
             body: &body,
+            request: None,
         })
         .await
         .unwrap();

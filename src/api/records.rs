@@ -40,6 +40,7 @@ pub async fn submit(
         source,
         idempotency_key,
         body: &body,
+        request: None,
     };
     let accepted = state
         .intake
@@ -116,11 +117,15 @@ pub async fn consent(
         name: CONSENT_API_SOURCE.into(),
         format: SourceFormat::Canonical,
     };
+    // The same key with the same body for the same record is a retry, though
+    // the gateway fills `decided_at` anew.
+    let request = [id.to_string().as_bytes(), b"\0", &body[..]].concat();
     let submission = Submission {
         client_id: &caller.0.id,
         source: &source,
         idempotency_key: idempotency_key(&headers)?,
         body: &record,
+        request: Some(&request),
     };
     let accepted = state.intake.submit(submission).await.map_err(|e| match e {
         // A record that is not the caller's reads as missing, as on GET.

@@ -27,6 +27,10 @@ pub struct Submission<'a> {
     pub source: &'a SourceConfig,
     pub idempotency_key: Option<String>,
     pub body: &'a [u8],
+    /// What the client sent, when `body` was built from it (the consent
+    /// API adds the subject and a decision time): a retry is "the same
+    /// request" by these bytes, not by what the gateway filled in.
+    pub request: Option<&'a [u8]>,
 }
 
 /// A committed record and the routes that will carry it.
@@ -129,7 +133,10 @@ impl Intake {
     /// Validate, route and durably commit one submission.
     pub async fn submit(&self, submission: Submission<'_>) -> Result<Accepted, IntakeError> {
         let received_at = Utc::now();
-        let request_sha256 = request_hash(&submission.source.name, submission.body);
+        let request_sha256 = request_hash(
+            &submission.source.name,
+            submission.request.unwrap_or(submission.body),
+        );
         let mut audit = AuditEvent::new(
             AuditKind::RecordRejected,
             received_at,

@@ -512,3 +512,43 @@ async fn an_instances_own_lookup_value_is_left_out_and_reported_not_refused() {
     );
     gw.stop().await;
 }
+
+/// A consent POST retried with the same Idempotency-Key and body is the same
+/// request, though the gateway fills `decided_at` each time (#13, finding 6);
+/// the same key with another body is still a conflict.
+#[tokio::test]
+async fn a_retried_consent_post_is_a_replay_not_a_conflict() {
+    let gw = TestGateway::start().await;
+    let record = gw
+        .submit(
+            "canonical",
+            Some(AGENCY),
+            None,
+            body(&example_record("child-protection-case")),
+        )
+        .await;
+    assert_eq!(record.status(), 202);
+    let id = json_of(record).await["id"].as_str().unwrap().to_string();
+    let post = |decision: Value| {
+        gw.http
+            .post(gw.url(&format!("/v1/records/{id}/consent")))
+            .bearer_auth(AGENCY)
+            .header("Idempotency-Key", "withdrawal-1")
+            .json(&decision)
+            .send()
+    };
+    let decision = json!({"status": "withdrawn", "given_by": "caregiver"});
+    let first = post(decision.clone()).await.unwrap();
+    assert_eq!(first.status(), 202);
+    let first = json_of(first).await;
+    // decided_at has whole seconds: the retry comes in another second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = post(decision).await.unwrap();
+    assert_eq!(again.status(), 202, "a retry was refused");
+    assert_eq!(json_of(again).await["id"], first["id"]);
+    let other = post(json!({"status": "withdrawn", "given_by": "caregiver", "reference": "CNS-2"}))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 409);
+    gw.stop().await;
+}
