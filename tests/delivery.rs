@@ -27,13 +27,11 @@ fn opencrvs_destination(mock: &RunningMock, extra: &str) -> String {
 }
 
 async fn gateway_for(mock: &RunningMock, extra: &str) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
+    gateway_with(
         &opencrvs_destination(mock, extra),
-        &[("birth-notification", "opencrvs")],
-    );
-    TestGateway::start_with(config, dir).await
+        ("birth-notification", "opencrvs"),
+    )
+    .await
 }
 
 /// The example birth notification as the `n`th child: a distinct source id,
@@ -75,6 +73,13 @@ fn registered(mock: &RunningMock) -> Vec<mocks::Arrival> {
         .into_iter()
         .filter(|a| a.outcome == Outcome::Accepted)
         .collect()
+}
+
+/// A gateway with one destination (TOML) and one route to it, data in a fresh folder.
+async fn gateway_with(destination: &str, route: (&str, &str)) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(dir.path(), destination, &[route]);
+    TestGateway::start_with(config, dir).await
 }
 
 /// Wait until `done` holds, or fail after `limit`.
@@ -405,13 +410,11 @@ async fn a_withdrawal_after_acceptance_cancels_what_has_not_left() {
     // The registry is down, so the case waits in the gateway.
     mock.faults()
         .push(Fault::Status503 { retry_after: None }.until_cleared());
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
+    let gateway = gateway_with(
         &primero_destination(&mock),
-        &[("child-protection-case", "primero")],
-    );
-    let gateway = TestGateway::start_with(config, dir).await;
+        ("child-protection-case", "primero"),
+    )
+    .await;
     // A consented case of a child who is neither unaccompanied nor separated:
     // it goes on CONSENT alone.
     let path = common::repo_path("conformance/cases/34-primero-separated-consented/input.json");
@@ -503,17 +506,15 @@ async fn a_request_after_a_rate_limited_one_has_a_new_xroad_id() {
         }
         .times(1),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
+    let gateway = gateway_with(
         &format!(
             "[destinations.examplia-crvs]\nkind = \"examplia-crvs\"\nurl = \"{}\"\n\
              retry = {{ initial_backoff_ms = 100, max_backoff_secs = 1 }}\n",
             mock.submit_url()
         ),
-        &[("birth-notification", "examplia-crvs")],
-    );
-    let gateway = TestGateway::start_with(config, dir).await;
+        ("birth-notification", "examplia-crvs"),
+    )
+    .await;
     let answer = gateway
         .submit("canonical", Some(AGENCY), None, birth(1))
         .await;
@@ -547,7 +548,6 @@ async fn a_request_after_a_rate_limited_one_has_a_new_xroad_id() {
 
 /// An OpenCRVS 1.x destination named `opencrvs-v1` pointing at `mock`.
 async fn v1_gateway_for(mock: &RunningMock) -> TestGateway {
-    let dir = tempfile::tempdir().unwrap();
     let destination = format!(
         "[destinations.opencrvs-v1]\nkind = \"opencrvs-v1\"\nurl = \"{}\"\n\
          auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{}\n\
@@ -556,12 +556,7 @@ async fn v1_gateway_for(mock: &RunningMock) -> TestGateway {
         mock.token_url().unwrap(),
         common::example_locations_line()
     );
-    let config = config_with(
-        dir.path(),
-        &destination,
-        &[("birth-notification", "opencrvs-v1")],
-    );
-    TestGateway::start_with(config, dir).await
+    gateway_with(&destination, ("birth-notification", "opencrvs-v1")).await
 }
 
 async fn status_of(gateway: &TestGateway, id: &str) -> Value {
@@ -743,13 +738,11 @@ async fn a_correction_at_primero_patches_the_first_versions_case() {
     let mock = mocks::start(MockConfig::new(MockKind::Primero))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
+    let gateway = gateway_with(
         &primero_destination(&mock),
-        &[("child-protection-case", "primero")],
-    );
-    let gateway = TestGateway::start_with(config, dir).await;
+        ("child-protection-case", "primero"),
+    )
+    .await;
     let version = |v: i64| {
         let mut case = example_record("child-protection-case");
         case["record_version"] = json!(v);
@@ -787,16 +780,14 @@ async fn a_correction_at_examplia_is_referred_to_the_registrar() {
     let mock = mocks::start(MockConfig::new(MockKind::Examplia))
         .await
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_with(
-        dir.path(),
+    let gateway = gateway_with(
         &format!(
             "[destinations.examplia-crvs]\nkind = \"examplia-crvs\"\nurl = \"{}\"\n",
             mock.submit_url()
         ),
-        &[("birth-notification", "examplia-crvs")],
-    );
-    let gateway = TestGateway::start_with(config, dir).await;
+        ("birth-notification", "examplia-crvs"),
+    )
+    .await;
     let first = submit_one(&gateway, first_child(1)).await;
     let delivered = wait_for_status(&gateway, &first, "delivered").await;
     let second = submit_one(&gateway, first_child(2)).await;

@@ -90,20 +90,7 @@ fn outbound(encoded: &Encoded, version: i64) -> Outbound<'_> {
 }
 
 async fn token(mock: &RunningMock) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(mock.token_url().unwrap())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "registry-gateway"),
-            ("client_secret", "mock-client-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"].as_str().unwrap().to_string()
+    crate::common::mock_token(mock, crate::common::CredentialsIn::Form).await
 }
 
 /// POST a Bundle as the gateway did before: a plain create with an

@@ -71,20 +71,7 @@ async fn examplia_accepts_every_golden_notification_and_sees_resends_as_duplicat
 async fn opencrvs_accepts_every_golden_notify_once() {
     let mock = start(MockKind::Opencrvs).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(mock.token_url().unwrap())
-        .query(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "registry-gateway"),
-            ("client_secret", "mock-client-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = mock_token(&mock, CredentialsIn::Query).await;
     for (case, body) in golden("birth-notification-to-opencrvs.json") {
         let mut tracking = Vec::new();
         for _ in 0..2 {
@@ -117,20 +104,7 @@ async fn opencrvs_accepts_every_golden_notify_once() {
 async fn the_fhir_exchange_accepts_every_golden_document_once() {
     let mock = start(MockKind::FhirR4).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(mock.token_url().unwrap())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "registry-gateway"),
-            ("client_secret", "mock-client-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = mock_token(&mock, CredentialsIn::Form).await;
     let goldens = golden("birth-notification-to-fhir-r4.json");
     let mut corrections = 0;
     for (case, body) in &goldens {
@@ -216,20 +190,7 @@ async fn primero_accepts_every_golden_case_drops_nothing_and_sees_resends_as_con
 async fn opencrvs_v1_accepts_every_golden_notification() {
     let mock = start(MockKind::OpencrvsV1).await;
     let http = reqwest::Client::new();
-    let token: Value = http
-        .post(mock.token_url().unwrap())
-        .query(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", "registry-gateway"),
-            ("client_secret", "mock-client-secret"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_string();
+    let token = mock_token(&mock, CredentialsIn::Query).await;
     let goldens = golden_at_least("birth-notification-to-opencrvs-v1.json", 10);
     for (case, body) in &goldens {
         let response = http

@@ -42,6 +42,30 @@ pub fn example_locations_line() -> String {
     )
 }
 
+/// Where a mock registry's token endpoint reads the client credentials.
+pub enum CredentialsIn {
+    /// The query string (OpenCRVS 1.x reads nowhere else; 2.x also reads it).
+    Query,
+    /// A form body (OAuth's own placement; the FHIR exchange).
+    Form,
+}
+
+/// A bearer token from a mock registry, for the mocks' published test client.
+pub async fn mock_token(mock: &registry_mocks::RunningMock, placement: CredentialsIn) -> String {
+    let credentials = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "registry-gateway"),
+        ("client_secret", "mock-client-secret"),
+    ];
+    let request = reqwest::Client::new().post(mock.token_url().unwrap());
+    let request = match placement {
+        CredentialsIn::Query => request.query(&credentials),
+        CredentialsIn::Form => request.form(&credentials),
+    };
+    let answer: Value = request.send().await.unwrap().json().await.unwrap();
+    answer["access_token"].as_str().unwrap().to_string()
+}
+
 pub fn example_record(record_type: &str) -> Value {
     let path = repo_path(&format!("schemas/examples/{record_type}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
