@@ -245,3 +245,39 @@ fn url_of(dest: &DestinationConfig) -> Result<reqwest::Url, BuildError> {
         _ => Err(BuildError::new(dest, "url must be http:// or https://")),
     }
 }
+
+/// `url` followed by `segments` (after dropping its last segment when
+/// `replace_last`), each percent-encoded: an id a registry issued names a
+/// resource under the path it is put in, never another path (`../`).
+fn url_with(url: &reqwest::Url, replace_last: bool, segments: &[&str]) -> Option<reqwest::Url> {
+    let mut url = url.clone();
+    {
+        let mut path = url.path_segments_mut().ok()?;
+        if replace_last {
+            path.pop();
+        }
+        path.extend(segments);
+    }
+    Some(url)
+}
+
+#[cfg(test)]
+mod url_with_tests {
+    use super::url_with;
+
+    #[test]
+    fn ids_stay_under_the_path_they_are_put_in() {
+        let notify = reqwest::Url::parse("https://crvs.example/api/events/events/notify").unwrap();
+        assert_eq!(
+            url_with(&notify, true, &["e1", "correction", "request"])
+                .unwrap()
+                .as_str(),
+            "https://crvs.example/api/events/events/e1/correction/request"
+        );
+        let cases = reqwest::Url::parse("https://primero.example/api/v2/cases").unwrap();
+        assert_eq!(
+            url_with(&cases, false, &["../users"]).unwrap().as_str(),
+            "https://primero.example/api/v2/cases/..%2Fusers"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use super::auth::{Auth, unauthorized};
 use super::classify::status_error;
 use super::http_client::{Resend, build_client, post_payload};
 use super::oauth::CredentialsIn;
-use super::{BuildError, Clock, Outbound, Receipt, SendError, Transport, url_of};
+use super::{BuildError, Clock, Outbound, Receipt, SendError, Transport, url_of, url_with};
 use crate::config::DestinationConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,10 +96,8 @@ impl Opencrvs {
                 "the event is not registered yet, and OpenCRVS corrects only registered events: the registrar applies the change",
             ));
         }
-        let url = self
-            .url
-            .join(&format!("{event_id}/correction/request"))
-            .map_err(|_| referred("the event id does not make a URL"))?;
+        let url = url_with(&self.url, true, &[event_id, "correction", "request"])
+            .ok_or_else(|| referred("the event id does not make a URL"))?;
         let declaration = serde_json::from_slice::<serde_json::Value>(outbound.body)
             .ok()
             .map(|b| b["declaration"].clone())
@@ -130,7 +128,7 @@ impl Opencrvs {
 
     /// 2.x `GET /api/events/events/{eventId}`.
     async fn event(&self, event_id: &str) -> Result<serde_json::Value, SendError> {
-        let url = self.url.join(event_id).map_err(|_| SendError::Permanent {
+        let url = url_with(&self.url, true, &[event_id]).ok_or_else(|| SendError::Permanent {
             reason: "the event id does not make a URL".into(),
         })?;
         let bytes = self.fetch(&url).await?;

@@ -27,7 +27,9 @@ use super::auth::Auth;
 use super::classify::{code_at, listed, status_error};
 use super::http_client::{Answer, build_client, post_payload};
 use super::token_cache::TokenCache;
-use super::{BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of};
+use super::{
+    BuildError, Clock, Outbound, Receipt, ReceiptStatus, SendError, Transport, url_of, url_with,
+};
 use crate::config::{AuthConfig, DestinationConfig};
 use login::Login;
 
@@ -68,18 +70,9 @@ impl Primero {
 impl Primero {
     /// `PATCH /api/v2/cases/{id}` with the version's fields (without `id`).
     async fn update(&self, outbound: &Outbound<'_>, case_id: &str) -> Result<Receipt, SendError> {
-        let url = self
-            .url
-            .join(&format!(
-                "{}/{case_id}",
-                self.url
-                    .path_segments()
-                    .and_then(|mut s| s.next_back())
-                    .unwrap_or("cases")
-            ))
-            .map_err(|_| SendError::Permanent {
-                reason: "the case id does not make a URL".into(),
-            })?;
+        let url = url_with(&self.url, false, &[case_id]).ok_or_else(|| SendError::Permanent {
+            reason: "the case id does not make a URL".into(),
+        })?;
         let mut body: Value =
             serde_json::from_slice(outbound.body).map_err(|_| SendError::Permanent {
                 reason: "the rendered case is not JSON".into(),
