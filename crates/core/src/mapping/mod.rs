@@ -147,6 +147,14 @@ pub enum MappingError {
     },
 }
 
+/// Which rules a run applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    All,
+    /// Only those that resolve a place through the location list.
+    Places,
+}
+
 /// A value an inbound mapping left out because its code list does not know
 /// it (an instance's own lookup value) in a field the mapping does not
 /// require: the record goes on without it. Names the path, never the value.
@@ -161,7 +169,17 @@ pub struct LeftOut {
 impl Mapping {
     /// Map one record. The output holds exactly what the rules wrote.
     pub fn apply(&self, input: &Value, ctx: &RouteContext) -> Result<Value, MappingError> {
-        self.apply_inner(input, ctx, None)
+        self.apply_inner(input, ctx, None, Rules::All)
+    }
+
+    /// The first place `input` names that the route's location list does
+    /// not resolve, found by running only the rules that look places up:
+    /// what acceptance checks, without rendering the whole record.
+    pub fn unresolved_place(&self, input: &Value, ctx: &RouteContext) -> Option<MappingError> {
+        match self.apply_inner(input, ctx, None, Rules::Places) {
+            Err(error @ MappingError::Location { .. }) => Some(error),
+            _ => None,
+        }
     }
 
     /// Map one record from an agency: a value a code list does not know, in
@@ -173,7 +191,7 @@ impl Mapping {
         ctx: &RouteContext,
     ) -> Result<(Value, Vec<LeftOut>), MappingError> {
         let mut left_out = Vec::new();
-        let out = self.apply_inner(input, ctx, Some(&mut left_out))?;
+        let out = self.apply_inner(input, ctx, Some(&mut left_out), Rules::All)?;
         Ok((out, left_out))
     }
 
@@ -182,6 +200,7 @@ impl Mapping {
         input: &Value,
         ctx: &RouteContext,
         mut left_out: Option<&mut Vec<LeftOut>>,
+        rules: Rules,
     ) -> Result<Value, MappingError> {
         let ctx_json = ctx.to_value();
         // Converted once per run; a mapping without expressions skips CEL entirely.
@@ -197,7 +216,11 @@ impl Mapping {
             None
         };
         let mut out = Value::Object(Map::new());
-        for rule in &self.rules {
+        let rules = self
+            .rules
+            .iter()
+            .filter(|r| rules == Rules::All || r.location.is_some());
+        for rule in rules {
             let expression_failed = || MappingError::Expression {
                 line: rule.line,
                 to: rule.to.to_string(),

@@ -301,12 +301,14 @@ impl Pipeline {
         {
             return decision;
         }
-        let Some(mapping) = self.mappings.outbound.get(&route.name) else {
+        let Some(mapping) = self
+            .mappings
+            .outbound
+            .get(&route.name)
+            .filter(|m| m.rules.iter().any(|r| r.location.is_some()))
+        else {
             return decision;
         };
-        if !mapping.rules.iter().any(|r| r.location.is_some()) {
-            return decision;
-        }
         let minimised = Canonical {
             record_type: record.record_type,
             record: self.policies.apply(&decision, &record.record),
@@ -320,9 +322,9 @@ impl Pipeline {
             1,
             None,
         );
-        match mapping.apply(&minimised.record, &ctx) {
-            Err(error @ MappingError::Location { .. }) => deny_for_place(decision, &error),
-            _ => decision,
+        match mapping.unresolved_place(&minimised.record, &ctx) {
+            Some(error) => deny_for_place(decision, &error),
+            None => decision,
         }
     }
 
