@@ -178,10 +178,16 @@ fn config_check(path: &Path) -> ExitCode {
         // The same loading `serve` does: schemas, mappings, policies, and the
         // check that no mapping reads a category its route's policy refuses;
         // then the places mapping files name, against the registries' lists.
-        Ok(config) => match Pipeline::load(Arc::new(config)) {
-            Err(e) => problems.push(e.to_string()),
-            Ok(pipeline) => problems.extend(pipeline.unresolved_mapping_codes()),
-        },
+        Ok(config) => {
+            // Loads, but should change before real use: said, not failed.
+            for w in &config.warnings {
+                eprintln!("{}: warning: {w}", path.display());
+            }
+            match Pipeline::load(Arc::new(config)) {
+                Err(e) => problems.push(e.to_string()),
+                Ok(pipeline) => problems.extend(pipeline.unresolved_mapping_codes()),
+            }
+        }
     }
     if problems.is_empty() {
         println!("{}: configuration is valid", path.display());
@@ -364,6 +370,10 @@ fn dead_letters(
 fn serve(path: PathBuf, overrides: Overrides) -> anyhow::Result<()> {
     let config = Config::load(&path, &overrides)?;
     telemetry::init_logging(config.server.log_format);
+    for w in &config.warnings {
+        // The path and the advice only: never the value.
+        tracing::warn!(setting = %w.path, "{}", w.message);
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let gateway = server::start(config).await?;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
@@ -19,6 +19,10 @@ use crate::model::Role;
 use crate::store::DeadLetter;
 
 const MAX_LIST: u32 = 10_000;
+
+/// Ids one replay request may name: a page of the dead-letter list's size
+/// class, well inside what one store statement binds.
+pub const MAX_REPLAY_IDS: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,9 +99,11 @@ pub struct ReplayRequest {
 pub async fn replay(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
+    super::records::require_json(&headers, false)?;
     let body = body.map_err(Problem::from_body_rejection)?;
     let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
         bad_request(&format!(
@@ -106,6 +112,16 @@ pub async fn replay(
             e.column()
         ))
     })?;
+    if request.ids.len() > MAX_REPLAY_IDS {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:registry-gateway:problem:too-many-ids",
+            "Too many delivery ids in one replay",
+        )
+        .detail(format!(
+            "/ids: at most {MAX_REPLAY_IDS} per request; send the rest in further requests"
+        )));
+    }
     if request.destination.is_none() && request.ids.is_empty() {
         return Err(bad_request(
             "name a destination or list delivery ids to replay",

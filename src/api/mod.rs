@@ -118,6 +118,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(HandleErrorLayer::new(timeout_response))
                 .timeout(timeout),
         )
+        .layer(middleware::from_fn(errors_as_problems))
         .with_state(state)
 }
 
@@ -176,6 +177,31 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .inc();
     tracing::debug!(%method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response
+}
+
+/// The last line of "every error is problem+json": an error answer that some
+/// layer or extractor wrote in another form (axum's 405 and 413 are empty or
+/// text/plain) is replaced by a problem of the same status. Its headers
+/// (Allow, Retry-After) are kept.
+async fn errors_as_problems(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let problem = Problem::for_status(status).into_response();
+    let (problem_parts, body) = problem.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(problem_parts.headers);
+    Response::from_parts(parts, body)
 }
 
 async fn timeout_response(_: tower::BoxError) -> Response {

@@ -59,6 +59,34 @@ impl Problem {
         }
     }
 
+    /// A problem for an error answer that carried none (see
+    /// `errors_as_problems`): its status and the status's own words.
+    pub fn for_status(status: StatusCode) -> Problem {
+        let (kind, title) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "urn:registry-gateway:problem:too-large",
+                "The request body is larger than this gateway accepts",
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => (
+                "urn:registry-gateway:problem:method-not-allowed",
+                "This method is not allowed on this path; see /openapi.json",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "urn:registry-gateway:problem:unsupported-media-type",
+                "The request body must be JSON",
+            ),
+            s if s.is_server_error() => (
+                "urn:registry-gateway:problem:internal",
+                "Internal error; nothing is confirmed",
+            ),
+            _ => (
+                "urn:registry-gateway:problem:bad-request",
+                "The request is malformed",
+            ),
+        };
+        Problem::new(status, kind, title)
+    }
+
     pub fn detail(mut self, detail: impl Into<String>) -> Problem {
         self.detail = Some(detail.into());
         self

@@ -33,6 +33,10 @@ pub async fn submit(
         .sources
         .get(&source)
         .ok_or_else(|| Problem::not_found("no source of that name is configured"))?;
+    // Primero's webhook connector sends Net::HTTP's default form type with
+    // a JSON body (specs/FORMATS.md 4.6): that source reads it as JSON.
+    let form_is_json = source.format == SourceFormat::Primero;
+    require_json(&headers, form_is_json)?;
     let body = body.map_err(Problem::from_body_rejection)?;
     let idempotency_key = idempotency_key(&headers)?;
     let submission = Submission {
@@ -83,6 +87,7 @@ pub async fn consent(
     caller.require(Role::Agency)?;
     let id = RecordId::parse(&id)
         .ok_or_else(|| Problem::not_found("no record with this id is visible to this client"))?;
+    require_json(&headers, false)?;
     let body = body.map_err(Problem::from_body_rejection)?;
     let value = state
         .intake
@@ -248,6 +253,41 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     Ok(Some(key.to_string()))
 }
 
+/// A JSON route takes `application/json` or a `+json` type (FHIR's
+/// `application/fhir+json`); a body sent with no Content-Type is read as
+/// JSON, since agency HTTP clients often set none. Anything else (text/plain,
+/// XML, forms) is a 415 before the body is read, with `form_is_json` the one
+/// exception for Primero's webhooks.
+pub(super) fn require_json(headers: &HeaderMap, form_is_json: bool) -> Result<(), Problem> {
+    // No content coding is decoded: a compressed body (a possible bomb) is
+    // refused unread rather than parsed as if it were JSON.
+    if headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err(Problem::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            .detail("send the body without Content-Encoding"));
+    }
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if json || (form_is_json && essence == "application/x-www-form-urlencoded") {
+        return Ok(());
+    }
+    Err(Problem::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        .detail("send the body as application/json (or application/fhir+json)"))
+}
+
 fn intake_problem(error: IntakeError) -> Problem {
     match error {
         IntakeError::Invalid(violations) => Problem::invalid_record(violations),
@@ -261,6 +301,14 @@ fn intake_problem(error: IntakeError) -> Problem {
         IntakeError::Unavailable(e) => {
             tracing::warn!(error = %e, "store refused a submission");
             Problem::unavailable("the record was not stored; send it again", 2)
+        }
+        IntakeError::Internal => {
+            tracing::error!("decoding a submission failed unexpectedly");
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "urn:registry-gateway:problem:internal",
+                "Internal error; nothing is confirmed",
+            )
         }
     }
 }

@@ -38,9 +38,21 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// The lease outlives a send and the wait for its turn.
+    /// The longest one send can take: each HTTP exchange is bounded by the
+    /// destination's timeout, and a send makes at most six (a token, the
+    /// request, a new token and the request again after a refusal, and the
+    /// read-then-write of a correction).
+    fn worst_send(&self) -> Duration {
+        self.destination.timeout * 6
+    }
+
+    /// The lease covers the wait for an in-flight slot (a claim takes at most
+    /// `max_in_flight` deliveries, so that wait is at most one earlier send)
+    /// and the send itself; `deliver` gives a delivery back rather than start
+    /// a send its lease could not outlive, so a claim never expires while its
+    /// request is on the wire and the delivery is never sent twice at once.
     fn lease(&self) -> Duration {
-        self.destination.timeout * 2 + Duration::from_secs(30)
+        self.worst_send() * 2 + Duration::from_secs(30)
     }
 
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -152,6 +164,16 @@ impl Worker {
             if self.pace.blocked(Utc::now()).is_none() {
                 break;
             }
+        }
+        let worst_end = TimeDelta::from_std(self.worst_send() + Duration::from_secs(5))
+            .unwrap_or(TimeDelta::MAX);
+        if Utc::now()
+            .checked_add_signed(worst_end)
+            .is_none_or(|end| end > d.lease_until)
+        {
+            // Sending now could outlast the claim: another claim could then
+            // send the same delivery while this request is on the wire.
+            return self.release(&d, Utc::now()).await;
         }
         self.pace.count_sent(Utc::now());
         let started = std::time::Instant::now();

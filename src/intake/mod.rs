@@ -86,6 +86,10 @@ pub enum IntakeError {
     /// Nothing was stored; the same request may be sent again later.
     #[error(transparent)]
     Unavailable(#[from] StoreError),
+    /// Decoding failed unexpectedly (a bug, or the gateway is stopping):
+    /// nothing was stored.
+    #[error("the record could not be decoded; nothing was stored")]
+    Internal,
 }
 
 impl IntakeError {
@@ -98,7 +102,9 @@ impl IntakeError {
                 code: "unknown_record",
                 message: "names no record visible to this client".into(),
             }],
-            IntakeError::IdempotencyConflict(_) | IntakeError::Unavailable(_) => Vec::new(),
+            IntakeError::IdempotencyConflict(_)
+            | IntakeError::Unavailable(_)
+            | IntakeError::Internal => Vec::new(),
         }
     }
 }
@@ -107,16 +113,22 @@ pub struct Intake {
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     metrics: Metrics,
+    /// Decoding and validating run on blocking threads, at most this many at
+    /// once, so that heavy payloads never stall the async runtime (health
+    /// checks, other clients' answers) and never take every thread.
+    decoders: Arc<tokio::sync::Semaphore>,
     /// Wakes the delivery workers once new deliveries are committed.
     nudge: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Intake {
     pub fn new(pipeline: Arc<Pipeline>, store: Arc<dyn Store>, metrics: Metrics) -> Intake {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Intake {
             pipeline,
             store,
             metrics,
+            decoders: Arc::new(tokio::sync::Semaphore::new(cores.max(2))),
             nudge: None,
         }
     }
@@ -145,7 +157,7 @@ impl Intake {
         );
         audit.body_sha256 = Some(hex::encode(Sha256::digest(submission.body)));
 
-        let (canonical, left_out) = match self.parse(&submission) {
+        let (canonical, left_out) = match self.parse(&submission).await {
             Ok(parsed) => parsed,
             Err(e @ IntakeError::Invalid(_)) => {
                 return Err(self.reject(audit, submission.source, e).await);
@@ -311,14 +323,27 @@ impl Intake {
 
     /// Bounded parse, then the pipeline: decode, map, validate. With the
     /// values the inbound mapping left out.
-    fn parse(&self, submission: &Submission<'_>) -> Result<(Canonical, Vec<LeftOut>), IntakeError> {
-        let value = self
-            .pipeline
-            .parse_json(submission.body)
-            .map_err(IntakeError::Invalid)?;
-        self.pipeline
-            .canonicalize_reporting(submission.source, &value)
-            .map_err(IntakeError::Invalid)
+    /// Runs on a blocking thread, within the decoders' permits.
+    async fn parse(
+        &self,
+        submission: &Submission<'_>,
+    ) -> Result<(Canonical, Vec<LeftOut>), IntakeError> {
+        let _permit = self
+            .decoders
+            .acquire()
+            .await
+            .map_err(|_| IntakeError::Internal)?;
+        let pipeline = self.pipeline.clone();
+        let source = submission.source.clone();
+        let body = submission.body.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let value = pipeline.parse_json(&body).map_err(IntakeError::Invalid)?;
+            pipeline
+                .canonicalize_reporting(&source, &value)
+                .map_err(IntakeError::Invalid)
+        })
+        .await
+        .unwrap_or_else(|_| Err(IntakeError::Internal))
     }
 
     /// Log a rejection for what is wrong with the record (`error`), and

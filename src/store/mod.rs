@@ -124,12 +124,27 @@ pub fn decode_delivery_state(stored: &str) -> Result<DeliveryState, UnknownValue
 /// [`Store::latest_consent`] shares.
 ///
 /// A stored consent that no longer decodes (not JSON, or no longer a consent
-/// decision this version understands) is treated as absent, as intake, the
-/// delivery worker and the consent API each did before decoding moved here:
-/// the record's own consent fields then decide.
+/// decision this version understands) is treated as absent: it has no
+/// decision time to be ordered by, and when no other decision of the subject
+/// decodes, the record's own consent fields decide.
 pub fn decode_consent(stored: &[u8]) -> Option<ConsentState> {
     let record = serde_json::from_slice::<serde_json::Value>(stored).ok()?;
     ConsentState::from_record(&record)
+}
+
+/// The consent in force among a subject's stored decisions, given in arrival
+/// order: the one decided last by its own `decided_at` (not the one that
+/// arrived last: an older grant delivered late must not override a newer
+/// withdrawal); between two decided at the same instant, the later arrival.
+/// Decisions that no longer decode are left aside (see [`decode_consent`]).
+pub fn consent_in_force<'a>(
+    stored_in_arrival_order: impl IntoIterator<Item = &'a [u8]>,
+) -> Option<ConsentState> {
+    stored_in_arrival_order
+        .into_iter()
+        .filter_map(decode_consent)
+        // max_by_key keeps the last of equal keys: the later arrival.
+        .max_by_key(|c| c.decided_at)
 }
 
 /// The status of one record, per route. Holds no personal data.
@@ -346,8 +361,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &(dyn for<'d> Fn(&'d DeadLetter) -> AuditEvent + Send + Sync),
     ) -> Result<Vec<DeadLetter>, StoreError>;
 
-    /// The latest consent recorded for a subject, decoded by [`decode_consent`]:
-    /// `None` when none is recorded or the latest no longer decodes.
+    /// The consent in force for a subject ([`consent_in_force`]: the latest
+    /// by its decision time, decoded by [`decode_consent`]); `None` when none
+    /// is recorded or none decodes.
     async fn latest_consent(&self, subject: &str) -> Result<Option<ConsentState>, StoreError>;
 
     /// Who owns a record and whom it is about, if the record exists.

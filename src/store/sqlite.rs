@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
     DeliveryStatus, NewRecord, RecordOwner, RecordStatus, Store, StoreError, StoredAuditEvent,
-    decode_consent, decode_delivery_state, decode_record_type,
+    consent_in_force, decode_delivery_state, decode_record_type,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::{DeliveryState, RecordId};
@@ -312,13 +312,15 @@ impl Store for SqliteStore {
     }
 
     async fn latest_consent(&self, subject: &str) -> Result<Option<ConsentState>, StoreError> {
-        let row =
-            sqlx::query("SELECT consent FROM consents WHERE subject = ? ORDER BY id DESC LIMIT 1")
-                .bind(subject)
-                .fetch_optional(&self.reads)
-                .await?;
-        // A latest consent that no longer decodes reads as none (see decode_consent).
-        Ok(row.and_then(|r| decode_consent(r.get::<&[u8], _>("consent"))))
+        // A person's decisions are few; the one in force is chosen by the
+        // time each was decided (consent_in_force), not by arrival.
+        let rows = sqlx::query("SELECT consent FROM consents WHERE subject = ? ORDER BY id")
+            .bind(subject)
+            .fetch_all(&self.reads)
+            .await?;
+        Ok(consent_in_force(
+            rows.iter().map(|r| r.get::<&[u8], _>("consent")),
+        ))
     }
 
     async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError> {

@@ -646,7 +646,7 @@ async fn unknown_stored_values_are_typed_errors() {
 }
 
 #[tokio::test]
-async fn latest_consent_is_decoded_and_an_undecodable_one_reads_as_none() {
+async fn the_consent_in_force_is_decoded_and_an_undecodable_one_is_left_aside() {
     let (_dir, store) = open().await;
     let consent = br#"{"record_type":"consent","record_version":1,"status":"withdrawn","given_by":"caregiver","decided_at":"2026-11-03T10:00:00Z","subject":{"source_record_id":"x"}}"#;
     let mut record = new_record(None, 1);
@@ -668,5 +668,16 @@ async fn latest_consent_is_decoded_and_an_undecodable_one_reads_as_none() {
         consent: b"not json".to_vec(),
     });
     store.accept(newer).await.unwrap();
-    assert!(store.latest_consent("s1").await.unwrap().is_none());
+    // It has no decision time to be ordered by: the decodable one holds.
+    let state = store.latest_consent("s1").await.unwrap().unwrap();
+    assert_eq!(state.status, crate::policy::ConsentStatus::Withdrawn);
+    let mut only_bad = new_record(None, 3);
+    only_bad.record_type = RecordType::Consent;
+    only_bad.deliveries.clear();
+    only_bad.consent = Some(crate::store::ConsentEntry {
+        subject: "s3".into(),
+        consent: b"not json".to_vec(),
+    });
+    store.accept(only_bad).await.unwrap();
+    assert!(store.latest_consent("s3").await.unwrap().is_none());
 }

@@ -178,14 +178,14 @@ pub(super) fn validate_locations(
     if let Some(problem) = raw.refresh_url.as_deref().and_then(registry_url_problem) {
         errors.push(format!("{at}.locations.refresh_url"), problem);
     }
-    let refresh = match raw.refresh_secs {
-        Some(0) => {
-            errors.push(format!("{at}.locations.refresh_secs"), "must be at least 1");
-            DEFAULT_LOCATIONS_REFRESH
-        }
-        Some(s) => Duration::from_secs(s),
-        None => DEFAULT_LOCATIONS_REFRESH,
-    };
+    let refresh = super::bounded(
+        raw.refresh_secs,
+        DEFAULT_LOCATIONS_REFRESH.as_secs(),
+        1..=30 * 86_400,
+        &format!("{at}.locations.refresh_secs"),
+        errors,
+    )
+    .map_or(DEFAULT_LOCATIONS_REFRESH, Duration::from_secs);
     super::LocationsConfig {
         file: PathBuf::from(raw.file),
         refresh_url: raw.refresh_url,
@@ -214,14 +214,18 @@ pub(super) fn validate_pseudonym_key(
     Some(key)
 }
 
-/// Read a secret written literally or as `env:NAME`.
+/// Read a secret written as `env:NAME`, `file:PATH` (relative to the working
+/// directory, like `data_dir`; one trailing newline is not part of it) or
+/// literally. A literal secret loads, with a warning: config files are
+/// copied, committed and shown, so it belongs in the environment or a file
+/// only its service can read.
 fn secret(value: Option<String>, path: String, errors: &mut Errors) -> Option<Secret> {
     let Some(value) = value else {
         errors.push(path, "is required for this auth mode");
         return None;
     };
-    match value.strip_prefix("env:") {
-        Some(name) => match std::env::var(name) {
+    if let Some(name) = value.strip_prefix("env:") {
+        return match std::env::var(name) {
             Ok(v) if !v.is_empty() => Some(Secret(v)),
             _ => {
                 errors.push(
@@ -230,9 +234,28 @@ fn secret(value: Option<String>, path: String, errors: &mut Errors) -> Option<Se
                 );
                 None
             }
-        },
-        None => Some(Secret(value)),
+        };
     }
+    if let Some(file) = value.strip_prefix("file:") {
+        return match std::fs::read_to_string(file) {
+            Ok(text) if !text.trim_end_matches(['\r', '\n']).is_empty() => {
+                Some(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            Ok(_) => {
+                errors.push(path, format!("file {file} is empty"));
+                None
+            }
+            Err(e) => {
+                errors.push(path, format!("file {file} cannot be read ({})", e.kind()));
+                None
+            }
+        };
+    }
+    errors.warn(
+        path,
+        "is written in the config file; prefer \"env:NAME\" or \"file:PATH\"",
+    );
+    Some(Secret(value))
 }
 
 /// What is wrong with a registry URL (its location, token or login URL),
@@ -437,14 +460,21 @@ pub(super) fn validate_limits(
     let p = |field: &str| format!("{at}.limits.{field}");
     let mut limits = LimitsConfig::default();
     if let Some(rate) = raw.rate_per_second {
-        if rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0 {
+        // Below one request in a thousand seconds the GCRA period times the
+        // burst leaves the timer's range; a registry that slow is paced by
+        // daily_quota instead.
+        if rate.is_finite() && (0.001..=1_000_000.0).contains(&rate) {
             limits.rate_per_second = Some(rate);
         } else {
-            errors.push(p("rate_per_second"), "must be a number above 0");
+            errors.push(
+                p("rate_per_second"),
+                "must be between 0.001 and 1000000 (use daily_quota for rarer requests)",
+            );
         }
     }
     match raw.burst {
         Some(0) => errors.push(p("burst"), "must be at least 1"),
+        Some(b) if b > 100_000 => errors.push(p("burst"), "must be at most 100000"),
         Some(b) => limits.burst = b,
         None => {}
     }
@@ -482,11 +512,19 @@ pub(super) fn validate_retry(raw: Option<RawRetry>, at: &str, errors: &mut Error
         Some(n) => retry.max_attempts = n,
         None => {}
     }
+    // Waits are bounded to a day: past that a delivery is better dead-lettered
+    // for an operator, and huge values overflow the timer arithmetic.
     if let Some(ms) = raw.initial_backoff_ms {
-        retry.initial_backoff = Duration::from_millis(ms.max(1));
+        if let Some(ms) =
+            super::bounded(Some(ms), 0, 1..=3_600_000, &p("initial_backoff_ms"), errors)
+        {
+            retry.initial_backoff = Duration::from_millis(ms);
+        }
     }
     if let Some(s) = raw.max_backoff_secs {
-        retry.max_backoff = Duration::from_secs(s.max(1));
+        if let Some(s) = super::bounded(Some(s), 0, 1..=86_400, &p("max_backoff_secs"), errors) {
+            retry.max_backoff = Duration::from_secs(s);
+        }
     }
     if retry.max_backoff < retry.initial_backoff {
         errors.push(
@@ -500,7 +538,10 @@ pub(super) fn validate_retry(raw: Option<RawRetry>, at: &str, errors: &mut Error
         None => {}
     }
     if let Some(s) = raw.breaker_cooldown_secs {
-        retry.breaker_cooldown = Duration::from_secs(s.max(1));
+        if let Some(s) = super::bounded(Some(s), 0, 1..=86_400, &p("breaker_cooldown_secs"), errors)
+        {
+            retry.breaker_cooldown = Duration::from_secs(s);
+        }
     }
     retry
 }

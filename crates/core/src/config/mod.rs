@@ -38,6 +38,9 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub routes: Vec<RouteConfig>,
+    /// What loads but should change before real use (a secret written in
+    /// the file itself): `config check` prints these, `serve` logs them.
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,7 +286,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let destinations = validate_destinations(raw.destinations, &mut errors);
     let routes = validate_routes(raw.routes, &destinations, &mut errors);
     match server {
-        Some(server) if errors.0.is_empty() => Ok(Config {
+        Some(server) if errors.errors.is_empty() => Ok(Config {
             server,
             mappings_dir,
             policies_dir,
@@ -291,17 +294,28 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             sources,
             destinations,
             routes,
+            warnings: errors.warnings,
         }),
-        _ => Err(errors.0),
+        _ => Err(errors.errors),
     }
 }
 
 #[derive(Default)]
-struct Errors(Vec<ConfigError>);
+struct Errors {
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
 
 impl Errors {
     fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ConfigError {
+        self.errors.push(ConfigError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(ConfigError {
             path: path.into(),
             message: message.into(),
         });
@@ -486,14 +500,17 @@ fn validate_destinations(
         let locations = d
             .locations
             .map(|l| destination::validate_locations(l, &at, errors));
-        let timeout = match d.timeout_secs {
-            Some(0) => {
-                errors.push(format!("{at}.timeout_secs"), "must be at least 1");
-                destination::DEFAULT_TIMEOUT
-            }
-            Some(s) => Duration::from_secs(s),
-            None => destination::DEFAULT_TIMEOUT,
-        };
+        // A registry's answer is awaited at most ten minutes: beyond that a
+        // lease would have to outlive hours, and a huge value overflows the
+        // timer arithmetic.
+        let timeout = bounded(
+            d.timeout_secs,
+            destination::DEFAULT_TIMEOUT.as_secs(),
+            1..=600,
+            &format!("{at}.timeout_secs"),
+            errors,
+        )
+        .map_or(destination::DEFAULT_TIMEOUT, Duration::from_secs);
         let kind = DestinationKind::parse(&d.kind);
         let fhir_write = destination::validate_fhir_write(
             d.write,

@@ -248,3 +248,92 @@ fn cleartext_registry_urls_are_refused_unless_loopback() {
     );
     assert!(loopback.is_ok(), "{loopback:?}");
 }
+
+/// A rate so small or a wait so long that the timer arithmetic would
+/// overflow used to panic at start-up: they are config errors, each named by
+/// its path, all reported together (#13, finding 11).
+#[test]
+fn absurd_rates_and_waits_are_config_errors_not_panics() {
+    let errors = parse(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "https://crvs.gov.example/api/events/events/notify"
+        timeout_secs = 18446744073709551615
+        limits = { rate_per_second = 1e-12, burst = 4000000000 }
+        retry = { initial_backoff_ms = 18446744073709551615, max_backoff_secs = 18446744073709551615, breaker_cooldown_secs = 18446744073709551615 }
+        locations = { file = "l.json", refresh_secs = 18446744073709551615 }
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    for expected in [
+        "destinations.crvs.timeout_secs",
+        "destinations.crvs.limits.rate_per_second",
+        "destinations.crvs.limits.burst",
+        "destinations.crvs.retry.initial_backoff_ms",
+        "destinations.crvs.retry.max_backoff_secs",
+        "destinations.crvs.retry.breaker_cooldown_secs",
+        "destinations.crvs.locations.refresh_secs",
+    ] {
+        assert!(paths.contains(&expected), "{expected} not in {paths:?}");
+    }
+}
+
+/// A secret written in the TOML loads with a warning naming its path, never
+/// its value; `env:` and `file:` secrets load without one (#13, finding 11).
+#[test]
+fn literal_secrets_load_with_a_warning_and_file_secrets_are_read() {
+    let literal = "s3cr3t-CANARY-value";
+    let config = parse(&format!(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "https://crvs.gov.example/api/events/events/notify"
+        auth = {{ mode = "client-credentials", token_url = "https://crvs.gov.example/auth/token", client_id = "a", client_secret = "{literal}" }}
+        "#
+    ))
+    .unwrap();
+    let warned: Vec<_> = config.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(warned, ["destinations.crvs.auth.client_secret"]);
+    assert!(
+        config
+            .warnings
+            .iter()
+            .all(|w| !w.to_string().contains(literal))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{literal}\n")).unwrap();
+    let config = parse(&format!(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "https://crvs.gov.example/api/events/events/notify"
+        auth = {{ mode = "client-credentials", token_url = "https://crvs.gov.example/auth/token", client_id = "a", client_secret = "file:{}" }}
+        "#,
+        file.display()
+    ))
+    .unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let AuthConfig::ClientCredentials { client_secret, .. } = &config.destinations["crvs"].auth
+    else {
+        panic!("client credentials expected");
+    };
+    assert_eq!(
+        client_secret.expose(),
+        literal,
+        "the newline is not part of it"
+    );
+    let missing = parse(
+        r#"
+        [destinations.crvs]
+        kind = "opencrvs"
+        url = "https://crvs.gov.example/api/events/events/notify"
+        auth = { mode = "client-credentials", token_url = "https://crvs.gov.example/auth/token", client_id = "a", client_secret = "file:/nonexistent/secret" }
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(missing[0].path, "destinations.crvs.auth.client_secret");
+}

@@ -21,7 +21,7 @@ use crate::model::{RecordId, RecordType};
 use crate::policy::{
     self, Action, ConsentState, Decision, Outcome, Policies, PolicyLoadError, Redaction,
 };
-use crate::schema::{SchemaError, SchemaRegistry, Violation};
+use crate::schema::{SchemaError, SchemaRegistry, Violation, cap_problems};
 pub use json_depth::exceeds_depth;
 
 /// A validated canonical record.
@@ -372,7 +372,9 @@ impl Pipeline {
     ) -> Result<(Canonical, Vec<LeftOut>), Vec<Violation>> {
         let (record_type, record, left_out) = match source.format {
             SourceFormat::Canonical => (record_type_of(payload)?, payload.clone(), Vec::new()),
-            format => self.map_inbound(source, format, payload)?,
+            format => self
+                .map_inbound(source, format, payload)
+                .map_err(cap_problems)?,
         };
         let mut violations = self.schemas.validate(record_type, &record);
         if violations.is_empty() {

@@ -42,6 +42,36 @@ pub struct Violation {
     pub message: String,
 }
 
+/// At most this many problems are listed for one record, in the answer and in
+/// the exchange log; past it, validation stops and one `too_many_problems`
+/// entry says that more were found. A body of many small mistakes must not
+/// grow into an answer, an audit row and a heap many times its size.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Add a problem unless the list is already past [`MAX_PROBLEMS`] (one more
+/// than the cap is kept, so that [`cap_problems`] can tell there were more).
+pub fn push_capped(violations: &mut Vec<Violation>, violation: Violation) {
+    if violations.len() <= MAX_PROBLEMS {
+        violations.push(violation);
+    }
+}
+
+/// Cut a list to [`MAX_PROBLEMS`], ending it with a `too_many_problems` entry
+/// when more were found.
+pub fn cap_problems(mut violations: Vec<Violation>) -> Vec<Violation> {
+    if violations.len() > MAX_PROBLEMS {
+        violations.truncate(MAX_PROBLEMS);
+        violations.push(Violation {
+            pointer: String::new(),
+            code: "too_many_problems",
+            message: format!(
+                "has more problems than the {MAX_PROBLEMS} listed; fix these and send it again"
+            ),
+        });
+    }
+    violations
+}
+
 /// A schema that does not compile or carries an unknown sensitivity tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaError {
@@ -103,10 +133,15 @@ impl SchemaRegistry {
                 error.kind(),
                 &mut violations,
             );
+            // Stop validating once the list is past the cap: the rest would
+            // not be listed anyway.
+            if violations.len() > MAX_PROBLEMS {
+                break;
+            }
         }
         violations.sort_by(|a, b| a.pointer.cmp(&b.pointer).then(a.code.cmp(b.code)));
         violations.dedup();
-        violations
+        cap_problems(violations)
     }
 
     /// The fields of a record type that carry an `x-sensitivity` tag.

@@ -1,7 +1,7 @@
 //! The document Bundle's envelope: the checks that make it a document at all
 //! (type, fullUrls, Composition first) and reference resolution among entries.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -15,11 +15,14 @@ pub struct Entry<'v> {
     pub resource: &'v Map<String, Value>,
 }
 
-impl Entry<'_> {
-    pub fn id(&self) -> Option<&str> {
-        self.resource.get("id").and_then(Value::as_str)
-    }
-}
+/// A document holds a handful of resources; past this many entries a bundle is
+/// refused before any is read, so that no payload costs more than a bounded
+/// amount of work (a 1 MiB body can otherwise carry ~10k entries).
+pub const MAX_ENTRIES: usize = 1000;
+
+/// References followed while reading one document; past this, the rest are
+/// reported once and not followed.
+pub const MAX_REFERENCES: usize = 4 * MAX_ENTRIES;
 
 /// A Bundle whose envelope is valid: every entry has a fullUrl and a resource,
 /// and the first is the Composition.
@@ -27,6 +30,43 @@ pub struct Bundle<'v> {
     pub root: &'v Map<String, Value>,
     /// Entries by index; `None` for an entry that was reported as malformed.
     pub entries: Vec<Option<Entry<'v>>>,
+    /// Built once, so that resolving a reference is a lookup, not a scan.
+    index: Index<'v>,
+    followed: std::cell::Cell<usize>,
+}
+
+/// Where each entry can be found: by fullUrl, by the `Type/id` its fullUrl
+/// ends in, and by its resource's type and id. The first entry wins, as a
+/// scan in entry order would.
+#[derive(Default)]
+struct Index<'v> {
+    by_full_url: HashMap<&'v str, usize>,
+    by_url_tail: HashMap<(&'v str, &'v str), usize>,
+    by_type_id: HashMap<(&'v str, &'v str), usize>,
+}
+
+impl<'v> Index<'v> {
+    fn build(entries: &[Option<Entry<'v>>]) -> Index<'v> {
+        let mut index = Index::default();
+        for (i, entry) in entries.iter().enumerate() {
+            let Some(e) = entry else { continue };
+            index.by_full_url.entry(e.full_url).or_insert(i);
+            if let Some(tail) = url_tail(e.full_url) {
+                index.by_url_tail.entry(tail).or_insert(i);
+            }
+            if let Some(id) = e.resource.get("id").and_then(Value::as_str) {
+                index.by_type_id.entry((e.resource_type, id)).or_insert(i);
+            }
+        }
+        index
+    }
+}
+
+/// The last two segments of a URL (`.../Patient/123` gives `("Patient", "123")`).
+fn url_tail(url: &str) -> Option<(&str, &str)> {
+    let (rest, id) = url.rsplit_once('/')?;
+    let (_, kind) = rest.rsplit_once('/')?;
+    Some((kind, id))
 }
 
 /// Check the envelope. Problems go to `reader`; `None` when the payload cannot
@@ -59,6 +99,16 @@ pub fn open<'v>(payload: &'v Value, reader: &mut Reader) -> Option<Bundle<'v>> {
         ),
         Some(_) => reader.push("/timestamp".into(), "type", "must be a string"),
     }
+    if let Some(Value::Array(items)) = root.get("entry")
+        && items.len() > MAX_ENTRIES
+    {
+        reader.push(
+            "/entry".into(),
+            "too_many_entries",
+            &format!("holds more than {MAX_ENTRIES} entries; a birth document holds a few"),
+        );
+        return None;
+    }
     let entries = read_entries(root, reader);
     if entries.is_empty() {
         reader.push(
@@ -77,7 +127,13 @@ pub fn open<'v>(payload: &'v Value, reader: &mut Reader) -> Option<Bundle<'v>> {
         ),
         None => {}
     }
-    Some(Bundle { root, entries })
+    let index = Index::build(&entries);
+    Some(Bundle {
+        root,
+        entries,
+        index,
+        followed: std::cell::Cell::new(0),
+    })
 }
 
 fn read_entries<'v>(root: &'v Map<String, Value>, reader: &mut Reader) -> Vec<Option<Entry<'v>>> {
@@ -160,17 +216,17 @@ impl<'v> Bundle<'v> {
     /// or for a relative `Type/id`, by a fullUrl ending in it or the resource's
     /// type and id.
     pub fn resolve(&self, reference: &str) -> Option<(usize, Entry<'v>)> {
-        if let Some(found) = self.iter().find(|(_, e)| e.full_url == reference) {
-            return Some(found);
-        }
-        let (kind, id) = reference.split_once('/')?;
-        if id.contains('/') || id.is_empty() {
-            return None;
-        }
-        let suffix = format!("/{reference}");
-        self.iter().find(|(_, e)| {
-            e.full_url.ends_with(&suffix) || (e.resource_type == kind && e.id() == Some(id))
-        })
+        let found = self.index.by_full_url.get(reference).copied().or_else(|| {
+            let (kind, id) = reference.split_once('/')?;
+            if id.contains('/') || id.is_empty() {
+                return None;
+            }
+            // Of the two relative matches, the earlier entry wins.
+            let by_url = self.index.by_url_tail.get(&(kind, id)).copied();
+            let by_id = self.index.by_type_id.get(&(kind, id)).copied();
+            by_url.into_iter().chain(by_id).min()
+        })?;
+        self.entries[found].map(|e| (found, e))
     }
 
     /// Resolve the `reference` of a Reference element at `base/key`, reporting
@@ -195,6 +251,18 @@ impl<'v> Bundle<'v> {
         base: &str,
     ) -> Option<(usize, Entry<'v>)> {
         let text = reader.str(reference, base, "reference")?;
+        let followed = self.followed.get() + 1;
+        self.followed.set(followed);
+        if followed > MAX_REFERENCES {
+            if followed == MAX_REFERENCES + 1 {
+                reader.push(
+                    at(base, "reference"),
+                    "too_many_references",
+                    &format!("is past the {MAX_REFERENCES} references a document may make"),
+                );
+            }
+            return None;
+        }
         let found = self.resolve(text);
         if found.is_none() {
             reader.push(

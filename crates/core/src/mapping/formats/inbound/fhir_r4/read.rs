@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::schema::{Violation, escape_pointer_segment};
+use crate::schema::{Violation, escape_pointer_segment, push_capped};
 
 /// Collects every problem found while reading one payload.
 #[derive(Debug, Default)]
@@ -23,11 +23,14 @@ pub fn at_index(base: &str, index: usize) -> String {
 
 impl Reader {
     pub fn push(&mut self, pointer: String, code: &'static str, message: &str) {
-        self.violations.push(Violation {
-            pointer,
-            code,
-            message: message.to_string(),
-        });
+        push_capped(
+            &mut self.violations,
+            Violation {
+                pointer,
+                code,
+                message: message.to_string(),
+            },
+        );
     }
 
     fn wrong_type(&mut self, pointer: String, expected: &str) {

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use fields::{CARE_ARRANGEMENTS, FIELDS, IDENTIFIER_FIELDS, Kind};
 
 use crate::mapping::Catalogue;
-use crate::schema::{Violation, escape_pointer_segment};
+use crate::schema::{Violation, escape_pointer_segment, push_capped};
 
 /// What an inbound mapping from `primero` may read: every known field (a
 /// list also as `field/*`, a subform as `subform/*/field`), plus the two
@@ -126,7 +126,7 @@ fn read_fields(
                 out.insert(name.to_string(), v);
             }
             Ok(None) => {}
-            Err(v) => violations.push(v),
+            Err(v) => push_capped(violations, v),
         }
     }
     out
@@ -200,11 +200,10 @@ fn read_value(
                                 violations,
                             )));
                         }
-                        _ => violations.push(violation(
-                            row_pointer,
-                            "type",
-                            "must be an object (a subform row)",
-                        )),
+                        _ => push_capped(
+                            violations,
+                            violation(row_pointer, "type", "must be an object (a subform row)"),
+                        ),
                     }
                 }
                 Ok((!out.is_empty()).then_some(Value::Array(out)))
