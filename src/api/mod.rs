@@ -111,6 +111,10 @@ pub fn router(state: AppState) -> Router {
         });
     api.fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            max_body,
+            refuse_announced_oversize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             ServiceBuilder::new()
@@ -177,6 +181,25 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .inc();
     tracing::debug!(%method, %path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response
+}
+
+/// A body announced larger than the cap is refused before a byte of it is
+/// read: the body limit alone would wait for the bytes past the cap, which a
+/// client announcing a gigabyte may never send.
+async fn refuse_announced_oversize(
+    State(max_body): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max_body as u64) {
+        return Problem::too_large().into_response();
+    }
+    next.run(request).await
 }
 
 /// The last line of "every error is problem+json": an error answer that some

@@ -32,12 +32,7 @@ impl Problem {
     /// own rejection would be text/plain; every error is problem+json.
     pub fn from_body_rejection(rejection: BytesRejection) -> Problem {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "urn:registry-gateway:problem:too-large",
-                "The request body is larger than this gateway accepts",
-            )
-            .detail("see server.max_body_bytes in the gateway's configuration")
+            Problem::too_large()
         } else {
             Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -45,6 +40,15 @@ impl Problem {
                 "The request body could not be read",
             )
         }
+    }
+
+    pub fn too_large() -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:registry-gateway:problem:too-large",
+            "The request body is larger than this gateway accepts",
+        )
+        .detail("see server.max_body_bytes in the gateway's configuration")
     }
 
     pub fn new(status: StatusCode, kind: &'static str, title: &'static str) -> Problem {

@@ -11,14 +11,25 @@ fn body(v: &Value) -> Vec<u8> {
 }
 
 /// Finding 1: 300k bad array items made a 61 MB answer and a 32 MB audit
-/// row. The answer and the audit event now list at most 100 problems, then
-/// one `too_many_problems`.
+/// row. An array of more than 1000 items is refused with one problem before
+/// validation; below that, the answer and the audit event list at most 100
+/// problems, then one `too_many_problems`.
 #[tokio::test]
 async fn problems_are_capped_in_the_answer_and_the_audit_event() {
     let gw = TestGateway::start().await;
     let mut record = example_record("birth-notification");
+    record["mother"]["identifiers"] = Value::Array(vec![json!(1); 300_000]);
+    let response = gw
+        .submit("canonical", Some(AGENCY), None, body(&record))
+        .await;
+    assert_eq!(response.status(), 422);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["errors"].as_array().unwrap().len(), 1, "{problem}");
+    assert_eq!(problem["errors"][0]["pointer"], "/mother/identifiers");
+    assert_eq!(problem["errors"][0]["code"], "too_many_items");
+
     // Every item is of the wrong type: one problem each.
-    record["mother"]["identifiers"] = Value::Array(vec![json!(1); 100_000]);
+    record["mother"]["identifiers"] = Value::Array(vec![json!(1); 1000]);
     let sent = body(&record);
     let started = Instant::now();
     let response = gw
@@ -67,12 +78,11 @@ async fn fhir_reference_storms_are_bounded_and_do_not_stall_health_checks() {
         .await;
     assert_eq!(response.status(), 422);
     let problem: Value = response.json().await.unwrap();
+    // The payload's width bound meets it first; the decoder has its own.
+    assert_eq!(problem["errors"][0]["pointer"], "/entry", "{problem}");
     assert!(
-        problem["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["code"] == "too_many_entries"),
+        ["too_many_items", "too_many_entries"]
+            .contains(&problem["errors"][0]["code"].as_str().unwrap()),
         "{problem}"
     );
 

@@ -6,6 +6,7 @@
 //! what `translate` shows is what the gateway sends.
 
 mod json_depth;
+mod json_width;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -23,6 +24,7 @@ use crate::policy::{
 };
 use crate::schema::{SchemaError, SchemaRegistry, Violation, cap_problems};
 pub use json_depth::exceeds_depth;
+pub use json_width::{MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, too_wide};
 
 /// A validated canonical record.
 #[derive(Debug, Clone, PartialEq)]
@@ -338,7 +340,7 @@ impl Pipeline {
                 message: format!("nests objects and arrays deeper than {max} levels"),
             }]);
         }
-        serde_json::from_slice(body).map_err(|e| {
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
             vec![Violation {
                 pointer: String::new(),
                 code: "malformed_json",
@@ -348,7 +350,11 @@ impl Pipeline {
                     e.column()
                 ),
             }]
-        })
+        })?;
+        match too_wide(&value) {
+            Some(violation) => Err(vec![violation]),
+            None => Ok(value),
+        }
     }
 
     /// Turn a parsed payload from `source` into a validated canonical record,

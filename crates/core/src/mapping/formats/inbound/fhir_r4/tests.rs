@@ -195,3 +195,35 @@ fn an_element_read_twice_is_reported_once() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!((v[0].pointer.as_str(), v[0].code), ("/timestamp", "type"));
 }
+
+/// A bundle past `MAX_ENTRIES` is refused before any entry is read, and
+/// references resolve through the index as a scan in entry order would: by
+/// fullUrl first, then the earlier of a fullUrl tail and a type/id match.
+#[test]
+fn bundles_are_bounded_and_references_resolve_by_index() {
+    let mut big = doc(FACILITY);
+    let entries = big["entry"].as_array_mut().unwrap();
+    while entries.len() <= bundle::MAX_ENTRIES {
+        entries.push(json!({"fullUrl": format!("urn:uuid:{}", entries.len()), "resource": {"resourceType": "Basic"}}));
+    }
+    let problems = decode(&big).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].code, "too_many_entries");
+
+    let payload = json!({"resourceType": "Bundle", "type": "document", "timestamp": "2026-01-01T00:00:00Z", "entry": [
+        {"fullUrl": "urn:uuid:c", "resource": {"resourceType": "Composition"}},
+        {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "7"}},
+        {"fullUrl": "https://moh.example/fhir/Patient/7", "resource": {"resourceType": "Patient", "id": "8"}},
+        {"fullUrl": "Patient/9", "resource": {"resourceType": "Patient", "id": "10"}}
+    ]});
+    let mut reader = read::Reader::default();
+    let bundle = bundle::open(&payload, &mut reader).unwrap();
+    let found = |reference: &str| bundle.resolve(reference).map(|(i, _)| i);
+    assert_eq!(found("urn:uuid:p1"), Some(1));
+    assert_eq!(found("Patient/7"), Some(1), "type/id of an earlier entry");
+    assert_eq!(found("Patient/8"), Some(2));
+    assert_eq!(found("Patient/9"), Some(3), "an exact fullUrl");
+    assert_eq!(found("Patient/10"), Some(3));
+    assert_eq!(found("Patient/x/y"), None);
+    assert_eq!(found("Observation/7"), None);
+}
