@@ -24,6 +24,7 @@ pub use registry_gateway_core::{
 
 pub mod api;
 pub mod delivery;
+pub mod frontdoor;
 pub mod intake;
 pub mod server;
 pub mod store;

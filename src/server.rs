@@ -8,10 +8,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{AppState, auth::Clients, router};
-use crate::config::{Config, StoreLocation};
+use crate::api::{AppState, metrics_router, router};
+use crate::config::{Config, Listener, StoreLocation};
 use crate::delivery::Delivery;
 use crate::delivery::transports::BuildError;
+use crate::frontdoor::tls::{TlsError, TlsSource};
 use crate::intake::Intake;
 use crate::pipeline::{LoadError, Pipeline};
 use crate::store::sqlite::SqliteStore;
@@ -26,6 +27,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("destinations cannot be reached as configured:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Transports(Vec<BuildError>),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -36,6 +39,8 @@ pub enum StartError {
 /// A gateway that is serving.
 pub struct RunningGateway {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served without a token, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
@@ -94,6 +99,12 @@ pub async fn start_with(
 ) -> Result<RunningGateway, StartError> {
     let config = Arc::new(config);
     let pipeline = Arc::new(Pipeline::load(config.clone())?);
+    // Read before anything is opened: a missing or bad certificate stops
+    // the start, naming the file.
+    let tls = match &config.server.front.listener {
+        Listener::Tls(listen) => Some(TlsSource::load(listen)?),
+        Listener::Plaintext => None,
+    };
     // Every record on such a route would be denied: say so at start, by file
     // and line (`config check` fails on it).
     for problem in pipeline.unresolved_mapping_codes() {
@@ -125,7 +136,6 @@ pub async fn start_with(
     let intake =
         Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
     let state = AppState {
-        clients: Arc::new(Clients::new(&config.clients)),
         config: config.clone(),
         intake,
         store: store.clone(),
@@ -133,27 +143,53 @@ pub async fn start_with(
         nudge,
     };
     let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
+    let listener = bind(addr).await?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
+    let metrics_addr = match config.server.front.metrics_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let stopped = stopped.clone();
+            let app = metrics_router(metrics.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let mut stopped = stopped;
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+            });
+            Some(bound)
+        }
+        None => None,
+    };
+    if let Some(tls) = &tls {
+        tls.clone().spawn_reloader(stopped.clone());
+    }
     let app = router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let front = config.server.front.clone();
+    let task =
+        tokio::spawn(
+            async move { crate::frontdoor::serve(listener, app, tls, &front, stopped).await },
+        );
     Ok(RunningGateway {
         local_addr,
+        metrics_addr,
         stop,
         task,
         store,
         delivery,
         metrics,
     })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
 }

@@ -438,6 +438,56 @@ async fn slow_clients_do_not_hold_up_others() {
     assert!(health < HEALTHZ_WITHIN, "/healthz took {health:?}");
 }
 
+/// Slowloris: a connection that never finishes its headers is closed after
+/// `header_read_timeout_secs` (10 in the example config), so such
+/// connections cannot pile up until `max_connections` is reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut gateway = spawn_gateway(&example_config_path(), Some(data_dir.path()), "warn");
+    let address = gateway.base.trim_start_matches("http://").to_string();
+    let cut_after = tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        let started = Instant::now();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        while started.elapsed() < Duration::from_secs(30) {
+            if stream.write_all(b"a").is_err() {
+                return started.elapsed();
+            }
+            match stream.read(&mut buffer) {
+                // Closed, or reset.
+                Ok(0) => return started.elapsed(),
+                Err(e)
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return started.elapsed();
+                }
+                // An answer (a 408) before the close, or still open.
+                _ => {}
+            }
+        }
+        started.elapsed()
+    })
+    .await
+    .unwrap();
+    gateway.child.kill().unwrap();
+    gateway.child.wait().unwrap();
+    eprintln!("a header trickle was cut off after {cut_after:?}");
+    assert!(
+        cut_after >= Duration::from_secs(9) && cut_after < Duration::from_secs(15),
+        "cut off after {cut_after:?}, expected about 10 s"
+    );
+}
+
 /// A hostile registry: answers that never end, answers of 50 MB, XML that
 /// declares entities, a Retry-After of three thousand years and a token
 /// that lives 10^19 seconds. The gateway classifies each and keeps serving,

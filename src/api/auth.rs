@@ -1,72 +1,45 @@
-//! Bearer-token authentication. Tokens are compared by their SHA-256, the only
-//! form in which the config holds them.
-
-use std::collections::HashMap;
+//! The authenticated caller of a request. `gate` identifies it (bearer token
+//! by its SHA-256, the only form in which the config holds tokens; client
+//! certificate; or both) and puts it in the request's extensions; handlers
+//! take it from there.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
 
-use super::AppState;
 use super::problem::Problem;
 use crate::config::ClientConfig;
 use crate::model::Role;
 
-/// Clients by the SHA-256 of their token.
-pub struct Clients(HashMap<[u8; 32], ClientConfig>);
-
-impl Clients {
-    pub fn new(clients: &[ClientConfig]) -> Clients {
-        Clients(
-            clients
-                .iter()
-                .map(|c| (c.token_sha256, c.clone()))
-                .collect(),
-        )
-    }
-
-    fn by_token(&self, token: &str) -> Option<&ClientConfig> {
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        self.0.get(&hash)
-    }
-}
-
 /// The authenticated caller of a request.
+#[derive(Debug, Clone)]
 pub struct Caller(pub ClientConfig);
 
 impl Caller {
     pub fn require(&self, role: Role) -> Result<(), Problem> {
-        if self.0.role == role {
+        self.require_any(&[role])
+    }
+
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.contains(&self.0.role) {
             Ok(())
         } else {
+            let names: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
             Err(Problem::forbidden(&format!(
                 "this needs the {} role",
-                role.as_str()
+                names.join(" or ")
             )))
         }
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(Problem::unauthorized)?;
-        state
-            .clients
-            .by_token(token)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        parts
+            .extensions
+            .get::<Caller>()
             .cloned()
-            .map(Caller)
             .ok_or_else(Problem::unauthorized)
     }
 }

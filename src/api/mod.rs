@@ -6,6 +6,7 @@
 
 mod admin;
 pub mod auth;
+pub mod gate;
 pub mod problem;
 mod records;
 
@@ -24,16 +25,16 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Config;
 use crate::intake::Intake;
+use crate::model::Role;
 use crate::store::Store;
 use crate::telemetry::{Metrics, ResponseLabels};
-use auth::Clients;
+use auth::Caller;
 use problem::Problem;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub clients: Arc<Clients>,
     pub intake: Arc<Intake>,
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
@@ -101,6 +102,7 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let gate = Arc::new(gate::Gate::new(&state.config));
     let timeout = state.config.server.request_timeout;
     let max_body = state.config.server.max_body_bytes;
     // Entries on one path merge into one method router.
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             max_body,
             refuse_announced_oversize,
         ))
+        .layer(middleware::from_fn_with_state(gate, gate::gate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             ServiceBuilder::new()
@@ -137,13 +140,38 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// `/metrics` on the API's address: a client of role metrics (a scraper)
+/// or admin. On `server.metrics_listen` it is served without a token
+/// ([`metrics_router`]).
+async fn metrics(State(state): State<AppState>, caller: Caller) -> Response {
+    if let Err(p) = caller.require_any(&[Role::Metrics, Role::Admin]) {
+        return p.into_response();
+    }
+    render_metrics(&state.metrics)
+}
+
+/// The router of `server.metrics_listen`: `/metrics`, tokenless, and nothing
+/// else (the address is meant to be private to the scraper).
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new().fallback(move |request: Request| {
+        let metrics = metrics.clone();
+        async move {
+            if request.method() == Method::GET && request.uri().path() == "/metrics" {
+                render_metrics(&metrics)
+            } else {
+                Problem::not_found("this address serves GET /metrics only").into_response()
+            }
+        }
+    })
+}
+
+fn render_metrics(metrics: &Metrics) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

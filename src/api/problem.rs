@@ -138,6 +138,19 @@ impl Problem {
         p
     }
 
+    /// Over a client's request rate or concurrency (or, without credentials,
+    /// the source address's): wait `retry_after_secs`.
+    pub fn too_many_requests(detail: &str, retry_after_secs: u64) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "urn:registry-gateway:problem:rate-limited",
+            "Too many requests from this client; nothing was stored",
+        )
+        .detail(detail);
+        p.retry_after_secs = Some(retry_after_secs);
+        p
+    }
+
     pub fn unavailable(detail: &str, retry_after_secs: u64) -> Problem {
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -317,7 +317,12 @@ async fn health_readiness_metrics_and_openapi_are_served() {
             .status(),
         202
     );
-    let metrics = gw.get("/metrics", None).await.text().await.unwrap();
+    let metrics = gw
+        .get("/metrics", Some("demo-admin-token"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(
             "gateway_records_accepted_total{source=\"canonical\",record_type=\"consent\"} 1"

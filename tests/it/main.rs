@@ -12,6 +12,7 @@ mod examplia_xsd;
 mod external_validators;
 mod fhir_r4_exchange;
 mod fhir_r4_validators;
+mod frontdoor;
 mod hardening;
 mod inbound_formats;
 mod intake_api;

@@ -171,7 +171,9 @@ async fn follow_samples(cli: &Cli, base: &str) -> anyhow::Result<bool> {
         .unwrap_or_default();
     println!("\nlook at:");
     println!("  {base}/v1/records/{first}   (status and receipts)");
-    println!("  {base}/metrics   (gateway_deliveries_total, gateway_delivery_seconds)");
+    println!(
+        "  {base}/metrics   (gateway_deliveries_total, gateway_delivery_seconds; token demo-admin-token)"
+    );
     let dead_note = if dead > 0 {
         format!(": {dead} now")
     } else {

@@ -113,7 +113,7 @@ pub fn config_with(data_dir: &Path, destinations: &str, routes: &[(&str, &str)])
     }
     let path = data_dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();
-    Config::load(
+    let mut config = Config::load(
         &path,
         &Overrides {
             listen: Some("127.0.0.1:0".into()),
@@ -121,7 +121,26 @@ pub fn config_with(data_dir: &Path, destinations: &str, routes: &[(&str, &str)])
             database_url: None,
         },
     )
-    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    without_client_limits(&mut config);
+    config
+}
+
+/// The example's per-client limits (50 requests/s, burst 100) lifted: tests
+/// that push many records are about something else. `tests/it/frontdoor.rs`
+/// tests the limits themselves.
+pub fn without_client_limits(config: &mut Config) {
+    let unlimited = registry_gateway::config::ClientLimits {
+        rate_per_second: 1_000_000.0,
+        burst: 100_000,
+        max_concurrent: 100_000,
+        max_body_bytes: config.server.max_body_bytes,
+    };
+    config.server.front.client_limits = unlimited;
+    config.server.front.unauthenticated_limits = unlimited;
+    for client in &mut config.clients {
+        client.limits = unlimited;
+    }
 }
 
 impl TestGateway {
@@ -138,7 +157,7 @@ impl TestGateway {
 
     pub async fn start() -> TestGateway {
         let data_dir = tempfile::tempdir().unwrap();
-        let config = Config::load(
+        let mut config = Config::load(
             &example_config_path(),
             &Overrides {
                 listen: Some("127.0.0.1:0".into()),
@@ -147,6 +166,7 @@ impl TestGateway {
             },
         )
         .unwrap();
+        without_client_limits(&mut config);
         let gateway = server::start(config).await.unwrap();
         TestGateway {
             base: format!("http://{}", gateway.local_addr),

@@ -5,6 +5,7 @@
 //! problem instead of stopping at the first.
 
 pub mod destination;
+pub mod frontdoor;
 pub mod raw;
 
 use std::collections::{BTreeMap, HashSet};
@@ -19,6 +20,7 @@ use raw::RawConfig;
 pub use destination::{
     AuthConfig, ClosedWindow, FhirWrite, LimitsConfig, RetryConfig, Secret, TlsConfig,
 };
+pub use frontdoor::{ClientLimits, FrontDoor, Listener, TlsListen};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAPPINGS_DIR: &str = "mappings";
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub max_json_depth: usize,
     pub request_timeout: Duration,
     pub log_format: LogFormat,
+    /// TLS or plain HTTP, client limits, where metrics are served.
+    pub front: FrontDoor,
 }
 
 /// Where records live: the embedded store in a data directory, or a database URL.
@@ -70,7 +74,20 @@ pub struct ClientConfig {
     pub id: String,
     pub role: Role,
     /// SHA-256 of the bearer token; the token itself is never stored.
-    pub token_sha256: [u8; 32],
+    pub token_sha256: Option<[u8; 32]>,
+    /// The client's certificate, by SHA-256 of its DER bytes or by subject.
+    /// With a token as well, both must match.
+    pub cert: Option<CertMatch>,
+    /// This client's own limits, else the server's `client_limits`.
+    pub limits: ClientLimits,
+}
+
+/// How a client certificate names a client.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CertMatch {
+    Sha256([u8; 32]),
+    /// Normalised by [`frontdoor::normalize_subject`].
+    Subject(String),
 }
 
 /// The formats agencies push in.
@@ -253,6 +270,13 @@ impl Config {
             errors,
         })?;
         config.mappings_dir = base.join(&config.mappings_dir);
+        if let Listener::Tls(tls) = &mut config.server.front.listener {
+            tls.cert_file = base.join(&tls.cert_file);
+            tls.key_file = base.join(&tls.key_file);
+            if let Some(c) = &mut tls.client_certs {
+                c.ca_file = base.join(&c.ca_file);
+            }
+        }
         config.policies_dir = base.join(&config.policies_dir);
         for d in config.destinations.values_mut() {
             d.tls.ca_file = d.tls.ca_file.take().map(|f| base.join(f));
@@ -281,7 +305,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             .unwrap_or_else(|| DEFAULT_POLICIES_DIR.into()),
     );
     let server = validate_server(raw.server, &mut errors);
-    let clients = validate_clients(raw.clients, &mut errors);
+    let clients = validate_clients(raw.clients, server.as_ref(), &mut errors);
     let sources = validate_sources(raw.sources, &mut errors);
     let destinations = validate_destinations(raw.destinations, &mut errors);
     let routes = validate_routes(raw.routes, &destinations, &mut errors);
@@ -378,9 +402,25 @@ fn validate_server(raw: raw::RawServer, errors: &mut Errors) -> Option<ServerCon
             None
         }
     };
+    let front = frontdoor::validate_front_door(
+        frontdoor::RawFrontDoor {
+            plaintext_http: raw.plaintext_http,
+            tls: raw.tls,
+            metrics_listen: raw.metrics_listen,
+            trusted_proxies: raw.trusted_proxies,
+            client_limits: raw.client_limits,
+            unauthenticated_limits: raw.unauthenticated_limits,
+            header_read_timeout_secs: raw.header_read_timeout_secs,
+            max_connections: raw.max_connections,
+        },
+        listen.ok(),
+        max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize,
+        errors,
+    );
     Some(ServerConfig {
         listen: listen.ok()?,
         store: store?,
+        front: front?,
         max_body_bytes: max_body_bytes? as usize,
         max_json_depth: max_json_depth? as usize,
         request_timeout: Duration::from_secs(timeout_secs?),
@@ -407,10 +447,26 @@ fn bounded(
     }
 }
 
-fn validate_clients(raw: Vec<raw::RawClient>, errors: &mut Errors) -> Vec<ClientConfig> {
+fn validate_clients(
+    raw: Vec<raw::RawClient>,
+    server: Option<&ServerConfig>,
+    errors: &mut Errors,
+) -> Vec<ClientConfig> {
+    let default_limits = server.map_or(
+        ClientLimits {
+            rate_per_second: frontdoor::DEFAULT_CLIENT_RATE,
+            burst: frontdoor::DEFAULT_CLIENT_BURST,
+            max_concurrent: frontdoor::DEFAULT_CLIENT_CONCURRENT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        },
+        |s| s.front.client_limits,
+    );
+    let client_certs_asked = server
+        .is_some_and(|s| matches!(&s.front.listener, Listener::Tls(t) if t.client_certs.is_some()));
     let mut clients = Vec::new();
     let mut ids = HashSet::new();
     let mut hashes = HashSet::new();
+    let mut certs = HashSet::new();
     for (i, c) in raw.into_iter().enumerate() {
         let at = |field: &str| format!("clients[{i}].{field}");
         if !is_name(&c.id) {
@@ -425,26 +481,93 @@ fn validate_clients(raw: Vec<raw::RawClient>, errors: &mut Errors) -> Vec<Client
         if role.is_none() {
             errors.push(
                 at("role"),
-                "must be one of agency, registry, auditor, admin",
+                "must be one of agency, registry, auditor, admin, metrics",
             );
         }
-        let hash = parse_sha256(&c.token_sha256);
-        match hash {
-            None => errors.push(
-                at("token_sha256"),
-                "must be the SHA-256 of the token as 64 lower-case hex digits",
-            ),
-            Some(h) if !hashes.insert(h) => errors.push(
-                at("token_sha256"),
-                "another client has the same token; every client needs its own",
-            ),
-            Some(_) => {}
+        let token_sha256 = match c.token_sha256.as_deref().map(parse_sha256) {
+            None => None,
+            Some(None) => {
+                errors.push(
+                    at("token_sha256"),
+                    "must be the SHA-256 of the token as 64 lower-case hex digits",
+                );
+                None
+            }
+            Some(Some(h)) => {
+                if !hashes.insert(h) {
+                    errors.push(
+                        at("token_sha256"),
+                        "another client has the same token; every client needs its own",
+                    );
+                }
+                Some(h)
+            }
+        };
+        let cert = match (c.cert_sha256.as_deref(), c.cert_subject.as_deref()) {
+            (Some(_), Some(_)) => {
+                errors.push(
+                    at("cert_sha256"),
+                    "name the certificate by cert_sha256 or by cert_subject, not both",
+                );
+                None
+            }
+            (Some(hex), None) => match parse_sha256(hex) {
+                Some(h) => Some(CertMatch::Sha256(h)),
+                None => {
+                    errors.push(
+                        at("cert_sha256"),
+                        "must be the SHA-256 of the certificate (DER) as 64 lower-case hex digits",
+                    );
+                    None
+                }
+            },
+            (None, Some(subject)) if subject.trim().is_empty() => {
+                errors.push(at("cert_subject"), "must not be empty");
+                None
+            }
+            (None, Some(subject)) => {
+                Some(CertMatch::Subject(frontdoor::normalize_subject(subject)))
+            }
+            (None, None) => None,
+        };
+        if let Some(cert) = &cert {
+            if !certs.insert(cert.clone()) {
+                errors.push(
+                    at(match cert {
+                        CertMatch::Sha256(_) => "cert_sha256",
+                        CertMatch::Subject(_) => "cert_subject",
+                    }),
+                    "another client has the same certificate; every client needs its own",
+                );
+            }
+            if server.is_some() && !client_certs_asked {
+                errors.push(
+                    at("cert_sha256"),
+                    "a client named by certificate needs server.tls.client_ca_file (certificates are asked for only then)",
+                );
+            }
         }
-        if let (Some(role), Some(token_sha256)) = (role, hash) {
+        if c.token_sha256.is_none()
+            && cert.is_none()
+            && c.cert_sha256.is_none()
+            && c.cert_subject.is_none()
+        {
+            errors.push(
+                at("token_sha256"),
+                "a client needs token_sha256, a certificate (cert_sha256 or cert_subject), or both",
+            );
+        }
+        let limits =
+            frontdoor::validate_limits(c.limits.as_ref(), &default_limits, &at("limits"), errors);
+        if let (Some(role), Some(limits)) = (role, limits)
+            && (token_sha256.is_some() || cert.is_some())
+        {
             clients.push(ClientConfig {
                 id: c.id,
                 role,
                 token_sha256,
+                cert,
+                limits,
             });
         }
     }

@@ -34,6 +34,21 @@ pub struct RawServer {
     pub max_json_depth: Option<u64>,
     pub request_timeout_secs: Option<u64>,
     pub log_format: Option<String>,
+    /// Serve plain HTTP (no `[server.tls]`): loopback, a demo, or behind a
+    /// reverse proxy that terminates TLS. Never implied.
+    pub plaintext_http: Option<bool>,
+    pub tls: Option<super::frontdoor::RawServerTls>,
+    /// Serve `/metrics` on this address, without a token.
+    pub metrics_listen: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client's address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Every client's limits unless its own `limits` say otherwise.
+    pub client_limits: Option<super::frontdoor::RawClientLimits>,
+    /// Per source address, for requests without valid credentials.
+    pub unauthenticated_limits: Option<super::frontdoor::RawClientLimits>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,7 +56,13 @@ pub struct RawServer {
 pub struct RawClient {
     pub id: String,
     pub role: String,
-    pub token_sha256: String,
+    /// SHA-256 of the bearer token (64 hex digits).
+    pub token_sha256: Option<String>,
+    /// SHA-256 of the client's certificate (DER), 64 hex digits.
+    pub cert_sha256: Option<String>,
+    /// The client certificate's subject, `C=EX, O=Agency, CN=intake`.
+    pub cert_subject: Option<String>,
+    pub limits: Option<super::frontdoor::RawClientLimits>,
 }
 
 #[derive(Debug, Deserialize)]

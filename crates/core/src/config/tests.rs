@@ -2,8 +2,15 @@ use std::path::Path;
 
 use super::*;
 
+/// A config from TOML text; one that says nothing of TLS is served in plain
+/// HTTP, as if it said `plaintext_http = true` (the front door's own tests
+/// say what they mean).
 fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-    validate(toml::from_str(text).expect("test config is valid TOML"))
+    let mut raw: raw::RawConfig = toml::from_str(text).expect("test config is valid TOML");
+    if raw.server.plaintext_http.is_none() && raw.server.tls.is_none() {
+        raw.server.plaintext_http = Some(true);
+    }
+    validate(raw)
 }
 
 fn example_path() -> &'static Path {
@@ -60,7 +67,10 @@ fn the_example_tokens_hash_to_the_configured_values() {
         ("demo-admin", "demo-admin-token"),
     ] {
         let client = config.clients.iter().find(|c| c.id == id).unwrap();
-        assert_eq!(client.token_sha256, <[u8; 32]>::from(Sha256::digest(token)));
+        assert_eq!(
+            client.token_sha256,
+            Some(<[u8; 32]>::from(Sha256::digest(token)))
+        );
     }
 }
 
@@ -336,4 +346,117 @@ fn literal_secrets_load_with_a_warning_and_file_secrets_are_read() {
     )
     .unwrap_err();
     assert_eq!(missing[0].path, "destinations.crvs.auth.client_secret");
+}
+
+/// Plain HTTP is never implied; TLS needs its files; clients named by
+/// certificate need client certificates to be asked for.
+#[test]
+fn the_front_door_is_tls_unless_plain_http_is_written_out() {
+    let no_front: raw::RawConfig =
+        toml::from_str("[server]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
+    let errors = validate(no_front).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "server.tls" && e.message.contains("plaintext_http = true")),
+        "{errors:?}"
+    );
+
+    let plain = parse("[server]\nlisten = \"0.0.0.0:8080\"\nplaintext_http = true\n").unwrap();
+    assert_eq!(plain.server.front.listener, Listener::Plaintext);
+    assert!(
+        plain
+            .warnings
+            .iter()
+            .any(|w| w.path == "server.plaintext_http")
+    );
+
+    let errors = parse(
+        r#"
+        [server]
+        plaintext_http = false
+        [server.tls]
+        client_auth = "sometimes"
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    for expected in [
+        "server.tls.cert_file",
+        "server.tls.key_file",
+        "server.tls.client_auth",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+
+    let tls = parse(
+        r#"
+        [server.tls]
+        cert_file = "tls/gateway.crt"
+        key_file = "tls/gateway.key"
+        client_ca_file = "tls/ca.crt"
+        client_auth = "optional"
+        [[clients]]
+        id = "intake"
+        role = "agency"
+        cert_subject = "cn=intake ,O=Agency"
+        "#,
+    )
+    .unwrap();
+    let Listener::Tls(listen) = &tls.server.front.listener else {
+        panic!("TLS expected")
+    };
+    assert!(!listen.client_certs.as_ref().unwrap().required);
+    assert_eq!(
+        tls.clients[0].cert,
+        Some(CertMatch::Subject(frontdoor::normalize_subject(
+            "O=Agency, CN=intake"
+        )))
+    );
+    assert_eq!(tls.clients[0].token_sha256, None);
+}
+
+#[test]
+fn clients_need_a_credential_and_sane_limits() {
+    let errors =
+        parse("[server]\nclient_limits = { rate_per_second = 0, burst = 0 }\n").unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "server.client_limits.rate_per_second",
+            "server.client_limits.burst"
+        ]
+    );
+    let errors = parse(
+        r#"
+        [[clients]]
+        id = "nobody"
+        role = "agency"
+        [[clients]]
+        id = "by-cert"
+        role = "agency"
+        cert_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+        [[clients]]
+        id = "scraper"
+        role = "metrics"
+        token_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+        limits = { max_body_bytes = 999999999 }
+        "#,
+    )
+    .unwrap_err();
+    let paths: Vec<_> = errors.iter().map(|e| e.path.as_str()).collect();
+    for expected in [
+        "clients[0].token_sha256",
+        "clients[1].cert_sha256",
+        "clients[2].limits.max_body_bytes",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
 }

@@ -116,10 +116,18 @@ pub enum Role {
     Auditor,
     /// Operates the gateway.
     Admin,
+    /// Reads `/metrics` (a Prometheus scraper); nothing else.
+    Metrics,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Agency, Role::Registry, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Agency,
+        Role::Registry,
+        Role::Auditor,
+        Role::Admin,
+        Role::Metrics,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +135,7 @@ impl Role {
             Role::Registry => "registry",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Metrics => "metrics",
         }
     }
 
