@@ -321,3 +321,83 @@ mod tests {
         assert_eq!(error_detail(&boom), None);
     }
 }
+
+/// Hostile OpenCRVS answers (#13): any shape reads as a receipt or a typed
+/// error, and no reason carries the registry's prose.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{hostile_value, odd_string, prose, timed};
+
+    /// A 2.x EventDocument with hostile parts where the reader looks.
+    fn event_document_like() -> impl Strategy<Value = Value> {
+        let action = (
+            prop::sample::select(&["NOTIFY", "CREATE", "REGISTER", ""][..]),
+            prop::sample::select(&["Accepted", "Requested", "Rejected", ""][..]),
+            prop_oneof![Just(json!("t-1")), hostile_value()],
+            prop_oneof![Just(Value::Null), Just(json!("n0")), hostile_value()],
+            0usize..4,
+        )
+            .prop_map(|(kind, status, transaction, original, id)| {
+                json!({"id": format!("n{id}"), "type": kind, "status": status,
+                       "transactionId": transaction, "originalActionId": original})
+            });
+        (
+            prop::collection::vec(action, 0..600),
+            prop_oneof![Just(json!("TFY9FK")), hostile_value()],
+            hostile_value(),
+        )
+            .prop_map(|(actions, tracking, id)| {
+                json!({"id": id, "trackingId": tracking, "actions": actions})
+            })
+    }
+
+    /// An error body whose prose fields hold `words`: tRPC's message, the
+    /// validateNotifyAction list's messages, zod's issue messages, Boom's.
+    fn error_with_prose(words: &str, field: &Index, value: Value) -> Value {
+        let list = json!([
+            {"message": words, "id": "child.dob", "value": value},
+            {"message": format!("{words} is not valid"), "id": "child.name", "value": "x"},
+        ]);
+        match field.index(3) {
+            0 => json!({"code": "BAD_REQUEST", "message": list.to_string()}),
+            1 => json!({"code": "BAD_REQUEST", "message": words, "issues": [
+                {"code": "custom", "path": ["declaration", "child.dob"], "message": words}]}),
+            _ => json!({"statusCode": 400, "error": words, "message": words}),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_answer_is_a_receipt_or_a_typed_error(body in hostile_value(), status in 100u16..600, transaction in odd_string()) {
+            timed("opencrvs answers", || {
+                let _ = event_document(Some(&body), status, &transaction);
+                let _ = event_document(None, status, &transaction);
+                let _ = notification(Some(&body), status);
+                let _ = error_detail(&body);
+                let _ = is_registered(&body);
+            })?;
+        }
+
+        #[test]
+        fn hostile_event_documents_are_read_in_bounded_time(body in event_document_like()) {
+            timed("event_document", || { let _ = event_document(Some(&body), 200, "t-1"); })?;
+        }
+
+        /// No reason built from an error answer holds a word of its prose,
+        /// whatever value the list echoes beside it.
+        #[test]
+        fn no_reason_holds_the_registrys_prose(words in prose(), field in any::<Index>(), value in hostile_value()) {
+            let body = error_with_prose(&words, &field, value);
+            let detail = error_detail(&body).unwrap_or_default().to_lowercase();
+            for word in words.split(' ') {
+                prop_assert!(!detail.contains(&word.to_lowercase()), "{word:?} in {detail:?}");
+            }
+        }
+    }
+}
