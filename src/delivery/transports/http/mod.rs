@@ -436,9 +436,9 @@ mod tests_arbitrary {
         #![proptest_config(proptest::test_runner::Config::with_cases(256))]
 
         #[test]
-        fn any_answer_is_a_receipt_or_a_typed_error(status in status(), body in prop_oneof![body(), fhir_answer()], location in proptest::option::of(location_value()), interaction in interaction(), correction: bool) {
+        fn any_answer_is_a_receipt_or_a_typed_error(status in status(), body in prop_oneof![body(), fhir_answer()], header in proptest::option::of(location_value()), interaction in interaction(), correction: bool) {
             let mut a = answer(status, None, body);
-            if let Some(l) = location.and_then(|l| reqwest::header::HeaderValue::from_str(&l).ok()) {
+            if let Some(l) = header.and_then(|l| reqwest::header::HeaderValue::from_str(&l).ok()) {
                 a.headers.insert(LOCATION, l);
             }
             timed("fhir answer", || {

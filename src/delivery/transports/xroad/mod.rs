@@ -406,7 +406,8 @@ mod tests_arbitrary {
                 let storm =
                     problem("SCHEMA_VIOLATION", "ERROR", "/BirthNotification", "x").repeat(copies);
                 one + &storm
-            });
+            })
+            .boxed();
         let receipt = (text.clone(), text.clone(), text.clone(), problems.clone()).prop_map(|(status, reference, at, problems)| {
             format!("<bn:submitBirthNotificationResponse><bn:BirthNotificationReceipt><bn:NotificationId>n-1</bn:NotificationId><bn:RegistryReference>{}</bn:RegistryReference><bn:ReceivedAt>{}</bn:ReceivedAt><bn:Status>{}</bn:Status>{problems}</bn:BirthNotificationReceipt></bn:submitBirthNotificationResponse>",
                 escape(&reference), escape(&at), escape(&status))
