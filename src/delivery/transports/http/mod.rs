@@ -411,17 +411,29 @@ mod tests_arbitrary {
     }
 
     /// An OperationOutcome or a transaction-response Bundle with hostile parts.
-    fn fhir_answer() -> impl Strategy<Value = Vec<u8>> {
+    fn fhir_answer() -> BoxedStrategy<Vec<u8>> {
         let issue = (hostile_value(), hostile_value(), hostile_value())
             .prop_map(|(code, expression, diagnostics)| json!({"severity": "error", "code": code, "expression": expression, "diagnostics": diagnostics}));
-        let outcome = prop::collection::vec(issue, 0..2000)
-            .prop_map(|issue| json!({"resourceType": "OperationOutcome", "issue": issue}));
+        // A few hostile issues, then a storm of plain ones (cheap to generate).
+        let outcome =
+            (prop::collection::vec(issue, 0..16), 0usize..5000).prop_map(|(mut issue, storm)| {
+                issue.extend(std::iter::repeat_n(
+                    json!({"code": "invariant", "expression": ["Bundle.entry[0]"]}),
+                    storm,
+                ));
+                json!({"resourceType": "OperationOutcome", "issue": issue})
+            });
         let entry = (hostile_value(), hostile_value()).prop_map(
             |(status, location)| json!({"response": {"status": status, "location": location}}),
         );
-        let response = (prop::collection::vec(entry, 0..1000), hostile_value(), hostile_value())
-            .prop_map(|(entry, id, meta)| json!({"resourceType": "Bundle", "type": "transaction-response", "id": id, "meta": meta, "entry": entry}));
-        prop_oneof![outcome, response].prop_map(|v| v.to_string().into_bytes())
+        let response = (prop::collection::vec(entry, 0..16), 0usize..1000, hostile_value(), hostile_value())
+            .prop_map(|(mut entry, storm, id, meta)| {
+                entry.extend(std::iter::repeat_n(json!({"response": {"status": "201 Created", "location": "Bundle/1/_history/1"}}), storm));
+                json!({"resourceType": "Bundle", "type": "transaction-response", "id": id, "meta": meta, "entry": entry})
+            });
+        prop_oneof![outcome, response]
+            .prop_map(|v| v.to_string().into_bytes())
+            .boxed()
     }
 
     fn location_value() -> impl Strategy<Value = String> {

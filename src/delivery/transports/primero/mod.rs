@@ -298,14 +298,23 @@ mod tests_arbitrary {
     fn error_list() -> impl Strategy<Value = Vec<u8>> {
         let error = (hostile_value(), prop_oneof![Just(json!("Invalid Record JSON")), hostile_value()], hostile_value())
             .prop_map(|(status, message, detail)| json!({"status": status, "message": message, "detail": detail}));
-        (prop::collection::vec(error, 0..2000), any::<bool>()).prop_map(|(errors, wrapped)| {
-            let body = if wrapped {
-                json!({"errors": errors})
-            } else {
-                json!(errors)
-            };
-            body.to_string().into_bytes()
-        })
+        (
+            prop::collection::vec(error, 0..16),
+            0usize..5000,
+            any::<bool>(),
+        )
+            .prop_map(|(mut errors, storm, wrapped)| {
+                errors.extend(std::iter::repeat_n(
+                    json!({"status": 422, "detail": ["/sex", "/age"]}),
+                    storm,
+                ));
+                let body = if wrapped {
+                    json!({"errors": errors})
+                } else {
+                    json!(errors)
+                };
+                body.to_string().into_bytes()
+            })
     }
 
     proptest! {
