@@ -66,3 +66,85 @@ impl Refresher {
         }
     }
 }
+
+/// The location list fetch with any answer (#13): the list is replaced by a
+/// non-empty list that parses, and otherwise kept as it was, within the bound.
+#[cfg(test)]
+mod tests_arbitrary {
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{LimitsConfig, RetryConfig};
+    use crate::delivery::transports::{Outbound, Receipt, SendError};
+    use crate::locations::{Kind, Location};
+
+    /// A registry that answers every fetch with the same bytes (or failure).
+    struct Answers(Result<Vec<u8>, SendError>);
+
+    #[async_trait]
+    impl Transport for Answers {
+        async fn send(&self, _outbound: &Outbound<'_>) -> Result<Receipt, SendError> {
+            unreachable!("a refresher only fetches")
+        }
+
+        async fn fetch(&self, _url: &reqwest::Url) -> Result<Vec<u8>, SendError> {
+            self.0.clone()
+        }
+    }
+
+    fn kept() -> LocationList {
+        LocationList::from_locations([Location {
+            id: "kept".into(),
+            kind: Kind::HealthFacility,
+            codes: vec!["HF-1".into()],
+            part_of: None,
+            active: true,
+        }])
+    }
+
+    fn answer() -> impl Strategy<Value = Result<Vec<u8>, SendError>> {
+        let entry = (any::<String>(), prop::sample::select(&["HEALTH_FACILITY", "CRVS_OFFICE", "ADMIN_STRUCTURE", "X"][..]), any::<String>(), proptest::option::of(any::<String>()))
+            .prop_map(|(id, kind, code, until)| json!({"id": id, "locationType": kind, "externalId": code, "validUntil": until}));
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..512).prop_map(Ok),
+            prop::collection::vec(entry, 0..2000)
+                .prop_map(|list| Ok(json!(list).to_string().into_bytes())),
+            Just(Ok(b"[]".to_vec())),
+            Just(Err(SendError::Retryable {
+                reason: "status 503".into(),
+                retry_after: None
+            })),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(128))]
+
+        #[test]
+        fn any_answer_replaces_the_list_or_keeps_it(answer in answer()) {
+            let expected = match &answer {
+                Ok(bytes) => LocationList::parse(bytes, Utc::now()).ok().filter(|l| !l.is_empty()),
+                Err(_) => None,
+            };
+            let list = LocationHandle::new(kept());
+            let refresher = Refresher {
+                destination: "d".into(),
+                config: LocationsConfig { file: "unused".into(), refresh_url: None, refresh: Duration::from_secs(60) },
+                url: reqwest::Url::parse("https://registry.example/locations").unwrap(),
+                list: list.clone(),
+                transport: Arc::new(Answers(answer)),
+                pace: Arc::new(Pace::new(&LimitsConfig::default(), &RetryConfig::default())),
+            };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let start = Instant::now();
+            let replaced = rt.block_on(refresher.refresh_once());
+            prop_assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+            prop_assert_eq!(replaced, expected.is_some());
+            prop_assert_eq!(&*list.current(), &expected.unwrap_or_else(kept));
+        }
+    }
+}

@@ -340,3 +340,38 @@ mod tests {
         }
     }
 }
+
+/// Hostile Retry-After headers and statuses (#13): always a class and a
+/// bounded wait, never a panic or an overflow.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{answer, retry_after_value, status, timed};
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_retry_after_is_a_bounded_wait_or_none(value in retry_after_value(), now_secs in -62_000_000_000i64..250_000_000_000) {
+            let now = DateTime::from_timestamp(now_secs, 0).unwrap_or_default();
+            let text = String::from_utf8_lossy(&value);
+            let wait = timed("retry_after", || retry_after(&text, now))?;
+            prop_assert!(wait.is_none_or(|w| w <= MAX_RETRY_AFTER));
+        }
+
+        #[test]
+        fn any_status_and_header_is_classified(status in status(), value in proptest::option::of(retry_after_value())) {
+            let a = answer(status, value, Vec::new());
+            let e = status_error(a.status, &a.headers, Utc::now(), None);
+            prop_assert!(e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER));
+            prop_assert!(e.to_string().contains(&a.status.as_u16().to_string()));
+        }
+
+        #[test]
+        fn any_stated_seconds_are_capped(secs: u64) {
+            prop_assert!(seconds(secs) <= MAX_RETRY_AFTER);
+        }
+    }
+}

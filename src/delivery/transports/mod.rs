@@ -8,6 +8,8 @@
 //! never by message text: the worker decides what to do from the class alone.
 //! Reasons carry codes, statuses and paths only, never a value from a record.
 
+#[cfg(test)]
+mod arbitrary;
 mod auth;
 mod classify;
 mod http;

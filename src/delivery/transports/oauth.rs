@@ -177,3 +177,113 @@ mod tests {
         assert!(!odd.to_string().contains("hunter2"), "{odd}");
     }
 }
+
+/// Hostile token answers (#13 finding 4): a token answer of any shape, with
+/// any number as `expires_in` or as a JWT's `iat`/`exp`, never panics and
+/// never overflows, neither when read nor in the cache's renewal arithmetic,
+/// however far the clock then moves.
+#[cfg(test)]
+mod tests_arbitrary {
+    use std::sync::{Arc, Mutex};
+
+    use base64::Engine as _;
+    use chrono::TimeDelta;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::delivery::transports::Clock;
+    use crate::delivery::transports::arbitrary::{
+        answer, body, hostile_value, odd_number, status, timed,
+    };
+    use crate::delivery::transports::token_cache::TokenCache;
+
+    /// A token endpoint that gives the same answer every time.
+    struct Answers(Answer);
+
+    #[async_trait]
+    impl TokenSource for Answers {
+        async fn fetch(&self, _client: &Client, now: DateTime<Utc>) -> Result<Fetched, SendError> {
+            token_from(&self.0, now)
+        }
+    }
+
+    fn jwt(claims: &Value) -> String {
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.c2ln",
+            engine.encode(br#"{"alg":"HS256"}"#),
+            engine.encode(claims.to_string())
+        )
+    }
+
+    /// A token answer: the access token plain or a JWT with hostile claims,
+    /// `expires_in` any number (or text), other members anything.
+    fn token_answer() -> impl Strategy<Value = Vec<u8>> {
+        let claim = prop_oneof![odd_number(), hostile_value()];
+        let token = prop_oneof![
+            Just(json!("opaque")),
+            (claim.clone(), claim)
+                .prop_map(|(iat, exp)| json!(jwt(&json!({"iat": iat, "exp": exp})))),
+            odd_number().prop_map(|exp| json!(jwt(&json!({"exp": exp})))),
+            hostile_value(),
+        ];
+        let expires_in = prop_oneof![
+            Just(None),
+            odd_number().prop_map(Some),
+            hostile_value().prop_map(Some)
+        ];
+        (token, expires_in, hostile_value()).prop_map(|(token, expires_in, extra)| {
+            let mut body = json!({"access_token": token, "token_type": "Bearer", "extra": extra});
+            if let Some(e) = expires_in {
+                body["expires_in"] = e;
+            }
+            body.to_string().into_bytes()
+        })
+    }
+
+    fn client() -> &'static Client {
+        static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
+        CLIENT.get_or_init(Client::new)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_token_answer_is_a_token_or_a_typed_error(status in status(), body in prop_oneof![body(), token_answer()]) {
+            let a = answer(status, None, body);
+            timed("token_from", || { let _ = token_from(&a, Utc::now()); })?;
+        }
+
+        /// The cache takes the answer, and keeps working (or renewing) with
+        /// the clock moved by any amount, however absurd the lifetime.
+        #[test]
+        fn a_hostile_token_answer_never_overflows_the_cache(body in token_answer(), start in -8_000_000_000i64..8_000_000_000, moves in prop::collection::vec(any::<i64>(), 1..4)) {
+            let a = answer(200, None, body);
+            let time = Arc::new(Mutex::new(DateTime::from_timestamp(start, 0).unwrap_or_default()));
+            let clock_time = time.clone();
+            let cache = TokenCache::new(Answers(a), Clock::from_fn(move || *clock_time.lock().unwrap()));
+            let rt = runtime();
+            let first = rt.block_on(cache.current(client()));
+            for step in moves {
+                let mut t = time.lock().unwrap();
+                // Any move the calendar can hold: seconds of either sign.
+                *t = t.checked_add_signed(TimeDelta::seconds(step % 9_000_000_000_000)).unwrap_or(*t);
+                drop(t);
+                let again = rt.block_on(cache.current(client()));
+                prop_assert_eq!(again.is_ok(), first.is_ok());
+                if let Ok(token) = &again {
+                    let _ = rt.block_on(cache.renew(client(), token));
+                }
+            }
+        }
+    }
+}

@@ -13,6 +13,9 @@ thread_local! {
     static STDLIB: Arc<cel::Env> = Arc::new(cel::Env::stdlib());
 }
 
+/// The longest expression a mapping may hold.
+pub const MAX_EXPR_BYTES: usize = 1000;
+
 pub struct Expr {
     pub source: String,
     program: cel::Program,
@@ -44,6 +47,15 @@ impl Scope {
 
 impl Expr {
     pub fn compile(source: &str) -> Result<Expr, String> {
+        // CEL's parser recurses once per operator: a long enough chain
+        // (`1 + 1 + ...`, 20 kB) overflows the stack and aborts the process.
+        // The longest expression in the shipped mappings is about 300 bytes.
+        if source.len() > MAX_EXPR_BYTES {
+            return Err(format!(
+                "the expression is {} characters long; at most {MAX_EXPR_BYTES} are read",
+                source.len()
+            ));
+        }
         let program = cel::Program::compile(source).map_err(|e| e.to_string())?;
         let refs = program.references();
         for name in refs.variables() {
@@ -118,5 +130,77 @@ mod tests {
     fn unknown_variables_and_syntax_errors_are_refused_at_compile_time() {
         assert!(Expr::compile("secret + 1").unwrap_err().contains("secret"));
         assert!(Expr::compile("value +").is_err());
+    }
+}
+
+/// Expressions of every shape and length (#13): compiled or refused, never a
+/// stack overflow, within the time bound.
+#[cfg(test)]
+mod tests_arbitrary {
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `n` repetitions of one construct, each nesting the parse one level deeper.
+    fn chained(form: usize, n: usize) -> String {
+        match form % 12 {
+            0 => vec!["1"; n].join(" + "),
+            1 => vec!["true"; n].join(" && "),
+            2 => vec!["false"; n].join(" || "),
+            3 => format!("value{}", ".a".repeat(n)),
+            4 => format!("{}1{}", "int(".repeat(n), ")".repeat(n)),
+            5 => format!("{}1", "-".repeat(n)),
+            6 => format!("{}true", "!".repeat(n)),
+            7 => format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            8 => format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+            9 => format!("{}1", "true ? 1 : ".repeat(n)),
+            10 => format!("value{}", "[0]".repeat(n)),
+            _ => vec!["1"; n].join(" * "),
+        }
+    }
+
+    #[test]
+    fn a_long_chain_is_refused_not_a_stack_overflow() {
+        // Overflowed the stack in the CEL parser (a mapping file aborted
+        // `config check` instead of naming its line).
+        let e = Expr::compile(&chained(0, 5000)).unwrap_err();
+        assert!(e.contains("characters"), "{e}");
+    }
+
+    #[test]
+    fn every_chain_at_the_longest_length_read_compiles_or_is_refused() {
+        for form in 0..12 {
+            let n = (1..)
+                .take_while(|n| chained(form, *n).len() <= MAX_EXPR_BYTES)
+                .last()
+                .unwrap_or(1);
+            if let Ok(e) = Expr::compile(&chained(form, n)) {
+                let scope = Scope::new(None, &serde_json::json!({})).unwrap();
+                let _ = e.eval(&scope, Some(&serde_json::json!({"a": [1]})));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+        #[test]
+        fn any_chain_compiles_or_is_refused(form in 0usize..12, n in prop_oneof![1usize..1000, 1usize..6000]) {
+            let source = chained(form, n);
+            let start = Instant::now();
+            if let Ok(e) = Expr::compile(&source) {
+                let ctx = serde_json::json!({"route": "r"});
+                let scope = Scope::new(None, &ctx).unwrap();
+                let _ = e.eval(&scope, Some(&serde_json::json!({"a": [1]})));
+            }
+            prop_assert!(start.elapsed() < Duration::from_secs(2), "{form} x {n}");
+        }
+
+        #[test]
+        fn any_text_compiles_or_is_refused(source in any::<String>()) {
+            let _ = Expr::compile(&source);
+        }
     }
 }

@@ -387,3 +387,93 @@ mod tests {
         ));
     }
 }
+
+/// Hostile FHIR answers (#13): an OperationOutcome, a transaction-response
+/// or anything else, with any Location header, reads as a receipt or a typed
+/// error; reasons hold issue codes and expressions, never diagnostics.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{
+        answer, body, hostile_value, odd_string, prose, status, timed,
+    };
+
+    fn interaction() -> impl Strategy<Value = Interaction> {
+        prop::sample::select(
+            &[
+                Interaction::ConditionalCreate,
+                Interaction::ConditionalUpdate,
+                Interaction::Put,
+            ][..],
+        )
+    }
+
+    /// An OperationOutcome or a transaction-response Bundle with hostile parts.
+    fn fhir_answer() -> BoxedStrategy<Vec<u8>> {
+        let issue = (hostile_value(), hostile_value(), hostile_value())
+            .prop_map(|(code, expression, diagnostics)| json!({"severity": "error", "code": code, "expression": expression, "diagnostics": diagnostics}));
+        // A few hostile issues, then a storm of plain ones (cheap to generate).
+        let outcome =
+            (prop::collection::vec(issue, 0..16), 0usize..5000).prop_map(|(mut issue, storm)| {
+                issue.extend(std::iter::repeat_n(
+                    json!({"code": "invariant", "expression": ["Bundle.entry[0]"]}),
+                    storm,
+                ));
+                json!({"resourceType": "OperationOutcome", "issue": issue})
+            });
+        let entry = (hostile_value(), hostile_value()).prop_map(
+            |(status, location)| json!({"response": {"status": status, "location": location}}),
+        );
+        let response = (prop::collection::vec(entry, 0..16), 0usize..1000, hostile_value(), hostile_value())
+            .prop_map(|(mut entry, storm, id, meta)| {
+                entry.extend(std::iter::repeat_n(json!({"response": {"status": "201 Created", "location": "Bundle/1/_history/1"}}), storm));
+                json!({"resourceType": "Bundle", "type": "transaction-response", "id": id, "meta": meta, "entry": entry})
+            });
+        prop_oneof![outcome, response]
+            .prop_map(|v| v.to_string().into_bytes())
+            .boxed()
+    }
+
+    fn location_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            odd_string(),
+            "[A-Za-z0-9/_:.?#-]{0,80}",
+            (1usize..2000).prop_map(|n| "Bundle/1/".repeat(n) + "_history/2"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_answer_is_a_receipt_or_a_typed_error(status in status(), body in prop_oneof![body(), fhir_answer()], header in proptest::option::of(location_value()), interaction in interaction(), correction: bool) {
+            let mut a = answer(status, None, body);
+            if let Some(l) = header.and_then(|l| reqwest::header::HeaderValue::from_str(&l).ok()) {
+                a.headers.insert(LOCATION, l);
+            }
+            timed("fhir answer", || {
+                let _ = receipt(&a, &Clock::system(), interaction, correction);
+                let _ = location(&a.headers);
+            })?;
+        }
+
+        #[test]
+        fn any_rendered_document_is_read_or_refused(body in body()) {
+            let _ = Document::read(&body);
+        }
+
+        #[test]
+        fn no_reason_holds_diagnostics(words in prose(), status in 400u16..600) {
+            let body = json!({"resourceType": "OperationOutcome", "issue": [
+                {"severity": "error", "code": "invariant", "diagnostics": words,
+                 "details": {"text": words}, "expression": ["Bundle.entry[0]"]}]});
+            let a = answer(status, None, body.to_string().into_bytes());
+            let e = receipt(&a, &Clock::system(), Interaction::Put, false).unwrap_err().to_string().to_lowercase();
+            for word in words.split(' ') {
+                prop_assert!(!e.contains(&word.to_lowercase()), "{word:?} in {e:?}");
+            }
+        }
+    }
+}

@@ -169,7 +169,7 @@ fn bundle_tracking_id(bundle: &Value) -> Option<&str> {
 
 /// A tRPC error's `code`, and its field errors: zod `issues` as "code at
 /// path", or validateNotifyAction's list, JSON-encoded in `message`, as
-/// "message_slug at field id". A `value` is never read. A Boom error (1.x,
+/// "known_message_code at field id". A `value` is never read. A Boom error (1.x,
 /// limits) gives nothing beyond its status.
 pub(super) fn error_detail(body: &Value) -> Option<String> {
     let code = body["code"].as_str().filter(|c| is_code(c));
@@ -178,8 +178,8 @@ pub(super) fn error_detail(body: &Value) -> Option<String> {
         .and_then(|m| serde_json::from_str::<Vec<Value>>(m).ok())
         .and_then(|errors| {
             listed(errors.iter().filter_map(|e| {
-                let message = e["message"].as_str().and_then(|m| slug(m, &e["value"]));
-                code_at(message.as_deref(), e["id"].as_str())
+                let message = e["message"].as_str().and_then(message_code);
+                code_at(message, e["id"].as_str())
             }))
         });
     let issues = body["issues"].as_array().map(|issues| {
@@ -203,26 +203,21 @@ pub(super) fn error_detail(body: &Value) -> Option<String> {
     }
 }
 
-/// A fixed validator message as a code (`Invalid input` -> `invalid_input`):
-/// letters and spaces only, and never when it holds the value's text.
-fn slug(message: &str, value: &Value) -> Option<String> {
-    let plain = message.len() <= 64
-        && message
-            .bytes()
-            .all(|b| b.is_ascii_alphabetic() || b == b' ');
-    let echoes = value_texts(value).any(|t| !t.is_empty() && message.contains(t.as_str()));
-    (plain && !echoes).then(|| message.trim().to_ascii_lowercase().replace(' ', "_"))
-}
-
-/// Every string and number inside a value.
-fn value_texts(value: &Value) -> Box<dyn Iterator<Item = String> + '_> {
-    match value {
-        Value::String(s) => Box::new(std::iter::once(s.clone())),
-        Value::Number(n) => Box::new(std::iter::once(n.to_string())),
-        Value::Array(a) => Box::new(a.iter().flat_map(value_texts)),
-        Value::Object(m) => Box::new(m.values().flat_map(value_texts)),
-        _ => Box::new(std::iter::empty()),
-    }
+/// A validator message OpenCRVS is known to write, as our own code
+/// (`Invalid input` -> `invalid_input`); any other message is the registry's
+/// prose, which may name the child or quote a value whatever the `value`
+/// beside it says, so it gives no code and only the field id is kept.
+fn message_code(message: &str) -> Option<&'static str> {
+    const KNOWN: [(&str, &str); 4] = [
+        ("Invalid input", "invalid_input"),
+        ("Unexpected field", "unexpected_field"),
+        ("Required", "required"),
+        ("Required for registration", "required"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| message.trim() == *known)
+        .map(|(_, code)| *code)
 }
 
 #[cfg(test)]
@@ -319,5 +314,103 @@ mod tests {
         let boom =
             json!({"statusCode": 400, "error": "Bad Request", "message": "\"x\" must be [y]"});
         assert_eq!(error_detail(&boom), None);
+    }
+}
+
+/// Hostile OpenCRVS answers (#13): any shape reads as a receipt or a typed
+/// error, and no reason carries the registry's prose.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{hostile_value, odd_string, prose, timed};
+
+    /// A 2.x EventDocument with hostile parts where the reader looks.
+    fn event_document_like() -> impl Strategy<Value = Value> {
+        let action = (
+            prop::sample::select(&["NOTIFY", "CREATE", "REGISTER", ""][..]),
+            prop::sample::select(&["Accepted", "Requested", "Rejected", ""][..]),
+            prop_oneof![Just(json!("t-1")), hostile_value()],
+            prop_oneof![Just(Value::Null), Just(json!("n0")), hostile_value()],
+            0usize..4,
+        )
+            .prop_map(|(kind, status, transaction, original, id)| {
+                json!({"id": format!("n{id}"), "type": kind, "status": status,
+                       "transactionId": transaction, "originalActionId": original})
+            });
+        (
+            prop::collection::vec(action, 0..16),
+            0usize..5000,
+            prop_oneof![Just(json!("TFY9FK")), hostile_value()],
+            hostile_value(),
+        )
+            .prop_map(|(mut actions, storm, tracking, id)| {
+                // Many NOTIFY actions not ours: every lookup walks them all.
+                actions.extend((0..storm).map(|i| {
+                    json!({"id": format!("s{i}"), "type": "NOTIFY",
+                    "status": "Requested", "transactionId": "other", "originalActionId": null})
+                }));
+                json!({"id": id, "trackingId": tracking, "actions": actions})
+            })
+    }
+
+    /// An error body whose prose fields hold `words`: tRPC's message, the
+    /// validateNotifyAction list's messages, zod's issue messages, Boom's.
+    fn error_with_prose(words: &str, field: &Index, value: Value) -> Value {
+        let list = json!([
+            {"message": words, "id": "child.dob", "value": value},
+            {"message": format!("{words} is not valid"), "id": "child.name", "value": "x"},
+        ]);
+        match field.index(3) {
+            0 => json!({"code": "BAD_REQUEST", "message": list.to_string()}),
+            1 => json!({"code": "BAD_REQUEST", "message": words, "issues": [
+                {"code": "custom", "path": ["declaration", "child.dob"], "message": words}]}),
+            _ => json!({"statusCode": 400, "error": words, "message": words}),
+        }
+    }
+
+    #[test]
+    fn a_message_that_names_the_child_beside_another_value_is_not_kept() {
+        // Was kept as the slug "amina_yusuf_is_too_old" (the value echoed
+        // beside it was the date, so the echo check let the name through).
+        let body = json!({"code": "BAD_REQUEST", "message": json!([
+            {"message": "Amina Yusuf is too old", "id": "child.dob", "value": "2001-01-01"}]).to_string()});
+        assert_eq!(
+            error_detail(&body).as_deref(),
+            Some("BAD_REQUEST: at child.dob")
+        );
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_answer_is_a_receipt_or_a_typed_error(body in hostile_value(), status in 100u16..600, transaction in odd_string()) {
+            timed("opencrvs answers", || {
+                let _ = event_document(Some(&body), status, &transaction);
+                let _ = event_document(None, status, &transaction);
+                let _ = notification(Some(&body), status);
+                let _ = error_detail(&body);
+                let _ = is_registered(&body);
+            })?;
+        }
+
+        #[test]
+        fn hostile_event_documents_are_read_in_bounded_time(body in event_document_like()) {
+            timed("event_document", || { let _ = event_document(Some(&body), 200, "t-1"); })?;
+        }
+
+        /// No reason built from an error answer holds a word of its prose,
+        /// whatever value the list echoes beside it.
+        #[test]
+        fn no_reason_holds_the_registrys_prose(words in prose(), field in any::<Index>(), value in hostile_value()) {
+            let body = error_with_prose(&words, &field, value);
+            let detail = error_detail(&body).unwrap_or_default().to_lowercase();
+            for word in words.split(' ') {
+                prop_assert!(!detail.contains(&word.to_lowercase()), "{word:?} in {detail:?}");
+            }
+        }
     }
 }

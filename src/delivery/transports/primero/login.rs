@@ -115,3 +115,30 @@ mod tests {
         );
     }
 }
+
+/// Any Set-Cookie headers (#13): a CSRF token or none, never a panic.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_set_cookie_headers_give_a_token_or_none(values in prop::collection::vec(prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..80),
+            "(CSRF-TOKEN|_app_session)?[=; ]{0,3}[ -~]{0,40}".prop_map(String::into_bytes),
+        ], 0..8)) {
+            let mut h = HeaderMap::new();
+            for v in values {
+                if let Ok(v) = HeaderValue::from_bytes(&v) {
+                    h.append(SET_COOKIE, v);
+                }
+            }
+            let _ = cookie(&h, CSRF_COOKIE);
+        }
+    }
+}

@@ -281,3 +281,64 @@ mod tests {
         assert_eq!(client_id(b"not json"), None);
     }
 }
+
+/// Hostile Primero answers (#13): creates, conflicts and error lists of any
+/// shape read as a receipt or a typed error; reasons hold pointers only,
+/// never a message.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{
+        answer, body, hostile_value, odd_string, prose, retry_after_value, status, timed,
+    };
+
+    /// Primero's error list with hostile parts: many errors, details of any type.
+    fn error_list() -> impl Strategy<Value = Vec<u8>> {
+        let error = (hostile_value(), prop_oneof![Just(json!("Invalid Record JSON")), hostile_value()], hostile_value())
+            .prop_map(|(status, message, detail)| json!({"status": status, "message": message, "detail": detail}));
+        (
+            prop::collection::vec(error, 0..16),
+            0usize..5000,
+            any::<bool>(),
+        )
+            .prop_map(|(mut errors, storm, wrapped)| {
+                errors.extend(std::iter::repeat_n(
+                    json!({"status": 422, "detail": ["/sex", "/age"]}),
+                    storm,
+                ));
+                let body = if wrapped {
+                    json!({"errors": errors})
+                } else {
+                    json!(errors)
+                };
+                body.to_string().into_bytes()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_answer_is_a_receipt_or_a_typed_error(status in status(), wait in proptest::option::of(retry_after_value()), body in prop_oneof![body(), error_list()], ours in proptest::option::of(odd_string())) {
+            let a = answer(status, wait, body);
+            timed("primero answer", || {
+                let _ = receipt(&a, ours.as_deref(), &Clock::system());
+                let _ = refused(&a);
+                let _ = client_id(&a.body);
+            })?;
+        }
+
+        #[test]
+        fn no_reason_holds_a_message(words in prose(), status in 400u16..600) {
+            let body = json!({"errors": [{"status": status, "resource": "/api/v2/cases",
+                "message": words, "detail": ["/sex"]}]});
+            let a = answer(status, None, body.to_string().into_bytes());
+            let e = receipt(&a, None, &Clock::system()).unwrap_err().to_string().to_lowercase();
+            for word in words.split(' ') {
+                prop_assert!(!e.contains(&word.to_lowercase()), "{word:?} in {e:?}");
+            }
+        }
+    }
+}

@@ -350,3 +350,178 @@ mod tests {
         ));
     }
 }
+
+/// Hostile SOAP answers (#13): any bytes, and envelopes with entities,
+/// DOCTYPEs, deep nesting, long texts and problem storms, are judged as a
+/// receipt or a typed error within the bound; entities never expand, and no
+/// reason holds a faultstring or a problem's message.
+#[cfg(test)]
+mod tests_arbitrary {
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    use super::*;
+    use crate::delivery::transports::arbitrary::{
+        self, odd_string, prose, retry_after_value, status, timed,
+    };
+
+    const OPEN: &str = r#"<?xml version="1.0" encoding="UTF-8"?><S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/" xmlns:bn="urn:examplia:crvs:birth-notification:1"><S:Body>"#;
+    const CLOSE: &str = "</S:Body></S:Envelope>";
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    fn problem(code: &str, severity: &str, path: &str, message: &str) -> String {
+        format!(
+            "<bn:Problem><bn:Code>{}</bn:Code><bn:Severity>{}</bn:Severity><bn:Path>{}</bn:Path><bn:Message>{}</bn:Message></bn:Problem>",
+            escape(code),
+            escape(severity),
+            escape(path),
+            escape(message)
+        )
+    }
+
+    /// A receipt or a fault with hostile text in every element, and up to
+    /// thousands of problems.
+    fn envelope() -> BoxedStrategy<String> {
+        let text = prop_oneof![
+            odd_string(),
+            Just("ACCEPTED".to_string()),
+            Just("REJECTED".to_string()),
+            Just("Server.RateLimited".to_string()),
+            Just("ERROR".to_string())
+        ];
+        let problems = (
+            prop::collection::vec(
+                (text.clone(), text.clone(), text.clone(), odd_string()),
+                0..8,
+            ),
+            0usize..5000,
+        )
+            .prop_map(|(ps, copies)| {
+                let one: String = ps.iter().map(|(c, s, p, m)| problem(c, s, p, m)).collect();
+                let storm =
+                    problem("SCHEMA_VIOLATION", "ERROR", "/BirthNotification", "x").repeat(copies);
+                one + &storm
+            })
+            .boxed();
+        let receipt = (text.clone(), text.clone(), text.clone(), problems.clone()).prop_map(|(status, reference, at, problems)| {
+            format!("<bn:submitBirthNotificationResponse><bn:BirthNotificationReceipt><bn:NotificationId>n-1</bn:NotificationId><bn:RegistryReference>{}</bn:RegistryReference><bn:ReceivedAt>{}</bn:ReceivedAt><bn:Status>{}</bn:Status>{problems}</bn:BirthNotificationReceipt></bn:submitBirthNotificationResponse>",
+                escape(&reference), escape(&at), escape(&status))
+        });
+        let fault = (text.clone(), odd_string(), text.clone(), prop_oneof![odd_string(), any::<u64>().prop_map(|n| n.to_string()), Just("99999999999999999999999".to_string()), Just("-1".to_string())], problems)
+            .prop_map(|(code, faultstring, limit, secs, problems)| {
+                format!("<S:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring><detail><bn:RegistryFault><bn:IncidentId>i-1</bn:IncidentId><bn:LimitExceeded>{}</bn:LimitExceeded><bn:RetryAfterSeconds>{}</bn:RetryAfterSeconds>{problems}</bn:RegistryFault></detail></S:Fault>",
+                    escape(&code), escape(&faultstring), escape(&limit), escape(&secs))
+            });
+        prop_oneof![receipt, fault]
+            .prop_map(|body| format!("{OPEN}{body}{CLOSE}"))
+            .boxed()
+    }
+
+    /// Documents built to hurt a parser: entity expansion (billion laughs,
+    /// external entities), nesting far past the limit, long runs.
+    fn attack() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1usize..=10).prop_map(|levels| {
+                let mut dtd = String::from(r#"<!ENTITY l0 "lol">"#);
+                for i in 1..=levels {
+                    dtd.push_str(&format!("<!ENTITY l{i} \"{}\">", format!("&l{};", i - 1).repeat(10)));
+                }
+                format!("<?xml version=\"1.0\"?><!DOCTYPE S:Envelope [{dtd}]>{OPEN}<bn:x>&l{levels};</bn:x>{CLOSE}")
+            }),
+            Just(format!(r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>{OPEN}<bn:x>&e;</bn:x>{CLOSE}"#)),
+            Just(format!("{OPEN}<bn:x>&e;&#0;&#x110000;&#xD800;&;&#;&amp</bn:x>{CLOSE}")),
+            (1usize..100_000).prop_map(|n| format!("{OPEN}{}{}{CLOSE}", "<bn:a>".repeat(n), "</bn:a>".repeat(n))),
+            (1usize..100_000).prop_map(|n| format!("{OPEN}{}", "<bn:a>".repeat(n))),
+            (1usize..50_000).prop_map(|n| format!("{OPEN}<S:Fault><faultcode>{}</faultcode></S:Fault>{CLOSE}", "&amp;".repeat(n))),
+            (1usize..20_000).prop_map(|n| format!("{OPEN}<bn:a {}/>{CLOSE}", (0..n).map(|i| format!("a{i}=\"1\" ")).collect::<String>())),
+            (1usize..20_000).prop_map(|n| format!("{OPEN}<bn:a {}>{CLOSE}", (0..n).map(|i| format!("xmlns:p{i}=\"urn:{i}\" ")).collect::<String>())),
+            (1usize..100_000).prop_map(|n| format!("{OPEN}<![CDATA[{}]]>{CLOSE}", "]".repeat(n))),
+            (1usize..100_000).prop_map(|n| format!("{OPEN}{}{CLOSE}", "<!-- c -->".repeat(n))),
+        ]
+    }
+
+    /// A valid envelope cut short or with one byte changed.
+    fn near_valid() -> BoxedStrategy<Vec<u8>> {
+        (
+            envelope(),
+            any::<Index>(),
+            proptest::option::of(any::<u8>()),
+        )
+            .prop_map(|(xml, at, byte)| {
+                let mut bytes = xml.into_bytes();
+                let n = at.index(bytes.len());
+                match byte {
+                    Some(b) => bytes[n] = b,
+                    None => bytes.truncate(n),
+                }
+                bytes
+            })
+            .boxed()
+    }
+
+    fn judged(
+        status: u16,
+        wait: Option<Vec<u8>>,
+        body: Vec<u8>,
+    ) -> Result<Result<Receipt, SendError>, TestCaseError> {
+        let a = arbitrary::answer(status, wait, body);
+        // On a small stack of its own: a reader that recursed per element
+        // would overflow here, not in the test's input generation.
+        timed("judge", || {
+            std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn_scoped(s, || judge(&a, &Clock::system()))
+                    .expect("a thread")
+                    .join()
+                    .expect("judge does not panic")
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+        #[test]
+        fn any_answer_is_a_receipt_or_a_typed_error(status in status(), wait in proptest::option::of(retry_after_value()), body in prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..1024),
+            envelope().prop_map(String::into_bytes),
+            near_valid(),
+        ]) {
+            let _ = judged(status, wait, body)?;
+        }
+
+        #[test]
+        fn no_reason_holds_a_faultstring_or_a_message(words in prose(), fault: bool) {
+            let body = if fault {
+                format!("{OPEN}<S:Fault><faultcode>Client.SchemaInvalid</faultcode><faultstring>{words}</faultstring><detail><bn:RegistryFault>{}</bn:RegistryFault></detail></S:Fault>{CLOSE}", problem("SCHEMA_VIOLATION", "ERROR", "/BirthNotification", &words))
+            } else {
+                format!("{OPEN}<bn:submitBirthNotificationResponse><bn:BirthNotificationReceipt><bn:Status>REJECTED</bn:Status>{}</bn:BirthNotificationReceipt></bn:submitBirthNotificationResponse>{CLOSE}", problem("DATE_IN_FUTURE", "ERROR", "/BirthNotification", &words))
+            };
+            let e = judged(200, None, body.into_bytes())?.unwrap_err().to_string().to_lowercase();
+            for word in words.split(' ') {
+                prop_assert!(!e.contains(&word.to_lowercase()), "{word:?} in {e:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+        /// Nothing an attack builds is read as an answer, and entities never expand.
+        #[test]
+        fn attacks_are_unreadable_in_bounded_time(xml in attack()) {
+            let read = timed("soap::read", || soap::read(xml.as_bytes()))?;
+            if xml.contains("<!DOCTYPE") || xml.contains("&e;") {
+                prop_assert!(read.is_none());
+            }
+            let judged = judged(200, None, xml.into_bytes())?;
+            prop_assert!(judged.is_err());
+        }
+    }
+}
