@@ -11,6 +11,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::RecordType;
+
+pub mod bundle;
+pub mod checkpoint;
+pub mod merkle;
 use crate::policy::Outcome;
 
 /// What an event records.
@@ -222,10 +226,7 @@ impl AuditEvent {
 
 /// RFC 6962 leaf hash of an event's canonical bytes.
 pub fn leaf_hash(canonical_bytes: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(canonical_bytes);
-    h.finalize().into()
+    merkle::leaf_hash(canonical_bytes)
 }
 
 #[cfg(test)]
