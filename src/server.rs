@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, auth::Clients, router};
+use crate::checkpoints::Checkpointer;
 use crate::config::{Config, StoreLocation};
 use crate::delivery::Delivery;
 use crate::delivery::transports::BuildError;
@@ -26,6 +27,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("destinations cannot be reached as configured:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Transports(Vec<BuildError>),
+    #[error("audit.signing_key: {0}")]
+    Audit(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -40,6 +43,7 @@ pub struct RunningGateway {
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
     delivery: Option<Delivery>,
+    checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
     pub metrics: Metrics,
 }
 
@@ -50,6 +54,9 @@ impl RunningGateway {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let served = self.task.await.unwrap_or(Ok(()));
+        if let Some((_, task)) = self.checkpoints {
+            let _ = task.await;
+        }
         if let Some(delivery) = self.delivery {
             delivery.shutdown().await;
         }
@@ -59,6 +66,11 @@ impl RunningGateway {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The checkpoint signer, when `[audit]` is configured.
+    pub fn checkpoints(&self) -> Option<&Arc<Checkpointer>> {
+        self.checkpoints.as_ref().map(|(c, _)| c)
     }
 }
 
@@ -124,6 +136,18 @@ pub async fn start_with(
     let nudge = delivery.as_ref().map(Delivery::nudge);
     let intake =
         Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
+    let (stop, mut stopped) = watch::channel(false);
+    let checkpoints = match &config.audit {
+        Some(audit) => {
+            let signer = Arc::new(Checkpointer::new(audit, store.clone()).map_err(StartError::Audit)?);
+            let task = signer.clone().spawn(stop.subscribe());
+            Some((signer, task))
+        }
+        None => {
+            tracing::warn!("no [audit] section: the exchange log is not checkpointed or signed");
+            None
+        }
+    };
     let state = AppState {
         clients: Arc::new(Clients::new(&config.clients)),
         config: config.clone(),
@@ -131,6 +155,7 @@ pub async fn start_with(
         store: store.clone(),
         metrics: metrics.clone(),
         nudge,
+        checkpoints: checkpoints.as_ref().map(|(c, _)| c.clone()),
     };
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
@@ -139,7 +164,6 @@ pub async fn start_with(
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
-    let (stop, mut stopped) = watch::channel(false);
     let app = router(state);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -154,6 +178,7 @@ pub async fn start_with(
         task,
         store,
         delivery,
+        checkpoints,
         metrics,
     })
 }

@@ -84,18 +84,18 @@ pub struct Verified {
 }
 
 /// Builds the bundle of entries `start..start + leaves.len()` against the
-/// signed `note` of the checkpoint over `tree` (the whole log at least to the
-/// checkpoint's size).
+/// signed `note` of the checkpoint of `size` entries, over `tree` (the log
+/// at least to that size).
 pub fn build(
     note: &str,
-    checkpoint: &Checkpoint,
+    size: u64,
     tree: &Tree,
     start: u64,
     leaves: &[Vec<u8>],
 ) -> Result<Bundle, ProofError> {
     let mut entries = Vec::with_capacity(leaves.len());
     for (index, leaf) in (start..).zip(leaves) {
-        let path = tree.inclusion_proof(index, checkpoint.size)?;
+        let path = tree.inclusion_proof(index, size)?;
         entries.push(BundleEntry {
             index,
             leaf: B64.encode(leaf),
@@ -208,7 +208,7 @@ mod tests {
             root: tree.root(7).unwrap(),
         };
         let note = cp.sign(&signer).unwrap();
-        let bundle = build(&note, &cp, &tree, 2, &leaves[2..6]).unwrap();
+        let bundle = build(&note, 7, &tree, 2, &leaves[2..6]).unwrap();
         (signer, serde_json::to_vec(&bundle).unwrap())
     }
 

@@ -51,6 +51,12 @@ pub enum AuditKind {
     /// The registry takes this change only through its own process.
     #[serde(rename = "delivery.referred")]
     DeliveryReferred,
+    /// A consent decision granting sharing was recorded (a consent record).
+    #[serde(rename = "consent.granted")]
+    ConsentGranted,
+    /// A consent decision withdrawing sharing was recorded.
+    #[serde(rename = "consent.withdrawn")]
+    ConsentWithdrawn,
 }
 
 impl AuditKind {
@@ -67,6 +73,8 @@ impl AuditKind {
             AuditKind::DeliveryAwaiting => "delivery.awaiting",
             AuditKind::DeliveryParked => "delivery.parked",
             AuditKind::DeliveryReferred => "delivery.referred",
+            AuditKind::ConsentGranted => "consent.granted",
+            AuditKind::ConsentWithdrawn => "consent.withdrawn",
         }
     }
 }
@@ -112,6 +120,9 @@ pub struct RouteDecision {
     pub destination: String,
     /// `deliver` or `deny`.
     pub decision: Outcome,
+    /// The legal basis the policy names for sharing on this route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
     /// The policy rule that decided, and the SHA-256 of the policy file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -262,6 +273,7 @@ mod tests {
             route: "r".into(),
             destination: "d".into(),
             decision: Outcome::Deny,
+            legal_basis: None,
             rule: None,
             policy_sha256: None,
         });
