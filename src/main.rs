@@ -230,7 +230,8 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
             proof: None,
         } if checkpoints.is_empty() => {
             let verifier = NoteVerifier::parse(&read(&public_key)?).context("--public-key")?;
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let ok = bundle::verify(&bytes, &verifier)
                 .with_context(|| format!("{} does not verify", file.display()))?;
             println!(
@@ -255,9 +256,12 @@ fn audit(command: AuditCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("{} does not verify", path.display()))
             };
             let (old, new) = (open(&checkpoints[0])?, open(&checkpoints[1])?);
-            anyhow::ensure!(old.origin == new.origin, "the checkpoints are of different logs");
-            let proof: serde_json::Value = serde_json::from_str(&read(&proof)?)
-                .context("--proof is not JSON")?;
+            anyhow::ensure!(
+                old.origin == new.origin,
+                "the checkpoints are of different logs"
+            );
+            let proof: serde_json::Value =
+                serde_json::from_str(&read(&proof)?).context("--proof is not JSON")?;
             anyhow::ensure!(
                 proof["first"] == old.size && proof["second"] == new.size,
                 "the proof is not between sizes {} and {}",

@@ -139,7 +139,8 @@ pub async fn start_with(
     let (stop, mut stopped) = watch::channel(false);
     let checkpoints = match &config.audit {
         Some(audit) => {
-            let signer = Arc::new(Checkpointer::new(audit, store.clone()).map_err(StartError::Audit)?);
+            let signer =
+                Arc::new(Checkpointer::new(audit, store.clone()).map_err(StartError::Audit)?);
             let task = signer.clone().spawn(stop.subscribe());
             Some((signer, task))
         }

@@ -43,7 +43,9 @@ fn store_down() -> Problem {
 /// The signer, or a 404 when this gateway does not sign its log.
 fn signer(state: &AppState) -> Result<&Arc<Checkpointer>, Problem> {
     state.checkpoints.as_ref().ok_or_else(|| {
-        Problem::not_found("this gateway does not sign its exchange log ([audit] is not configured)")
+        Problem::not_found(
+            "this gateway does not sign its exchange log ([audit] is not configured)",
+        )
     })
 }
 
@@ -65,7 +67,12 @@ fn b64(h: &Hash) -> String {
 /// The latest stored checkpoint, signing one first if none exists yet.
 async fn latest(state: &AppState) -> Result<StoredCheckpoint, Problem> {
     let signer = signer(state)?;
-    match state.store.latest_checkpoint().await.map_err(|_| store_down())? {
+    match state
+        .store
+        .latest_checkpoint()
+        .await
+        .map_err(|_| store_down())?
+    {
         Some(cp) if signer.verifier().open(&cp.note).is_ok() => Ok(cp),
         _ => signer
             .sign_now()
@@ -97,13 +104,19 @@ fn entry_json(e: &StoredAuditEvent) -> Value {
 }
 
 /// `GET /v1/audit/public-key`: the C2SP verifier key line.
-pub async fn public_key(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+pub async fn public_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
     caller.require(Role::Auditor)?;
     Ok(text(format!("{}\n", signer(&state)?.verifier().to_line())))
 }
 
 /// `GET /v1/audit/checkpoint`: the latest signed note.
-pub async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
     caller.require(Role::Auditor)?;
     Ok(text(latest(&state).await?.note))
 }
@@ -148,7 +161,11 @@ pub async fn entries(
     Ok(Json(json!({ "entries": entries })).into_response())
 }
 
-async fn read_range(state: &AppState, start: u64, end: u64) -> Result<Vec<StoredAuditEvent>, Problem> {
+async fn read_range(
+    state: &AppState,
+    start: u64,
+    end: u64,
+) -> Result<Vec<StoredAuditEvent>, Problem> {
     if start >= end {
         return Ok(Vec::new());
     }
@@ -156,7 +173,11 @@ async fn read_range(state: &AppState, start: u64, end: u64) -> Result<Vec<Stored
         i64::try_from(start + 1).map_err(|_| bad_request("start is too large"))?,
         i64::try_from(end).map_err(|_| bad_request("end is too large"))?,
     );
-    state.store.audit_events(from, to).await.map_err(|_| store_down())
+    state
+        .store
+        .audit_events(from, to)
+        .await
+        .map_err(|_| store_down())
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,16 +194,22 @@ pub async fn inclusion(
     query: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Auditor)?;
-    let Query(q) = query.map_err(|_| bad_request("use index and tree_size, non-negative integers"))?;
+    let Query(q) =
+        query.map_err(|_| bad_request("use index and tree_size, non-negative integers"))?;
     if q.index >= q.tree_size || q.tree_size > log_size(&state).await? {
-        return Err(bad_request("index must be below tree_size, and tree_size at most the log's size"));
+        return Err(bad_request(
+            "index must be below tree_size, and tree_size at most the log's size",
+        ));
     }
     let path = tree(&state, q.tree_size)
         .await?
         .inclusion_proof(q.index, q.tree_size)
         .map_err(|_| bad_request("no such proof"))?;
     let hashes: Vec<String> = path.iter().map(b64).collect();
-    Ok(Json(json!({"leaf_index": q.index, "tree_size": q.tree_size, "hashes": hashes})).into_response())
+    Ok(
+        Json(json!({"leaf_index": q.index, "tree_size": q.tree_size, "hashes": hashes}))
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,7 +228,9 @@ pub async fn consistency(
     caller.require(Role::Auditor)?;
     let Query(q) = query.map_err(|_| bad_request("use first and second, non-negative integers"))?;
     if q.first > q.second || q.second > log_size(&state).await? {
-        return Err(bad_request("first must not be above second, and second at most the log's size"));
+        return Err(bad_request(
+            "first must not be above second, and second at most the log's size",
+        ));
     }
     let proof = tree(&state, q.second)
         .await?
@@ -227,7 +256,9 @@ pub async fn record(
         .await
         .map_err(|_| store_down())?;
     if events.is_empty() {
-        return Err(Problem::not_found("the exchange log holds no event about this record"));
+        return Err(Problem::not_found(
+            "the exchange log holds no event about this record",
+        ));
     }
     let cp = latest(&state).await?;
     let tree = tree(&state, cp.size).await?;

@@ -94,15 +94,24 @@ impl Checkpointer {
         let size = self.store.audit_size().await?;
         let tree = Tree::new(self.store.audit_leaf_hashes(size).await?);
         if tree.size() != size {
-            return Err(CheckpointError::Inconsistent { signed: size, size: tree.size() });
+            return Err(CheckpointError::Inconsistent {
+                signed: size,
+                size: tree.size(),
+            });
         }
         let root = tree.root(size).map_err(|_| CheckpointError::Sign)?;
         let last = self.store.latest_checkpoint().await?;
         if let Some(last) = &last {
-            let inconsistent = CheckpointError::Inconsistent { signed: last.size, size };
-            let proof = tree
-                .consistency_proof(last.size, size)
-                .map_err(|_| CheckpointError::Inconsistent { signed: last.size, size })?;
+            let inconsistent = CheckpointError::Inconsistent {
+                signed: last.size,
+                size,
+            };
+            let proof = tree.consistency_proof(last.size, size).map_err(|_| {
+                CheckpointError::Inconsistent {
+                    signed: last.size,
+                    size,
+                }
+            })?;
             merkle::verify_consistency(last.size, size, &last.root, &root, &proof)
                 .map_err(|_| inconsistent)?;
             let ours = self.verifier().open(&last.note).is_ok();
@@ -153,7 +162,10 @@ impl Checkpointer {
                 "no checkpoint of the exchange log stored for {} s (limit {} s): {}",
                 unsigned.as_secs(),
                 self.max_unsigned.as_secs(),
-                health.last_error.as_deref().unwrap_or("signing has not succeeded")
+                health
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("signing has not succeeded")
             )
         })
     }

@@ -223,7 +223,8 @@ impl Intake {
         let consent_entry = (record_type == RecordType::Consent)
             .then(|| subject.clone())
             .flatten();
-        let withdrawn = canonical.record.get("status").and_then(|s| s.as_str()) == Some("withdrawn");
+        let withdrawn =
+            canonical.record.get("status").and_then(|s| s.as_str()) == Some("withdrawn");
         let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
         let consent = consent_entry.map(|subject| ConsentEntry {
             subject,

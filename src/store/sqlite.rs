@@ -394,7 +394,9 @@ impl Store for SqliteStore {
         for (i, (seq, hash)) in rows.into_iter().enumerate() {
             // Entry i is seq i + 1: a gap means rows were deleted.
             if seq != i as i64 + 1 {
-                return Err(StoreError::Corrupt(format!("the exchange log has a gap before seq {seq}")));
+                return Err(StoreError::Corrupt(format!(
+                    "the exchange log has a gap before seq {seq}"
+                )));
             }
             hashes.push(
                 hash.try_into()

@@ -112,10 +112,18 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     // A valid record, delivered.
     let record = example_record("birth-notification");
     let r = gw
-        .submit("canonical", Some(AGENCY), None, serde_json::to_vec(&record).unwrap())
+        .submit(
+            "canonical",
+            Some(AGENCY),
+            None,
+            serde_json::to_vec(&record).unwrap(),
+        )
         .await;
     assert_eq!(r.status(), 202);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // A canary in each field in turn (accepted or refused, either way logged),
     // and unknown keys whose names and values are canaries.
@@ -129,7 +137,12 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
         }
         planted.push(canary(n));
         let status = gw
-            .submit("canonical", Some(AGENCY), None, serde_json::to_vec(&r).unwrap())
+            .submit(
+                "canonical",
+                Some(AGENCY),
+                None,
+                serde_json::to_vec(&r).unwrap(),
+            )
             .await
             .status();
         assert!(status == 202 || status == 422, "{pointer}: {status}");
@@ -139,7 +152,12 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     unknown["child"]["KNRY9003Q"] = json!({"KNRY9004Q": 1});
     planted.extend(["KNRY9001Q", "KNRY9002Q", "KNRY9003Q", "KNRY9004Q"].map(String::from));
     let status = gw
-        .submit("canonical", Some(AGENCY), None, serde_json::to_vec(&unknown).unwrap())
+        .submit(
+            "canonical",
+            Some(AGENCY),
+            None,
+            serde_json::to_vec(&unknown).unwrap(),
+        )
         .await
         .status();
     assert_eq!(status, 422);
@@ -167,7 +185,11 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Agencies and strangers are refused.
-    for path in ["/v1/audit/checkpoint", "/v1/audit/public-key", "/v1/audit/entries?start=0&end=1"] {
+    for path in [
+        "/v1/audit/checkpoint",
+        "/v1/audit/public-key",
+        "/v1/audit/entries?start=0&end=1",
+    ] {
         assert_eq!(gw.get(path, Some(AGENCY)).await.status(), 403, "{path}");
         assert_eq!(gw.get(path, None).await.status(), 401, "{path}");
     }
@@ -193,9 +215,23 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     let key_file = file("key.pub", &key);
     let old_file = file("old.note", &old);
     let new_file = file("new.note", &new);
-    let proof = text(&gw, &format!("/v1/audit/proof/consistency?first={m}&second={n}"), AUDITOR).await;
+    let proof = text(
+        &gw,
+        &format!("/v1/audit/proof/consistency?first={m}&second={n}"),
+        AUDITOR,
+    )
+    .await;
     let proof_file = file("proof.json", &proof);
-    let args = ["--public-key", "", "--checkpoint", "", "--checkpoint", "", "--proof", ""];
+    let args = [
+        "--public-key",
+        "",
+        "--checkpoint",
+        "",
+        "--checkpoint",
+        "",
+        "--proof",
+        "",
+    ];
     let (ok, out) = verify(&args, &[&key_file, &old_file, &new_file, &proof_file]);
     assert!(ok, "{out}");
     // Swapped, they do not verify.
@@ -204,7 +240,12 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
 
     // Inclusion proof of entry 0 against the newer checkpoint.
     let inclusion: Value = serde_json::from_str(
-        &text(&gw, &format!("/v1/audit/proof/inclusion?index=0&tree_size={n}"), AUDITOR).await,
+        &text(
+            &gw,
+            &format!("/v1/audit/proof/inclusion?index=0&tree_size={n}"),
+            AUDITOR,
+        )
+        .await,
     )
     .unwrap();
     assert_eq!(inclusion["leaf_index"], 0);
@@ -229,7 +270,11 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     dropped["entries"].as_array_mut().unwrap().remove(5);
     let mut swapped = parsed.clone();
     swapped["entries"].as_array_mut().unwrap().swap(6, 7);
-    for (name, bad, entry) in [("flipped", flipped, 3), ("dropped", dropped, 5), ("swapped", swapped, 6)] {
+    for (name, bad, entry) in [
+        ("flipped", flipped, 3),
+        ("dropped", dropped, 5),
+        ("swapped", swapped, 6),
+    ] {
         let f = file(&format!("{name}.json"), &bad.to_string());
         let (ok, out) = verify(&bundle_args, &[&f, &key_file]);
         assert!(!ok, "{name} verified");
@@ -237,7 +282,9 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     }
 
     // A record's events, each proved against the latest checkpoint.
-    let events: Value = serde_json::from_str(&text(&gw, &format!("/v1/audit/records/{id}"), AUDITOR).await).unwrap();
+    let events: Value =
+        serde_json::from_str(&text(&gw, &format!("/v1/audit/records/{id}"), AUDITOR).await)
+            .unwrap();
     let kinds: Vec<&str> = events["entries"]
         .as_array()
         .unwrap()
@@ -263,7 +310,12 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     let store = gw.data_dir.path().join("store");
     let stored = stored_events(&store).await;
     for c in &planted {
-        for (what, haystack) in [("entries", &entries), ("bundle", &bundle), ("leaves", &decoded), ("store", &stored)] {
+        for (what, haystack) in [
+            ("entries", &entries),
+            ("bundle", &bundle),
+            ("leaves", &decoded),
+            ("store", &stored),
+        ] {
             assert!(!haystack.contains(c.as_str()), "{c} found in the {what}");
         }
     }
@@ -294,7 +346,9 @@ async fn an_edited_log_is_not_signed_and_records_are_refused_until_it_is() {
     audit.max_unsigned = Duration::from_secs(2);
     let gw = TestGateway::start_with(config, dir).await;
     for _ in 0..3 {
-        let r = gw.submit("canonical", Some(AGENCY), None, b"{}".to_vec()).await;
+        let r = gw
+            .submit("canonical", Some(AGENCY), None, b"{}".to_vec())
+            .await;
         assert_eq!(r.status(), 422);
     }
     assert_eq!(size_of(&sign(&gw).await), 3);
@@ -328,13 +382,22 @@ async fn an_edited_log_is_not_signed_and_records_are_refused_until_it_is() {
     // Past max_unsigned: submissions are refused and /readyz says why.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let r = gw.submit("canonical", Some(AGENCY), None, b"{}".to_vec()).await;
+        let r = gw
+            .submit("canonical", Some(AGENCY), None, b"{}".to_vec())
+            .await;
         if r.status() == 503 {
             let body: Value = r.json().await.unwrap();
-            assert!(body["detail"].as_str().unwrap().contains("not consistent"), "{body}");
+            assert!(
+                body["detail"].as_str().unwrap().contains("not consistent"),
+                "{body}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "records still accepted: {}", r.status());
+        assert!(
+            Instant::now() < deadline,
+            "records still accepted: {}",
+            r.status()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let ready = gw.get("/readyz", None).await;

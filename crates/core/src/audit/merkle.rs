@@ -562,18 +562,37 @@ mod tests {
         let l: Vec<Hash> = entries.iter().map(|e| leaf_hash(e.as_bytes())).collect();
         let mut out = String::new();
         for (i, e) in entries.iter().enumerate() {
-            out += &format!("leaf[{i}] = SHA-256(00 {}) = {}\n", hex::encode(e), hex::encode(l[i]));
+            out += &format!(
+                "leaf[{i}] = SHA-256(00 {}) = {}\n",
+                hex::encode(e),
+                hex::encode(l[i])
+            );
         }
         let n01 = node_hash(&l[0], &l[1]);
         let n23 = node_hash(&l[2], &l[3]);
         let n03 = node_hash(&n01, &n23);
-        out += &format!("node[0..2] = SHA-256(01 leaf[0] leaf[1]) = {}\n", hex::encode(n01));
-        out += &format!("node[2..4] = SHA-256(01 leaf[2] leaf[3]) = {}\n", hex::encode(n23));
-        out += &format!("node[0..4] = SHA-256(01 node[0..2] node[2..4]) = {}\n", hex::encode(n03));
+        out += &format!(
+            "node[0..2] = SHA-256(01 leaf[0] leaf[1]) = {}\n",
+            hex::encode(n01)
+        );
+        out += &format!(
+            "node[2..4] = SHA-256(01 leaf[2] leaf[3]) = {}\n",
+            hex::encode(n23)
+        );
+        out += &format!(
+            "node[0..4] = SHA-256(01 node[0..2] node[2..4]) = {}\n",
+            hex::encode(n03)
+        );
         let r3 = node_hash(&n01, &l[2]);
         let r5 = node_hash(&n03, &l[4]);
-        out += &format!("root(3) = SHA-256(01 node[0..2] leaf[2]) = {}\n", hex::encode(r3));
-        out += &format!("root(5) = SHA-256(01 node[0..4] leaf[4]) = {}\n", hex::encode(r5));
+        out += &format!(
+            "root(3) = SHA-256(01 node[0..2] leaf[2]) = {}\n",
+            hex::encode(r3)
+        );
+        out += &format!(
+            "root(5) = SHA-256(01 node[0..4] leaf[4]) = {}\n",
+            hex::encode(r5)
+        );
         out += &format!("root(5), base64, as in the checkpoint: {}\n", b64(&r5));
         assert_eq!(root(&l[..3]), r3);
         assert_eq!(root(&l), r5);
@@ -584,7 +603,10 @@ mod tests {
         let proof = consistency_proof(3, &l).unwrap();
         assert_eq!(proof, vec![l[2], l[3], n01, l[4]]);
         out += "consistency(first 3, second 5) = [leaf[2], leaf[3], node[0..2], leaf[4]]:\n";
-        out += &format!("  {}\n", proof.iter().map(b64).collect::<Vec<_>>().join(" "));
+        out += &format!(
+            "  {}\n",
+            proof.iter().map(b64).collect::<Vec<_>>().join(" ")
+        );
         verify_inclusion(2, 5, &l[2], &path, &r5).unwrap();
         verify_consistency(3, 5, &r3, &r5, &proof).unwrap();
         out

@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::model::RecordType;
 
@@ -243,6 +242,7 @@ pub fn leaf_hash(canonical_bytes: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use sha2::{Digest, Sha256};
 
     use super::*;
 

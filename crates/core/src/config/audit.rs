@@ -37,16 +37,35 @@ pub(super) fn validate(raw: RawAudit, errors: &mut Errors) -> Option<AuditConfig
     let origin = raw.origin.unwrap_or_default();
     let origin_ok = !origin.is_empty() && !origin.chars().any(|c| c.is_control());
     if !origin_ok {
-        errors.push("audit.origin", "is required: the log's name, e.g. gateway.example.org/log");
+        errors.push(
+            "audit.origin",
+            "is required: the log's name, e.g. gateway.example.org/log",
+        );
     }
     let key_name = raw.key_name.unwrap_or_else(|| origin.clone());
     let name_ok = !key_name.is_empty()
-        && !key_name.chars().any(|c| c == '+' || c.is_whitespace() || c.is_control());
+        && !key_name
+            .chars()
+            .any(|c| c == '+' || c.is_whitespace() || c.is_control());
     if !name_ok {
         errors.push("audit.key_name", "must be non-empty, without spaces or '+'");
     }
-    let interval = seconds(raw.checkpoint_interval_secs, DEFAULT_CHECKPOINT_INTERVAL, 1, 86_400, "audit.checkpoint_interval_secs", errors)?;
-    let max_unsigned = seconds(raw.max_unsigned_secs, DEFAULT_MAX_UNSIGNED, 1, 7 * 86_400, "audit.max_unsigned_secs", errors)?;
+    let interval = seconds(
+        raw.checkpoint_interval_secs,
+        DEFAULT_CHECKPOINT_INTERVAL,
+        1,
+        86_400,
+        "audit.checkpoint_interval_secs",
+        errors,
+    )?;
+    let max_unsigned = seconds(
+        raw.max_unsigned_secs,
+        DEFAULT_MAX_UNSIGNED,
+        1,
+        7 * 86_400,
+        "audit.max_unsigned_secs",
+        errors,
+    )?;
     if max_unsigned <= interval {
         errors.push(
             "audit.max_unsigned_secs",
@@ -86,7 +105,10 @@ fn signing_key(value: Option<String>, key_name: &str, errors: &mut Errors) -> Op
     const PATH: &str = "audit.signing_key";
     match value.as_deref() {
         None => {
-            errors.push(PATH, "is required: \"file:PATH\", \"env:NAME\" or \"generate\"");
+            errors.push(
+                PATH,
+                "is required: \"file:PATH\", \"env:NAME\" or \"generate\"",
+            );
             None
         }
         Some("generate") => {
@@ -99,7 +121,9 @@ fn signing_key(value: Option<String>, key_name: &str, errors: &mut Errors) -> Op
         Some(v) if v.starts_with("file:") || v.starts_with("env:") => {
             let text = secret(value, PATH.into(), errors)?;
             match NoteSigner::parse(text.expose()) {
-                Ok(signer) if signer.verifier().name() == key_name => Some(AuditKey::Loaded(signer)),
+                Ok(signer) if signer.verifier().name() == key_name => {
+                    Some(AuditKey::Loaded(signer))
+                }
                 Ok(_) => {
                     errors.push(PATH, "the key's name is not audit.key_name");
                     None
@@ -145,8 +169,14 @@ mod tests {
         let joined = errors.join("\n");
         assert!(joined.contains("audit.origin: is required"), "{joined}");
         assert!(joined.contains("audit.key_name: "), "{joined}");
-        assert!(joined.contains("audit.signing_key: must be \"file:PATH\""), "{joined}");
-        assert!(!joined.contains("AAAA"), "the key is never echoed: {joined}");
+        assert!(
+            joined.contains("audit.signing_key: must be \"file:PATH\""),
+            "{joined}"
+        );
+        assert!(
+            !joined.contains("AAAA"),
+            "the key is never echoed: {joined}"
+        );
 
         let (_, errors, _) = check(RawAudit {
             signing_key: Some("generate".into()),
@@ -155,7 +185,10 @@ mod tests {
             max_unsigned_secs: Some(60),
             ..RawAudit::default()
         });
-        assert_eq!(errors, ["audit.max_unsigned_secs: must be longer than checkpoint_interval_secs"]);
+        assert_eq!(
+            errors,
+            ["audit.max_unsigned_secs: must be longer than checkpoint_interval_secs"]
+        );
 
         let (config, errors, warnings) = check(RawAudit {
             signing_key: Some("generate".into()),
@@ -188,6 +221,9 @@ mod tests {
             AuditKey::Generate => panic!("loaded key expected"),
         }
         let (_, errors, _) = check(raw("other"));
-        assert_eq!(errors, ["audit.signing_key: the key's name is not audit.key_name"]);
+        assert_eq!(
+            errors,
+            ["audit.signing_key: the key's name is not audit.key_name"]
+        );
     }
 }
