@@ -56,7 +56,7 @@ impl Checkpointer {
     /// holds no randomness).
     pub fn new(config: &AuditConfig, store: Arc<dyn Store>) -> Result<Checkpointer, String> {
         let signer = match &config.signing_key {
-            AuditKey::Loaded(signer) => signer.clone(),
+            AuditKey::Loaded(signer) => (**signer).clone(),
             AuditKey::Generate => {
                 let seed: [u8; 32] = rand::random();
                 NoteSigner::from_seed(&config.key_name, &seed).map_err(|e| e.to_string())?

@@ -220,7 +220,7 @@ mod tests {
             .enumerate()
             .filter(|(p, w)| *p <= at && *w == b"{\"index\":")
             .map(|(p, _)| p)
-            .last()?;
+            .next_back()?;
         let digits: String = bytes[p + 9..]
             .iter()
             .map(|&b| b as char)

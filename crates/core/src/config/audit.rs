@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_UNSIGNED: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub enum AuditKey {
     /// Loaded from a file or the environment (a `PRIVATE+KEY+...` line).
-    Loaded(NoteSigner),
+    Loaded(Box<NoteSigner>),
     /// `generate`: a fresh key at every start (the demo; never in production,
     /// since no auditor can pin a key that changes).
     Generate,
@@ -122,7 +122,7 @@ fn signing_key(value: Option<String>, key_name: &str, errors: &mut Errors) -> Op
             let text = secret(value, PATH.into(), errors)?;
             match NoteSigner::parse(text.expose()) {
                 Ok(signer) if signer.verifier().name() == key_name => {
-                    Some(AuditKey::Loaded(signer))
+                    Some(AuditKey::Loaded(Box::new(signer)))
                 }
                 Ok(_) => {
                     errors.push(PATH, "the key's name is not audit.key_name");
