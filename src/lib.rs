@@ -23,6 +23,7 @@ pub use registry_gateway_core::{
 };
 
 pub mod api;
+pub mod checkpoints;
 pub mod delivery;
 pub mod frontdoor;
 pub mod intake;

@@ -75,6 +75,11 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
+    /// The exchange log: verify what an auditor exported, make a signing key.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// List or replay dead letters through a running gateway's admin API.
     DeadLetters {
         #[command(subcommand)]
@@ -110,6 +115,37 @@ enum DeadLetterCommand {
         /// These delivery ids.
         #[arg(long = "id")]
         ids: Vec<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Offline: `--bundle FILE` checks every entry of an exported bundle
+    /// against its signed checkpoint and names the first that does not hold;
+    /// `--checkpoint OLD --checkpoint NEW --proof FILE` checks that NEW
+    /// extends OLD. Exit 0 only when everything verifies.
+    Verify {
+        /// The log's verifier key (the line GET /v1/audit/public-key serves).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// A bundle from GET /v1/audit/bundle.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Two signed checkpoints, older first.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// The consistency proof between them (GET /v1/audit/proof/consistency).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+    },
+    /// Make a checkpoint signing key: writes it to OUT (mode 0600; not over an
+    /// existing file) and prints the verifier key to give to auditors.
+    Keygen {
+        /// The key name (the config's audit.key_name, e.g. the log's origin).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -161,6 +197,7 @@ fn main() -> ExitCode {
             gateway,
             token,
         } => dead_letters(command, &gateway, token.as_deref()),
+        Command::Audit { command } => audit(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +206,107 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    use registry_gateway::audit::bundle;
+    use registry_gateway::audit::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+    use registry_gateway::audit::merkle;
+
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match command {
+        AuditCommand::Keygen { name, out } => {
+            let signer = NoteSigner::from_seed(&name, &rand::random())?;
+            write_private(&out, &format!("{}\n", signer.to_private_line()))?;
+            println!("{}", signer.verifier().to_line());
+            Ok(())
+        }
+        AuditCommand::Verify {
+            public_key,
+            bundle: Some(file),
+            checkpoints,
+            proof: None,
+        } if checkpoints.is_empty() => {
+            let verifier = NoteVerifier::parse(&read(&public_key)?).context("--public-key")?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let ok = bundle::verify(&bytes, &verifier)
+                .with_context(|| format!("{} does not verify", file.display()))?;
+            println!(
+                "{}: entries {}..{} verify against the checkpoint of {} (size {})",
+                file.display(),
+                ok.start,
+                ok.end,
+                ok.checkpoint.origin,
+                ok.checkpoint.size
+            );
+            Ok(())
+        }
+        AuditCommand::Verify {
+            public_key,
+            bundle: None,
+            checkpoints,
+            proof: Some(proof),
+        } if checkpoints.len() == 2 => {
+            let verifier = NoteVerifier::parse(&read(&public_key)?).context("--public-key")?;
+            let open = |path: &Path| -> anyhow::Result<Checkpoint> {
+                Checkpoint::open(&read(path)?, &verifier)
+                    .with_context(|| format!("{} does not verify", path.display()))
+            };
+            let (old, new) = (open(&checkpoints[0])?, open(&checkpoints[1])?);
+            anyhow::ensure!(
+                old.origin == new.origin,
+                "the checkpoints are of different logs"
+            );
+            let proof: serde_json::Value =
+                serde_json::from_str(&read(&proof)?).context("--proof is not JSON")?;
+            anyhow::ensure!(
+                proof["first"] == old.size && proof["second"] == new.size,
+                "the proof is not between sizes {} and {}",
+                old.size,
+                new.size
+            );
+            let hashes = proof["hashes"]
+                .as_array()
+                .context("the proof has no hashes")?
+                .iter()
+                .map(|h| {
+                    use base64::Engine as _;
+                    h.as_str()
+                        .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                        .and_then(|b| merkle::Hash::try_from(b).ok())
+                        .context("a proof hash is not 32 bytes of base64")
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)
+                .context("the newer checkpoint does not extend the older one")?;
+            println!(
+                "the checkpoint of size {} extends the checkpoint of size {}",
+                new.size, old.size
+            );
+            Ok(())
+        }
+        AuditCommand::Verify { .. } => anyhow::bail!(
+            "use either --bundle FILE, or --checkpoint OLD --checkpoint NEW --proof FILE (with --public-key FILE)"
+        ),
+    }
+}
+
+/// A secret file: created here, readable by its owner only, never over another file.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {} (it must not exist yet)", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 fn config_check(path: &Path) -> ExitCode {

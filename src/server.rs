@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, metrics_router, router};
+use crate::checkpoints::Checkpointer;
 use crate::config::{Config, Listener, StoreLocation};
 use crate::delivery::Delivery;
 use crate::delivery::transports::BuildError;
@@ -29,6 +30,8 @@ pub enum StartError {
     Transports(Vec<BuildError>),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("audit.signing_key: {0}")]
+    Audit(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -45,6 +48,7 @@ pub struct RunningGateway {
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
     delivery: Option<Delivery>,
+    checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
     pub metrics: Metrics,
 }
 
@@ -55,6 +59,9 @@ impl RunningGateway {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let served = self.task.await.unwrap_or(Ok(()));
+        if let Some((_, task)) = self.checkpoints {
+            let _ = task.await;
+        }
         if let Some(delivery) = self.delivery {
             delivery.shutdown().await;
         }
@@ -64,6 +71,11 @@ impl RunningGateway {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The checkpoint signer, when `[audit]` is configured.
+    pub fn checkpoints(&self) -> Option<&Arc<Checkpointer>> {
+        self.checkpoints.as_ref().map(|(c, _)| c)
     }
 }
 
@@ -135,19 +147,32 @@ pub async fn start_with(
     let nudge = delivery.as_ref().map(Delivery::nudge);
     let intake =
         Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
+    let (stop, stopped) = watch::channel(false);
+    let checkpoints = match &config.audit {
+        Some(audit) => {
+            let signer =
+                Arc::new(Checkpointer::new(audit, store.clone()).map_err(StartError::Audit)?);
+            let task = signer.clone().spawn(stop.subscribe());
+            Some((signer, task))
+        }
+        None => {
+            tracing::warn!("no [audit] section: the exchange log is not checkpointed or signed");
+            None
+        }
+    };
     let state = AppState {
         config: config.clone(),
         intake,
         store: store.clone(),
         metrics: metrics.clone(),
         nudge,
+        checkpoints: checkpoints.as_ref().map(|(c, _)| c.clone()),
     };
     let addr = config.server.listen;
     let listener = bind(addr).await?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
-    let (stop, stopped) = watch::channel(false);
     let metrics_addr = match config.server.front.metrics_listen {
         Some(addr) => {
             let listener = bind(addr).await?;
@@ -184,6 +209,7 @@ pub async fn start_with(
         task,
         store,
         delivery,
+        checkpoints,
         metrics,
     })
 }

@@ -5,6 +5,7 @@
 //! none repeats a value from a record.
 
 mod admin;
+mod audit;
 pub mod auth;
 pub mod gate;
 pub mod problem;
@@ -40,6 +41,19 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes the delivery workers when deliveries become due (replay, consent).
     pub nudge: Option<Arc<tokio::sync::Notify>>,
+    /// The exchange log's checkpoint signer (`[audit]`), if configured.
+    pub checkpoints: Option<Arc<crate::checkpoints::Checkpointer>>,
+}
+
+impl AppState {
+    /// A 503 when the exchange log has gone unsigned too long: records are
+    /// not taken while their events cannot be committed to a checkpoint.
+    pub fn refuse_unsigned(&self) -> Result<(), Problem> {
+        match self.checkpoints.as_ref().and_then(|c| c.refusal()) {
+            Some(reason) => Err(Problem::unavailable(&reason, 30)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The OpenAPI description of this API, served at `/openapi.json`.
@@ -86,6 +100,26 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         ),
         (Method::GET, "/v1/admin/parked", get(admin::parked)),
         (Method::GET, "/v1/admin/deliveries", get(admin::deliveries)),
+        (Method::GET, "/v1/audit/public-key", get(audit::public_key)),
+        (Method::GET, "/v1/audit/checkpoint", get(audit::checkpoint)),
+        (Method::GET, "/v1/audit/entries", get(audit::entries)),
+        (
+            Method::GET,
+            "/v1/audit/proof/inclusion",
+            get(audit::inclusion),
+        ),
+        (
+            Method::GET,
+            "/v1/audit/proof/consistency",
+            get(audit::consistency),
+        ),
+        (Method::GET, "/v1/audit/records/{id}", get(audit::record)),
+        (Method::GET, "/v1/audit/bundle", get(audit::bundle)),
+        (
+            Method::POST,
+            "/v1/admin/audit/checkpoint",
+            post(audit::sign_now),
+        ),
         (Method::GET, "/healthz", get(healthz)),
         (Method::GET, "/readyz", get(readyz)),
         (Method::GET, "/metrics", get(metrics)),
@@ -134,9 +168,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    if state.store.ping().await.is_err() {
+        return Problem::unavailable("the store is not reachable", 5).into_response();
+    }
+    match state.refuse_unsigned() {
         Ok(()) => "ready\n".into_response(),
-        Err(_) => Problem::unavailable("the store is not reachable", 5).into_response(),
+        Err(problem) => problem.into_response(),
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Agency)?;
+    state.refuse_unsigned()?;
     let source = state
         .config
         .sources
@@ -85,6 +86,7 @@ pub async fn consent(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Agency)?;
+    state.refuse_unsigned()?;
     let id = RecordId::parse(&id)
         .ok_or_else(|| Problem::not_found("no record with this id is visible to this client"))?;
     require_json(&headers, false)?;

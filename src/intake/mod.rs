@@ -223,12 +223,18 @@ impl Intake {
         let consent_entry = (record_type == RecordType::Consent)
             .then(|| subject.clone())
             .flatten();
+        let withdrawn =
+            canonical.record.get("status").and_then(|s| s.as_str()) == Some("withdrawn");
         let canonical = serde_json::to_vec(&canonical.record).expect("a JSON value serialises");
         let consent = consent_entry.map(|subject| ConsentEntry {
             subject,
             consent: canonical.clone(),
         });
-        audit.kind = AuditKind::RecordAccepted;
+        audit.kind = match (record_type, withdrawn) {
+            (RecordType::Consent, true) => AuditKind::ConsentWithdrawn,
+            (RecordType::Consent, false) => AuditKind::ConsentGranted,
+            _ => AuditKind::RecordAccepted,
+        };
         audit.record_id = Some(id.to_string());
         audit.record_type = Some(record_type);
         audit.routes = routes
@@ -237,6 +243,7 @@ impl Intake {
                 route: r.route.clone(),
                 destination: r.destination.clone(),
                 decision: r.decision,
+                legal_basis: r.legal_basis.map(str::to_string),
                 rule: Some(r.rule.clone()),
                 policy_sha256: Some(r.policy_sha256.clone()),
             })
@@ -358,7 +365,7 @@ impl Intake {
         audit.problems = violations
             .iter()
             .map(|v| ProblemRef {
-                pointer: v.pointer.clone(),
+                pointer: audit_pointer(v),
                 code: v.code,
             })
             .collect();
@@ -389,4 +396,18 @@ fn request_hash(source: &str, body: &[u8]) -> [u8; 32] {
     h.update([0u8]);
     h.update(body);
     h.finalize().into()
+}
+
+/// The pointer an audit event keeps for a problem. An unknown field's name
+/// comes from the client, so the log keeps the object that does not define
+/// it (a path of the schema) and the code `unknown_field`, never the name.
+fn audit_pointer(v: &crate::schema::Violation) -> String {
+    if v.code == "unknown_field" {
+        match v.pointer.rfind('/') {
+            Some(at) => v.pointer[..at].to_string(),
+            None => String::new(),
+        }
+    } else {
+        v.pointer.clone()
+    }
 }

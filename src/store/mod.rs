@@ -303,6 +303,16 @@ pub struct StoredAuditEvent {
     pub leaf_hash: [u8; 32],
 }
 
+/// A signed checkpoint of the exchange log, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: [u8; 32],
+    /// The signed note, exactly as served.
+    pub note: String,
+    pub signed_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commit a record, one delivery per route and its audit event in one
@@ -374,6 +384,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Events with `from <= seq <= to`, in order.
     async fn audit_events(&self, from: i64, to: i64) -> Result<Vec<StoredAuditEvent>, StoreError>;
+
+    /// How many events the log holds (its tree size; entry `i` is `seq` i + 1).
+    async fn audit_size(&self) -> Result<u64, StoreError>;
+
+    /// The leaf hashes of the log's first `size` entries, in log order.
+    async fn audit_leaf_hashes(&self, size: u64) -> Result<Vec<[u8; 32]>, StoreError>;
+
+    /// The events about one record, in log order.
+    async fn audit_events_of_record(
+        &self,
+        record_id: &str,
+    ) -> Result<Vec<StoredAuditEvent>, StoreError>;
+
+    /// The checkpoint signed last, if any.
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+
+    /// Append a signed checkpoint, durably.
+    async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
 
     /// Is the store reachable? For `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
     DeliveryStatus, NewRecord, RecordOwner, RecordStatus, Store, StoreError, StoredAuditEvent,
-    consent_in_force, decode_delivery_state, decode_record_type,
+    StoredCheckpoint, consent_in_force, decode_delivery_state, decode_record_type,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::{DeliveryState, RecordId};
@@ -373,18 +373,83 @@ impl Store for SqliteStore {
         .bind(to)
         .fetch_all(&self.reads)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let hash: Vec<u8> = r.get("leaf_hash");
-                Ok(StoredAuditEvent {
-                    seq: r.get("seq"),
-                    event: r.get("event"),
-                    leaf_hash: hash
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(stored_event).collect()
+    }
+
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM audit_log")
+            .fetch_one(&self.reads)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn audit_leaf_hashes(&self, size: u64) -> Result<Vec<[u8; 32]>, StoreError> {
+        let limit = i64::try_from(size).unwrap_or(i64::MAX);
+        let rows: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT seq, leaf_hash FROM audit_log ORDER BY seq LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.reads)
+                .await?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (i, (seq, hash)) in rows.into_iter().enumerate() {
+            // Entry i is seq i + 1: a gap means rows were deleted.
+            if seq != i as i64 + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "the exchange log has a gap before seq {seq}"
+                )));
+            }
+            hashes.push(
+                hash.try_into()
+                    .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+            );
+        }
+        Ok(hashes)
+    }
+
+    async fn audit_events_of_record(
+        &self,
+        record_id: &str,
+    ) -> Result<Vec<StoredAuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, event, leaf_hash FROM audit_log WHERE record_id = ? ORDER BY seq",
+        )
+        .bind(record_id)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.into_iter().map(stored_event).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, signed_at FROM checkpoints ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reads)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let root: Vec<u8> = r.get("root");
+        let signed_at: String = r.get("signed_at");
+        Ok(Some(StoredCheckpoint {
+            size: r.get::<i64, _>("size").max(0) as u64,
+            root: root
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
+            note: r.get("note"),
+            signed_at: DateTime::parse_from_rfc3339(&signed_at)
+                .map_err(|_| StoreError::Corrupt("a checkpoint time is not RFC 3339".into()))?
+                .with_timezone(&Utc),
+        }))
+    }
+
+    async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        // A rare write: straight through the pool (busy_timeout waits for the writer).
+        sqlx::query("INSERT INTO checkpoints (size, root, note, signed_at) VALUES (?, ?, ?, ?)")
+            .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
+            .bind(checkpoint.root.to_vec())
+            .bind(&checkpoint.note)
+            .bind(rfc3339(checkpoint.signed_at))
+            .execute(&self.reads)
+            .await?;
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -907,6 +972,17 @@ async fn insert_consents(
         }
     }
     Ok(())
+}
+
+fn stored_event(r: sqlx::sqlite::SqliteRow) -> Result<StoredAuditEvent, StoreError> {
+    let hash: Vec<u8> = r.get("leaf_hash");
+    Ok(StoredAuditEvent {
+        seq: r.get("seq"),
+        event: r.get("event"),
+        leaf_hash: hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+    })
 }
 
 /// Append events with explicit, gap-free sequence numbers; returns the first.

@@ -475,7 +475,8 @@ async fn the_policy_decides_at_acceptance_and_a_denied_route_gets_no_delivery() 
         count_rows(
             dir.path(),
             "audit_log",
-            "WHERE CAST(event AS TEXT) LIKE '%uasc-minimal-set-vital-interest%'"
+            // The accepted event; a delivery attempt racing the stop names it too.
+            "WHERE kind = 'record.accepted' AND CAST(event AS TEXT) LIKE '%uasc-minimal-set-vital-interest%'"
         )
         .await,
         1

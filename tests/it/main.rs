@@ -5,6 +5,7 @@
 //! processes, and the delivery tests (tests/delivery.rs), which measure pace
 //! and timing and so must not share the process with CPU-heavy tests.
 
+mod audit_log;
 mod common;
 mod conformance;
 mod crvs_primero_formats;

@@ -33,6 +33,10 @@ const PINNED: &[(&str, &str)] = &[
         "0003_delivery_states.sql",
         "1998f282281f33f3c850266d5c10b81e682a5566d73d86bcf39394486285adb7a39e464f7d86e5d1254fa9500a7dcaff",
     ),
+    (
+        "0004_checkpoints.sql",
+        "cae4abcae978f9330106343fce1101cfa8a4f380c99bab6696bf05bff523c6b129d7a5e3364d7b7d4b7cd094c87c2b7a",
+    ),
 ];
 
 #[test]

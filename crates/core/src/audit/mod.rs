@@ -8,9 +8,12 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::model::RecordType;
+
+pub mod bundle;
+pub mod checkpoint;
+pub mod merkle;
 use crate::policy::Outcome;
 
 /// What an event records.
@@ -47,6 +50,12 @@ pub enum AuditKind {
     /// The registry takes this change only through its own process.
     #[serde(rename = "delivery.referred")]
     DeliveryReferred,
+    /// A consent decision granting sharing was recorded (a consent record).
+    #[serde(rename = "consent.granted")]
+    ConsentGranted,
+    /// A consent decision withdrawing sharing was recorded.
+    #[serde(rename = "consent.withdrawn")]
+    ConsentWithdrawn,
 }
 
 impl AuditKind {
@@ -63,6 +72,8 @@ impl AuditKind {
             AuditKind::DeliveryAwaiting => "delivery.awaiting",
             AuditKind::DeliveryParked => "delivery.parked",
             AuditKind::DeliveryReferred => "delivery.referred",
+            AuditKind::ConsentGranted => "consent.granted",
+            AuditKind::ConsentWithdrawn => "consent.withdrawn",
         }
     }
 }
@@ -108,6 +119,9 @@ pub struct RouteDecision {
     pub destination: String,
     /// `deliver` or `deny`.
     pub decision: Outcome,
+    /// The legal basis the policy names for sharing on this route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
     /// The policy rule that decided, and the SHA-256 of the policy file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
@@ -222,15 +236,13 @@ impl AuditEvent {
 
 /// RFC 6962 leaf hash of an event's canonical bytes.
 pub fn leaf_hash(canonical_bytes: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(canonical_bytes);
-    h.finalize().into()
+    merkle::leaf_hash(canonical_bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use sha2::{Digest, Sha256};
 
     use super::*;
 
@@ -261,6 +273,7 @@ mod tests {
             route: "r".into(),
             destination: "d".into(),
             decision: Outcome::Deny,
+            legal_basis: None,
             rule: None,
             policy_sha256: None,
         });

@@ -4,6 +4,7 @@
 //! check accepts is exactly what the server runs with. Validation collects every
 //! problem instead of stopping at the first.
 
+pub mod audit;
 pub mod destination;
 pub mod frontdoor;
 pub mod raw;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use crate::model::{RecordType, Role, route_name};
 use raw::RawConfig;
 
+pub use audit::{AuditConfig, AuditKey};
 pub use destination::{
     AuthConfig, ClosedWindow, FhirWrite, LimitsConfig, RetryConfig, Secret, TlsConfig,
 };
@@ -40,6 +42,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     pub destinations: BTreeMap<String, DestinationConfig>,
     pub routes: Vec<RouteConfig>,
+    /// How the exchange log is checkpointed; `None`: not signed.
+    pub audit: Option<AuditConfig>,
     /// What loads but should change before real use (a secret written in
     /// the file itself): `config check` prints these, `serve` logs them.
     pub warnings: Vec<ConfigError>,
@@ -309,6 +313,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let sources = validate_sources(raw.sources, &mut errors);
     let destinations = validate_destinations(raw.destinations, &mut errors);
     let routes = validate_routes(raw.routes, &destinations, &mut errors);
+    let audit = raw.audit.and_then(|a| audit::validate(a, &mut errors));
     match server {
         Some(server) if errors.errors.is_empty() => Ok(Config {
             server,
@@ -318,6 +323,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             sources,
             destinations,
             routes,
+            audit,
             warnings: errors.warnings,
         }),
         _ => Err(errors.errors),

@@ -22,6 +22,19 @@ pub struct RawConfig {
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// The exchange log's checkpoints; without it the log is not signed.
+    pub audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// `file:PATH`, `env:NAME` (a signed-note private key line) or `generate`.
+    pub signing_key: Option<String>,
+    pub origin: Option<String>,
+    pub key_name: Option<String>,
+    pub checkpoint_interval_secs: Option<u64>,
+    pub max_unsigned_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
