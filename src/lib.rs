@@ -25,6 +25,7 @@ pub use registry_gateway_core::{
 pub mod api;
 pub mod delivery;
 pub mod intake;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

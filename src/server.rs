@@ -14,6 +14,7 @@ use crate::delivery::Delivery;
 use crate::delivery::transports::BuildError;
 use crate::intake::Intake;
 use crate::pipeline::{LoadError, Pipeline};
+use crate::store::keyring::Keyring;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -26,6 +27,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("destinations cannot be reached as configured:\n{}", .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Transports(Vec<BuildError>),
+    #[error("the retention section is missing: {0}")]
+    Retention(&'static str),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -40,6 +43,7 @@ pub struct RunningGateway {
     task: JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
     delivery: Option<Delivery>,
+    purger: JoinHandle<()>,
     pub metrics: Metrics,
 }
 
@@ -50,6 +54,7 @@ impl RunningGateway {
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
         let served = self.task.await.unwrap_or(Ok(()));
+        let _ = self.purger.await;
         if let Some(delivery) = self.delivery {
             delivery.shutdown().await;
         }
@@ -64,9 +69,12 @@ impl RunningGateway {
 
 pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn Store>, StoreError> {
     match &config.server.store {
-        StoreLocation::Embedded { data_dir } => Ok(Arc::new(
-            SqliteStore::open(data_dir, metrics.store.clone()).await?,
-        )),
+        StoreLocation::Embedded { data_dir } => {
+            let keyring = Keyring::load(config.retention.as_ref(), data_dir)?;
+            Ok(Arc::new(
+                SqliteStore::open(data_dir, metrics.store.clone(), Arc::new(keyring)).await?,
+            ))
+        }
     }
 }
 
@@ -141,6 +149,16 @@ pub async fn start_with(
         .map_err(|source| StartError::Listen { addr, source })?;
     let (stop, mut stopped) = watch::channel(false);
     let app = router(state);
+    let retention = config
+        .retention
+        .clone()
+        .ok_or(StartError::Retention("retention.kek"))?;
+    let purger = crate::retention::spawn_purger(
+        store.clone(),
+        retention,
+        metrics.clone(),
+        stopped.clone(),
+    );
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -154,6 +172,7 @@ pub async fn start_with(
         task,
         store,
         delivery,
+        purger,
         metrics,
     })
 }

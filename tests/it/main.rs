@@ -22,6 +22,7 @@ mod openapi;
 mod policy_canary;
 mod policy_fhir_consent;
 mod product;
+mod retention;
 mod registries_accept_gateway_output;
 mod store_migrations;
 mod translate_cli;

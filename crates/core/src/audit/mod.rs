@@ -47,6 +47,10 @@ pub enum AuditKind {
     /// The registry takes this change only through its own process.
     #[serde(rename = "delivery.referred")]
     DeliveryReferred,
+    /// The record's data key was destroyed (retention period over, or the
+    /// owning agency asked for erasure): its payload is unrecoverable.
+    #[serde(rename = "record.purged")]
+    RecordPurged,
 }
 
 impl AuditKind {
@@ -63,6 +67,7 @@ impl AuditKind {
             AuditKind::DeliveryAwaiting => "delivery.awaiting",
             AuditKind::DeliveryParked => "delivery.parked",
             AuditKind::DeliveryReferred => "delivery.referred",
+            AuditKind::RecordPurged => "record.purged",
         }
     }
 }

@@ -219,7 +219,7 @@ pub(super) fn validate_pseudonym_key(
 /// literally. A literal secret loads, with a warning: config files are
 /// copied, committed and shown, so it belongs in the environment or a file
 /// only its service can read.
-fn secret(value: Option<String>, path: String, errors: &mut Errors) -> Option<Secret> {
+pub(super) fn secret(value: Option<String>, path: String, errors: &mut Errors) -> Option<Secret> {
     let Some(value) = value else {
         errors.push(path, "is required for this auth mode");
         return None;
