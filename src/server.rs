@@ -153,12 +153,8 @@ pub async fn start_with(
         .retention
         .clone()
         .ok_or(StartError::Retention("retention.kek"))?;
-    let purger = crate::retention::spawn_purger(
-        store.clone(),
-        retention,
-        metrics.clone(),
-        stopped.clone(),
-    );
+    let purger =
+        crate::retention::spawn_purger(store.clone(), retention, metrics.clone(), stopped.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

@@ -225,7 +225,12 @@ impl Keyring {
     }
 
     /// The record's data key, unwrapped by the KEK named `kek_id`.
-    pub fn unwrap(&self, record_id: &str, kek_id: &str, wrapped: &[u8]) -> Result<DataKey, KeyError> {
+    pub fn unwrap(
+        &self,
+        record_id: &str,
+        kek_id: &str,
+        wrapped: &[u8],
+    ) -> Result<DataKey, KeyError> {
         let kek = self.keks.get(kek_id).ok_or_else(|| KeyError::UnknownKek {
             kek_id: kek_id.to_string(),
         })?;

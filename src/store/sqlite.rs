@@ -28,9 +28,8 @@ use tokio::task::JoinHandle;
 use super::keyring::{KeyError, Keyring};
 use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
-    DeliveryStatus, Erasure, NewRecord, PurgeAudit, PurgedRecord, RecordOwner,
-    RecordStatus, Store, StoreError, StoredAuditEvent, consent_in_force, decode_delivery_state,
-    decode_record_type,
+    DeliveryStatus, Erasure, NewRecord, PurgeAudit, PurgedRecord, RecordOwner, RecordStatus, Store,
+    StoreError, StoredAuditEvent, consent_in_force, decode_delivery_state, decode_record_type,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::{DeliveryState, RecordId};
@@ -311,9 +310,7 @@ impl Store for SqliteStore {
             q.push(" AND destination = ").push_bind(d);
         }
         // A purged record has nothing left to send: its dead letters stay.
-        q.push(
-            " AND record_id NOT IN (SELECT id FROM records WHERE purged_at IS NOT NULL)",
-        );
+        q.push(" AND record_id NOT IN (SELECT id FROM records WHERE purged_at IS NOT NULL)");
         if !ids.is_empty() {
             q.push(" AND id IN (");
             let mut list = q.separated(", ");
@@ -736,9 +733,8 @@ async fn insert_records(
                 .push_bind(r.subject.as_deref());
         });
         q.build().execute(&mut *conn).await?;
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO payload_keys (record_id, kek_id, wrapped) ",
-        );
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO payload_keys (record_id, kek_id, wrapped) ");
         q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.id.to_string())
                 .push_bind(sealed.kek_id.as_str())

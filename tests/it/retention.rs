@@ -17,9 +17,7 @@ use registry_gateway::pipeline::Pipeline;
 use registry_gateway::policy::Outcome;
 use registry_gateway::store::keyring::{KeyError, Keyring};
 use registry_gateway::store::sqlite::SqliteStore;
-use registry_gateway::store::{
-    AcceptOutcome, ConsentEntry, NewRecord, Store, StoreError,
-};
+use registry_gateway::store::{AcceptOutcome, ConsentEntry, NewRecord, Store, StoreError};
 use registry_gateway::telemetry::StoreMetrics;
 use registry_mocks::{self as mocks, Fault, MockConfig, MockKind};
 use serde_json::{Value, json};
@@ -43,7 +41,11 @@ fn string_leaves(value: &Value, at: String, out: &mut Vec<String>) {
         }
         Value::Object(map) => {
             for (k, v) in map {
-                string_leaves(v, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                string_leaves(
+                    v,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
             }
         }
         _ => {}
@@ -163,8 +165,16 @@ async fn assert_log_reads(store: &Path, purged: &[(&str, &str)]) {
         let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
         for key in keys {
             assert!(
-                ["version", "at", "kind", "client", "source", "record_id", "record_type"]
-                    .contains(&key.as_str()),
+                [
+                    "version",
+                    "at",
+                    "kind",
+                    "client",
+                    "source",
+                    "record_id",
+                    "record_type"
+                ]
+                .contains(&key.as_str()),
                 "record.purged carries {key}"
             );
         }
@@ -223,7 +233,8 @@ async fn wait_status(gateway: &str, id: &str, what: &str, done: impl Fn(&Value) 
 fn all_final(status: &Value) -> bool {
     status["routes"].as_array().is_some_and(|routes| {
         routes.iter().all(|r| {
-            ["delivered", "referred", "dead", "cancelled"].contains(&r["status"].as_str().unwrap_or(""))
+            ["delivered", "referred", "dead", "cancelled"]
+                .contains(&r["status"].as_str().unwrap_or(""))
         })
     })
 }
@@ -471,7 +482,10 @@ async fn an_agency_erases_its_record_once_its_deliveries_are_final() {
         .unwrap();
     assert_eq!(replay.status(), 409);
     let problem: Value = replay.json().await.unwrap();
-    assert_eq!(problem["type"], "urn:registry-gateway:problem:payload-purged");
+    assert_eq!(
+        problem["type"],
+        "urn:registry-gateway:problem:payload-purged"
+    );
 
     let metrics = gateway.get("/metrics", None).await.text().await.unwrap();
     assert!(
@@ -483,7 +497,11 @@ async fn an_agency_erases_its_record_once_its_deliveries_are_final() {
     let dir = gateway.stop().await;
     let store = dir.path().join("store");
     assert_store_holds_no_canary(&store, &canaries);
-    assert_log_reads(&store, &[(&id, "demo-agency"), (&consent_id, "demo-agency")]).await;
+    assert_log_reads(
+        &store,
+        &[(&id, "demo-agency"), (&consent_id, "demo-agency")],
+    )
+    .await;
 }
 
 fn keyring(current: (&str, u8), previous: &[(&str, u8)]) -> Arc<Keyring> {
@@ -541,7 +559,10 @@ async fn a_rotated_kek_still_unwraps_and_an_unknown_or_wrong_one_is_a_clear_erro
     let record = consent_record("subject-1");
     let id = record.id;
     let store = open(keyring(("k1", 1), &[])).await.unwrap();
-    assert_eq!(store.accept(record).await.unwrap(), AcceptOutcome::Created(id));
+    assert_eq!(
+        store.accept(record).await.unwrap(),
+        AcceptOutcome::Created(id)
+    );
     store.close().await;
 
     // Rotated: k2 wraps, k1 still unwraps; the data keys are wrapped again.
@@ -552,7 +573,10 @@ async fn a_rotated_kek_still_unwraps_and_an_unknown_or_wrong_one_is_a_clear_erro
     // The same key and body is still a replay (the sealed request hash reads).
     let mut again = consent_record("subject-1");
     again.id = RecordId::new();
-    assert_eq!(store.accept(again).await.unwrap(), AcceptOutcome::Replayed(id));
+    assert_eq!(
+        store.accept(again).await.unwrap(),
+        AcceptOutcome::Replayed(id)
+    );
     store.close().await;
 
     // k1 retired: everything was re-wrapped under k2 at the last open.

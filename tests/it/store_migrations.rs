@@ -354,7 +354,8 @@ async fn an_unknown_edit_is_refused_naming_the_migration_and_changes_nothing() {
     record_checksum(dir.path(), 2, &[0xab; 48]).await;
     let schema_before = schema(dir.path()).await;
     let applied_before = applied(dir.path()).await;
-    let Err(err) = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring()).await else {
+    let Err(err) = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring()).await
+    else {
         panic!("a store with an unknown edit opened");
     };
     assert!(

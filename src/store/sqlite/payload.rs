@@ -67,11 +67,10 @@ pub(super) async fn check_keks(
     conn: &mut SqliteConnection,
     keyring: &Keyring,
 ) -> Result<(), StoreError> {
-    let rows = sqlx::query(
-        "SELECT kek_id, min(record_id) AS record_id FROM payload_keys GROUP BY kek_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT kek_id, min(record_id) AS record_id FROM payload_keys GROUP BY kek_id")
+            .fetch_all(&mut *conn)
+            .await?;
     for r in rows {
         let kek_id: String = r.get("kek_id");
         let record_id: String = r.get("record_id");

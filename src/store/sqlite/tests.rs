@@ -259,8 +259,8 @@ async fn a_completion_counts_only_while_the_lease_is_held() {
     let first = store.claim_due("a", "w1", 10, lease, now).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(
-        first[0].canonical,
-        br#"{"record_type":"birth-notification"}"#
+        first[0].canonical.as_deref(),
+        Ok(&br#"{"record_type":"birth-notification"}"#[..])
     );
     // w1's lease expires; w2 takes the delivery over.
     let later = now + ChronoDuration::seconds(31);
@@ -688,7 +688,12 @@ async fn the_consent_in_force_is_decoded_and_an_undecodable_one_is_left_aside() 
 }
 
 fn purge_audit(r: &crate::store::PurgedRecord) -> AuditEvent {
-    let mut e = AuditEvent::new(AuditKind::RecordPurged, Utc::now(), "retention", "canonical");
+    let mut e = AuditEvent::new(
+        AuditKind::RecordPurged,
+        Utc::now(),
+        "retention",
+        "canonical",
+    );
     e.record_id = Some(r.id.to_string());
     e
 }
@@ -717,17 +722,31 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
             .is_empty()
     );
     assert_eq!(
-        store.erase(id, "agency-a", later, &purge_audit).await.unwrap(),
+        store
+            .erase(id, "agency-a", later, &purge_audit)
+            .await
+            .unwrap(),
         crate::store::Erasure::InFlight(DeliveryState::Pending)
     );
     let lease = Duration::from_secs(30);
     for destination in ["a", "b"] {
-        let c = store.claim_due(destination, "w", 1, lease, later).await.unwrap();
-        assert_eq!(c[0].canonical.as_deref().unwrap(), br#"{"record_type":"birth-notification","name":"KNRY0001Q"}"#);
+        let c = store
+            .claim_due(destination, "w", 1, lease, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            c[0].canonical.as_deref().unwrap(),
+            br#"{"record_type":"birth-notification","name":"KNRY0001Q"}"#
+        );
         let outcome = DeliveryOutcome::Dead {
             error: "permanent: http 400".into(),
         };
-        assert!(store.complete(completion(&c[0], "w", outcome)).await.unwrap());
+        assert!(
+            store
+                .complete(completion(&c[0], "w", outcome))
+                .await
+                .unwrap()
+        );
     }
     // Final, but received after the cutoff: kept.
     let before = Utc::now() - ChronoDuration::days(1);
@@ -739,7 +758,10 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
             .is_empty()
     );
     assert_eq!(
-        store.erase(id, "agency-b", later, &purge_audit).await.unwrap(),
+        store
+            .erase(id, "agency-b", later, &purge_audit)
+            .await
+            .unwrap(),
         crate::store::Erasure::NotFound
     );
     let purged = store
@@ -751,7 +773,10 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
     assert_eq!(count(&store, "payload_keys").await, 0);
     assert_eq!(count(&store, "idempotency_keys").await, 0);
     assert_eq!(
-        store.erase(id, "agency-a", later, &purge_audit).await.unwrap(),
+        store
+            .erase(id, "agency-a", later, &purge_audit)
+            .await
+            .unwrap(),
         crate::store::Erasure::AlreadyPurged
     );
     let status = store.record_status(id).await.unwrap().unwrap();
@@ -772,7 +797,13 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
         store.replay(None, &[dead[0].delivery_id], later, &replay_audit).await,
         Err(StoreError::PayloadPurged(ids)) if ids == vec![dead[0].delivery_id]
     ));
-    assert!(store.replay(Some("a"), &[], later, &replay_audit).await.unwrap().is_empty());
+    assert!(
+        store
+            .replay(Some("a"), &[], later, &replay_audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A delivery that is somehow due again is claimed without a payload.
     sqlx::query("UPDATE deliveries SET status = 'pending' WHERE destination = 'a'")
@@ -784,7 +815,11 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
 
     // The exchange log holds the purge and still verifies.
     let events = store.audit_events(1, i64::MAX).await.unwrap();
-    assert!(events.iter().all(|e| e.leaf_hash == crate::audit::leaf_hash(&e.event)));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.leaf_hash == crate::audit::leaf_hash(&e.event))
+    );
     assert!(
         events
             .iter()

@@ -641,7 +641,10 @@ fn validate_retention(raw: raw::RawRetention, errors: &mut Errors) -> Option<Ret
         }
         (None, Some(KekSource::Generate)) => Some("generated".to_string()),
         (None, _) => {
-            errors.push("retention.kek_id", "is required with a KEK from env or file");
+            errors.push(
+                "retention.kek_id",
+                "is required with a KEK from env or file",
+            );
             None
         }
     };
@@ -655,7 +658,10 @@ fn validate_retention(raw: raw::RawRetention, errors: &mut Errors) -> Option<Ret
                 "must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
             );
         } else if !ids.insert(p.id.clone()) {
-            errors.push(format!("{at}.id"), format!("KEK id {:?} is used twice", p.id));
+            errors.push(
+                format!("{at}.id"),
+                format!("KEK id {:?} is used twice", p.id),
+            );
         }
         if let Some(secret) = kek_secret(&p.kek, &format!("{at}.kek"), errors) {
             previous_keks.push((p.id, secret));
