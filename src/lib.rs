@@ -27,6 +27,7 @@ pub mod checkpoints;
 pub mod delivery;
 pub mod frontdoor;
 pub mod intake;
+pub mod retention;
 pub mod server;
 pub mod store;
 pub mod telemetry;

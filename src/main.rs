@@ -321,6 +321,13 @@ fn config_check(path: &Path) -> ExitCode {
             for w in &config.warnings {
                 eprintln!("{}: warning: {w}", path.display());
             }
+            // `serve` needs a KEK (docs/retention.md).
+            if config.retention.is_none() {
+                problems.push(format!(
+                    "{}: retention.kek: a [retention] section with a KEK is required to serve",
+                    path.display()
+                ));
+            }
             match Pipeline::load(Arc::new(config)) {
                 Err(e) => problems.push(e.to_string()),
                 Ok(pipeline) => problems.extend(pipeline.unresolved_mapping_codes()),

@@ -16,6 +16,7 @@ use crate::delivery::transports::BuildError;
 use crate::frontdoor::tls::{TlsError, TlsSource};
 use crate::intake::Intake;
 use crate::pipeline::{LoadError, Pipeline};
+use crate::store::keyring::Keyring;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -32,6 +33,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("audit.signing_key: {0}")]
     Audit(String),
+    #[error("the retention section is missing: {0}")]
+    Retention(&'static str),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -49,6 +52,7 @@ pub struct RunningGateway {
     store: Arc<dyn Store>,
     delivery: Option<Delivery>,
     checkpoints: Option<(Arc<Checkpointer>, JoinHandle<()>)>,
+    purger: JoinHandle<()>,
     pub metrics: Metrics,
 }
 
@@ -62,6 +66,7 @@ impl RunningGateway {
         if let Some((_, task)) = self.checkpoints {
             let _ = task.await;
         }
+        let _ = self.purger.await;
         if let Some(delivery) = self.delivery {
             delivery.shutdown().await;
         }
@@ -81,9 +86,12 @@ impl RunningGateway {
 
 pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn Store>, StoreError> {
     match &config.server.store {
-        StoreLocation::Embedded { data_dir } => Ok(Arc::new(
-            SqliteStore::open(data_dir, metrics.store.clone()).await?,
-        )),
+        StoreLocation::Embedded { data_dir } => {
+            let keyring = Keyring::load(config.retention.as_ref(), data_dir)?;
+            Ok(Arc::new(
+                SqliteStore::open(data_dir, metrics.store.clone(), Arc::new(keyring)).await?,
+            ))
+        }
     }
 }
 
@@ -197,6 +205,12 @@ pub async fn start_with(
         tls.clone().spawn_reloader(stopped.clone());
     }
     let app = router(state);
+    let retention = config
+        .retention
+        .clone()
+        .ok_or(StartError::Retention("retention.kek"))?;
+    let purger =
+        crate::retention::spawn_purger(store.clone(), retention, metrics.clone(), stopped.clone());
     let front = config.server.front.clone();
     let task =
         tokio::spawn(
@@ -210,6 +224,7 @@ pub async fn start_with(
         store,
         delivery,
         checkpoints,
+        purger,
         metrics,
     })
 }

@@ -16,7 +16,7 @@ use super::auth::Caller;
 use super::problem::Problem;
 use crate::audit::{AuditEvent, AuditKind, DeliveryAudit};
 use crate::model::Role;
-use crate::store::DeadLetter;
+use crate::store::{DeadLetter, StoreError};
 
 const MAX_LIST: u32 = 10_000;
 
@@ -144,7 +144,17 @@ pub async fn replay(
         .store
         .replay(request.destination.as_deref(), &request.ids, now, &audit)
         .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+        .map_err(|e| match e {
+            StoreError::PayloadPurged(ids) => Problem::new(
+                StatusCode::CONFLICT,
+                "urn:registry-gateway:problem:payload-purged",
+                "The payload of a named delivery's record was purged",
+            )
+            .detail(format!(
+                "/ids: deliveries {ids:?} belong to purged records; nothing was replayed"
+            )),
+            _ => Problem::unavailable("the store is not reachable", 5),
+        })?;
     if let Some(nudge) = &state.nudge {
         nudge.notify_waiters();
     }

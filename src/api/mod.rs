@@ -20,7 +20,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -78,6 +78,7 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
             post(records::submit),
         ),
         (Method::GET, "/v1/records/{id}", get(records::status)),
+        (Method::DELETE, "/v1/records/{id}", delete(records::erase)),
         (
             Method::POST,
             "/v1/records/{id}/consent",

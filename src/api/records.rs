@@ -15,6 +15,9 @@ use crate::config::{SourceConfig, SourceFormat};
 use crate::intake::{IntakeError, Submission};
 use crate::model::{RecordId, Role};
 use crate::policy::{ConsentSubject, fhir_consent};
+use crate::retention::purge_event;
+use crate::store::{Erasure, PurgedRecord};
+use crate::telemetry::PurgeLabels;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -231,6 +234,49 @@ pub async fn status(
         return Err(not_found());
     }
     Ok(Json(status).into_response())
+}
+
+/// `DELETE /v1/records/{id}`: the owning agency's erasure request. The
+/// record's data key is destroyed at once (the purge the retention period
+/// would do later); its ids, statuses, receipts and the exchange log stay.
+/// Refused (409) while a delivery still needs the payload.
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Agency)?;
+    let not_found = || Problem::not_found("no record with this id is visible to this client");
+    let id = RecordId::parse(&id).ok_or_else(not_found)?;
+    let now = chrono::Utc::now();
+    let client = caller.0.id.clone();
+    let audit = move |r: &PurgedRecord| purge_event(&client, r, now);
+    let erasure = state
+        .store
+        .erase(id, &caller.0.id, now, &audit)
+        .await
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    match erasure {
+        Erasure::Purged(_) => {
+            state
+                .metrics
+                .records_purged
+                .get_or_create(&PurgeLabels { reason: "erased" })
+                .inc();
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Erasure::AlreadyPurged => Ok(StatusCode::NO_CONTENT.into_response()),
+        Erasure::NotFound => Err(not_found()),
+        Erasure::InFlight(delivery_state) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "urn:registry-gateway:problem:delivery-in-flight",
+            "A delivery of this record still needs its payload",
+        )
+        .detail(format!(
+            "a delivery of this record is {delivery_state}; erase it once every delivery is \
+             delivered, referred, dead or cancelled"
+        ))),
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {

@@ -230,7 +230,12 @@ impl Worker {
                 "the stored record type is unknown".into(),
             )
         })?;
-        let record = serde_json::from_slice(&d.canonical)
+        // A purged record has nothing to send: a dead letter with the reason.
+        let stored = d
+            .canonical
+            .as_ref()
+            .map_err(|gone| fail(ErrorClass::Render, gone.reason().into()))?;
+        let record = serde_json::from_slice(stored)
             .map_err(|_| fail(ErrorClass::Render, "the stored record is not JSON".into()))?;
         let canonical = Canonical {
             record_type,

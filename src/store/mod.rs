@@ -6,6 +6,7 @@
 //! a network call: `claim_due` maps to `UPDATE … RETURNING` here and to
 //! `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL.
 
+pub mod keyring;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -91,6 +92,13 @@ pub enum StoreError {
     /// The store's schema could not be brought up to this build's.
     #[error("store could not be migrated")]
     Migration(#[from] sqlite::MigrationError),
+    /// Payload keys cannot be used (a KEK missing from the config, a wrong
+    /// KEK, a sealed value that does not open): needs an operator.
+    #[error("payload keys cannot be used: {0}")]
+    Key(#[from] keyring::KeyError),
+    /// A named delivery's record was purged: there is nothing left to send.
+    #[error("the payload of the record of deliveries {0:?} was purged")]
+    PayloadPurged(Vec<i64>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -156,6 +164,9 @@ pub struct RecordStatus {
     pub source: String,
     pub record_type: RecordType,
     pub received_at: String,
+    /// When the payload was purged (RFC 3339); ids, statuses and receipts stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<String>,
     pub routes: Vec<DeliveryStatus>,
 }
 
@@ -191,13 +202,56 @@ pub struct ClaimedDelivery {
     pub record_type: Result<RecordType, UnknownValue>,
     pub received_at: DateTime<Utc>,
     pub subject: Option<String>,
-    /// The canonical record, JSON.
-    pub canonical: Vec<u8>,
+    /// The canonical record, JSON; `Err` when it is gone (purged) and the
+    /// delivery can only become a dead letter.
+    pub canonical: Result<Vec<u8>, PayloadGone>,
     /// The receipt of the latest earlier delivery of the same subject on this
     /// route that a registry answered (delivered, awaiting or parked with a
     /// receipt): a correction updates what that delivery created.
     pub prior_receipt: Option<serde_json::Value>,
 }
+
+/// Why a claimed delivery has no payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadGone {
+    /// The record's data key was destroyed.
+    Purged,
+}
+
+impl PayloadGone {
+    /// The reason a dead letter records.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PayloadGone::Purged => "payload-purged",
+        }
+    }
+}
+
+/// A record whose payload was purged, for its audit event (ids and times only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgedRecord {
+    pub id: RecordId,
+    pub client_id: String,
+    pub source: String,
+    pub record_type: String,
+    pub received_at: String,
+}
+
+/// What an erasure request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasure {
+    /// The data key is destroyed now.
+    Purged(PurgedRecord),
+    /// It was purged before; nothing more to do.
+    AlreadyPurged,
+    /// No record of that id belongs to the client.
+    NotFound,
+    /// A delivery still needs the payload: its state.
+    InFlight(DeliveryState),
+}
+
+/// Builds the `record.purged` event of a purged record.
+pub type PurgeAudit = dyn for<'r> Fn(&'r PurgedRecord) -> AuditEvent + Send + Sync;
 
 /// How a leased delivery ended this time.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,6 +456,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Append a signed checkpoint, durably.
     async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+    /// Purge (destroy the data key of) up to `limit` records received before
+    /// `cutoff` whose every delivery is final ([`DeliveryState::is_final`]),
+    /// each with its `record.purged` event, in one transaction; then the
+    /// freed pages are wiped from the files. Returns the purged records.
+    async fn purge_expired(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+        audit: &PurgeAudit,
+    ) -> Result<Vec<PurgedRecord>, StoreError>;
+
+    /// Purge one record now, at the request of `client_id`, its owner.
+    async fn erase(
+        &self,
+        id: RecordId,
+        client_id: &str,
+        now: DateTime<Utc>,
+        audit: &PurgeAudit,
+    ) -> Result<Erasure, StoreError>;
 
     /// Is the store reachable? For `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -24,10 +25,12 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::keyring::{KeyError, Keyring};
 use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
-    DeliveryStatus, NewRecord, RecordOwner, RecordStatus, Store, StoreError, StoredAuditEvent,
-    StoredCheckpoint, consent_in_force, decode_delivery_state, decode_record_type,
+    DeliveryStatus, Erasure, NewRecord, PurgeAudit, PurgedRecord, RecordOwner, RecordStatus, Store,
+    StoreError, StoredAuditEvent, StoredCheckpoint, consent_in_force, decode_delivery_state,
+    decode_record_type,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::{DeliveryState, RecordId};
@@ -41,10 +44,12 @@ const MAX_GROUP: usize = 512;
 const QUEUE_DEPTH: usize = 4096;
 
 mod migrate;
+mod payload;
 pub use migrate::MigrationError;
 
 pub struct SqliteStore {
     reads: SqlitePool,
+    keyring: Arc<Keyring>,
     writes: Mutex<Option<mpsc::Sender<WriteOp>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -88,8 +93,15 @@ fn private_store_files(data_dir: &Path) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
-    /// Open (creating if needed) the store in `data_dir` and run migrations.
-    pub async fn open(data_dir: &Path, metrics: StoreMetrics) -> Result<SqliteStore, StoreError> {
+    /// Open (creating if needed) the store in `data_dir`, run migrations,
+    /// check that `keyring` unwraps the stored data keys, re-wrap those of
+    /// earlier KEKs under the current one and seal rows older builds wrote
+    /// in plaintext.
+    pub async fn open(
+        data_dir: &Path,
+        metrics: StoreMetrics,
+        keyring: Arc<Keyring>,
+    ) -> Result<SqliteStore, StoreError> {
         private_store_files(data_dir)?;
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| StoreError::Open(e.to_string()))?
@@ -98,20 +110,30 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted content (a destroyed data key, a replaced plaintext)
+            // is overwritten with zeros, not left in free space.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let mut writer = SqliteConnection::connect_with(&options)
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
         migrate::migrate(&mut writer).await?;
+        payload::check_keks(&mut writer, &keyring).await?;
+        let changed = payload::rewrap(&mut writer, &keyring).await?
+            + payload::seal_plaintext(&mut writer, &keyring).await?;
+        if changed > 0 {
+            payload::wipe_wal(&mut writer).await?;
+        }
         let reads = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let handle = tokio::spawn(run_writer(writer, rx, metrics));
+        let handle = tokio::spawn(run_writer(writer, rx, metrics, keyring.clone()));
         Ok(SqliteStore {
             reads,
+            keyring,
             writes: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
         })
@@ -161,7 +183,7 @@ impl Store for SqliteStore {
     async fn record_status(&self, id: RecordId) -> Result<Option<RecordStatus>, StoreError> {
         let id_text = id.to_string();
         let Some(row) = sqlx::query(
-            "SELECT client_id, source, record_type, received_at FROM records WHERE id = ?",
+            "SELECT client_id, source, record_type, received_at, purged_at FROM records WHERE id = ?",
         )
         .bind(&id_text)
         .fetch_optional(&self.reads)
@@ -199,6 +221,7 @@ impl Store for SqliteStore {
             source: row.get("source"),
             record_type: decode_record_type(row.get("record_type"))?,
             received_at: row.get("received_at"),
+            purged_at: row.get("purged_at"),
             routes,
         }))
     }
@@ -266,6 +289,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<DeadLetter>, StoreError> {
         let mut conn = self.reads.acquire().await?;
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let purged = payload::purged_deliveries(&mut tx, ids).await?;
+        if !purged.is_empty() {
+            return Err(StoreError::PayloadPurged(purged));
+        }
         let mut q = QueryBuilder::<Sqlite>::new(
             "UPDATE deliveries SET status = 'pending', attempts = 0, lease_owner = NULL,
                     lease_until_ms = NULL, next_attempt_ms = ",
@@ -283,6 +310,8 @@ impl Store for SqliteStore {
         if let Some(d) = destination {
             q.push(" AND destination = ").push_bind(d);
         }
+        // A purged record has nothing left to send: its dead letters stay.
+        q.push(" AND record_id NOT IN (SELECT id FROM records WHERE purged_at IS NOT NULL)");
         if !ids.is_empty() {
             q.push(" AND id IN (");
             let mut list = q.separated(", ");
@@ -314,18 +343,29 @@ impl Store for SqliteStore {
     async fn latest_consent(&self, subject: &str) -> Result<Option<ConsentState>, StoreError> {
         // A person's decisions are few; the one in force is chosen by the
         // time each was decided (consent_in_force), not by arrival.
-        let rows = sqlx::query("SELECT consent FROM consents WHERE subject = ? ORDER BY id")
-            .bind(subject)
-            .fetch_all(&self.reads)
-            .await?;
-        Ok(consent_in_force(
-            rows.iter().map(|r| r.get::<&[u8], _>("consent")),
-        ))
+        // A purged decision has no key left and is no longer read.
+        let rows = sqlx::query(
+            "SELECT c.record_id, c.consent, k.kek_id, k.wrapped
+               FROM consents c JOIN payload_keys k ON k.record_id = c.record_id
+              WHERE c.subject = ? ORDER BY c.id",
+        )
+        .bind(subject)
+        .fetch_all(&self.reads)
+        .await?;
+        let mut decisions = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let key = self
+                .keyring
+                .unwrap(r.get("record_id"), r.get("kek_id"), r.get("wrapped"))?;
+            decisions.push(key.open(payload::CONSENT, r.get("consent"))?);
+        }
+        Ok(consent_in_force(decisions.iter().map(|d| d.as_slice())))
     }
 
     async fn record_owner(&self, id: RecordId) -> Result<Option<RecordOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT client_id, subject, record_type, canonical FROM records WHERE id = ?",
+            "SELECT r.client_id, r.subject, r.record_type, r.canonical, k.kek_id, k.wrapped
+               FROM records r LEFT JOIN payload_keys k ON k.record_id = r.id WHERE r.id = ?",
         )
         .bind(id.to_string())
         .fetch_optional(&self.reads)
@@ -333,9 +373,18 @@ impl Store for SqliteStore {
         let Some(r) = row else {
             return Ok(None);
         };
-        let canonical: Vec<u8> = r.get("canonical");
-        let record: serde_json::Value = serde_json::from_slice(&canonical)
-            .map_err(|_| StoreError::Corrupt(format!("record {id} is not JSON")))?;
+        // A purged record has an owner and a subject, but no source id any more.
+        let record: serde_json::Value = match r.get::<Option<String>, _>("kek_id") {
+            None => serde_json::Value::Null,
+            Some(kek_id) => {
+                let key = self
+                    .keyring
+                    .unwrap(&id.to_string(), &kek_id, r.get("wrapped"))?;
+                let canonical = key.open(payload::CANONICAL, r.get("canonical"))?;
+                serde_json::from_slice(&canonical)
+                    .map_err(|_| StoreError::Corrupt(format!("record {id} is not JSON")))?
+            }
+        };
         Ok(Some(RecordOwner {
             client_id: r.get("client_id"),
             record_type: decode_record_type(r.get("record_type"))?,
@@ -452,6 +501,43 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn purge_expired(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+        audit: &PurgeAudit,
+    ) -> Result<Vec<PurgedRecord>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let due = payload::expired(&mut tx, &rfc3339(cutoff), limit).await?;
+        payload::purge(&mut tx, &due, &rfc3339(now), audit).await?;
+        tx.commit().await?;
+        if !due.is_empty() {
+            payload::wipe_wal(&mut conn).await?;
+        }
+        Ok(due)
+    }
+
+    async fn erase(
+        &self,
+        id: RecordId,
+        client_id: &str,
+        now: DateTime<Utc>,
+        audit: &PurgeAudit,
+    ) -> Result<Erasure, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let erasure = payload::erasable(&mut tx, id, client_id).await?;
+        let Erasure::Purged(record) = &erasure else {
+            return Ok(erasure);
+        };
+        payload::purge(&mut tx, std::slice::from_ref(record), &rfc3339(now), audit).await?;
+        tx.commit().await?;
+        payload::wipe_wal(&mut conn).await?;
+        Ok(erasure)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reads).await?;
         if self.writes.lock().await.is_none() {
@@ -474,12 +560,13 @@ async fn run_writer(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<WriteOp>,
     metrics: StoreMetrics,
+    keyring: Arc<Keyring>,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = Instant::now();
         metrics.commit_group_size.observe(group.len() as f64);
-        commit_group(&mut conn, std::mem::take(&mut group)).await;
+        commit_group(&mut conn, std::mem::take(&mut group), &keyring).await;
         metrics
             .commit_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -502,13 +589,13 @@ enum Outcome {
 /// If the group fails, each request is retried alone, so one bad request is
 /// refused without taking its neighbours down. Nobody is answered before the
 /// commit that holds their request.
-async fn commit_group(conn: &mut SqliteConnection, ops: Vec<WriteOp>) {
-    match write_group(conn, &ops).await {
+async fn commit_group(conn: &mut SqliteConnection, ops: Vec<WriteOp>, keyring: &Keyring) {
+    match write_group(conn, &ops, keyring).await {
         Ok(outcomes) => reply(ops, outcomes.into_iter().map(Ok).collect()),
         Err(e) if ops.len() > 1 => {
             tracing::warn!(error = %e, requests = ops.len(), "group commit failed; committing its requests one by one");
             for op in ops {
-                let result = write_group(conn, std::slice::from_ref(&op))
+                let result = write_group(conn, std::slice::from_ref(&op), keyring)
                     .await
                     .map(|mut outcomes| outcomes.remove(0))
                     .map_err(StoreError::from);
@@ -561,9 +648,10 @@ const ROWS_PER_STATEMENT: usize = 1000;
 async fn write_group(
     conn: &mut SqliteConnection,
     ops: &[WriteOp],
+    keyring: &Keyring,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut known = existing_keys(&mut tx, ops).await?;
+    let mut known = existing_keys(&mut tx, ops, keyring).await?;
     let mut outcomes = Vec::with_capacity(ops.len());
     let mut records: Vec<&NewRecord> = Vec::new();
     let mut events: Vec<(&AuditEvent, Option<String>)> = Vec::new();
@@ -575,7 +663,7 @@ async fn write_group(
                     .as_ref()
                     .map(|k| (record.client_id.clone(), k.clone()));
                 if let Some((hash, id)) = key.as_ref().and_then(|k| known.get(k)) {
-                    outcomes.push(Outcome::Accept(if *hash == record.request_sha256 {
+                    outcomes.push(Outcome::Accept(if *hash == Some(record.request_sha256) {
                         AcceptOutcome::Replayed(*id)
                     } else {
                         AcceptOutcome::Conflict(*id)
@@ -583,7 +671,7 @@ async fn write_group(
                     continue;
                 }
                 if let Some(k) = key {
-                    known.insert(k, (record.request_sha256, record.id));
+                    known.insert(k, (Some(record.request_sha256), record.id));
                 }
                 records.push(record);
                 events.push((&record.audit, Some(record.id.to_string())));
@@ -605,11 +693,15 @@ async fn write_group(
             WriteOp::Claim(..) => outcomes.push(Outcome::Claim(Vec::new())),
         }
     }
-    insert_records(&mut tx, &records).await?;
-    insert_consents(&mut tx, &records).await?;
+    let sealed: Vec<payload::Sealed> = records
+        .iter()
+        .map(|r| payload::Sealed::new(r, keyring))
+        .collect();
+    insert_records(&mut tx, &records, &sealed).await?;
+    insert_consents(&mut tx, &records, &sealed).await?;
     for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
         if let WriteOp::Claim(claim, _) = op {
-            *outcome = Outcome::Claim(claim_in(&mut tx, claim).await?);
+            *outcome = Outcome::Claim(claim_in(&mut tx, claim, keyring).await?);
         }
     }
     let first_seq = insert_events(&mut tx, &events).await?;
@@ -622,12 +714,15 @@ async fn write_group(
     Ok(outcomes)
 }
 
-type KnownKeys = HashMap<(String, String), ([u8; 32], RecordId)>;
+/// The request hash is `None` when it cannot be read back (its record was
+/// purged): a reuse of the key is then a conflict, never a replay.
+type KnownKeys = HashMap<(String, String), (Option<[u8; 32]>, RecordId)>;
 
 /// The idempotency keys of this group that are already stored.
 async fn existing_keys(
     conn: &mut SqliteConnection,
     ops: &[WriteOp],
+    keyring: &Keyring,
 ) -> Result<KnownKeys, sqlx::Error> {
     let keyed: Vec<(&str, &str)> = ops
         .iter()
@@ -642,8 +737,9 @@ async fn existing_keys(
     let mut known = HashMap::new();
     for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT client_id, key, request_sha256, record_id FROM idempotency_keys
-             WHERE (client_id, key) IN (",
+            "SELECT i.client_id, i.key, i.request_sha256, i.record_id, k.kek_id, k.wrapped
+               FROM idempotency_keys i LEFT JOIN payload_keys k ON k.record_id = i.record_id
+             WHERE (i.client_id, i.key) IN (",
         );
         let mut list = q.separated(", ");
         for (client, key) in chunk {
@@ -655,15 +751,23 @@ async fn existing_keys(
         }
         q.push(")");
         for row in q.build().fetch_all(&mut *conn).await? {
-            let hash: Vec<u8> = row.get("request_sha256");
             let id: String = row.get("record_id");
             let corrupt = || sqlx::Error::Decode("malformed row in idempotency_keys".into());
+            let hash = match row.get::<Option<String>, _>("kek_id") {
+                None => None,
+                Some(kek_id) => {
+                    let key = keyring
+                        .unwrap(&id, &kek_id, row.get("wrapped"))
+                        .map_err(key_error)?;
+                    let hash = key
+                        .open(payload::REQUEST_SHA256, row.get("request_sha256"))
+                        .map_err(key_error)?;
+                    Some(hash.as_slice().try_into().map_err(|_| corrupt())?)
+                }
+            };
             known.insert(
                 (row.get("client_id"), row.get("key")),
-                (
-                    hash.try_into().map_err(|_| corrupt())?,
-                    RecordId::parse(&id).ok_or_else(corrupt)?,
-                ),
+                (hash, RecordId::parse(&id).ok_or_else(corrupt)?),
             );
         }
     }
@@ -673,12 +777,15 @@ async fn existing_keys(
 async fn insert_records(
     conn: &mut SqliteConnection,
     records: &[&NewRecord],
+    sealed: &[payload::Sealed],
 ) -> Result<(), sqlx::Error> {
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+    let rows: Vec<(&NewRecord, &payload::Sealed)> =
+        records.iter().copied().zip(sealed.iter()).collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical, subject) ",
         );
-        q.push_values(chunk, |mut row, r| {
+        q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.id.to_string())
                 .push_bind(r.client_id.as_str())
                 .push_bind(r.source.as_str())
@@ -687,24 +794,32 @@ async fn insert_records(
                     r.received_at
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 )
-                .push_bind(&r.request_sha256[..])
-                .push_bind(r.canonical.as_slice())
+                .push_bind(sealed.request_sha256.as_slice())
+                .push_bind(sealed.canonical.as_slice())
                 .push_bind(r.subject.as_deref());
         });
         q.build().execute(&mut *conn).await?;
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO payload_keys (record_id, kek_id, wrapped) ");
+        q.push_values(chunk, |mut row, (r, sealed)| {
+            row.push_bind(r.id.to_string())
+                .push_bind(sealed.kek_id.as_str())
+                .push_bind(sealed.wrapped.as_slice());
+        });
+        q.build().execute(&mut *conn).await?;
     }
-    let keyed: Vec<&&NewRecord> = records
+    let keyed: Vec<&(&NewRecord, &payload::Sealed)> = rows
         .iter()
-        .filter(|r| r.idempotency_key.is_some())
+        .filter(|(r, _)| r.idempotency_key.is_some())
         .collect();
     for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO idempotency_keys (client_id, key, request_sha256, record_id) ",
         );
-        q.push_values(chunk, |mut row, r| {
+        q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.client_id.as_str())
                 .push_bind(r.idempotency_key.as_deref())
-                .push_bind(&r.request_sha256[..])
+                .push_bind(sealed.request_sha256.as_slice())
                 .push_bind(r.id.to_string());
         });
         q.build().execute(&mut *conn).await?;
@@ -762,6 +877,7 @@ struct Claim {
 async fn claim_in(
     conn: &mut SqliteConnection,
     c: &Claim,
+    keyring: &Keyring,
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
     let rows = sqlx::query(
         "UPDATE deliveries
@@ -790,7 +906,8 @@ async fn claim_in(
     let mut records = HashMap::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "SELECT id, client_id, record_type, received_at, canonical FROM records WHERE id IN (",
+            "SELECT r.id, r.client_id, r.record_type, r.received_at, r.canonical, k.kek_id, k.wrapped
+               FROM records r LEFT JOIN payload_keys k ON k.record_id = r.id WHERE r.id IN (",
         );
         let mut list = q.separated(", ");
         for r in chunk {
@@ -826,7 +943,7 @@ async fn claim_in(
                     .map_err(|_| corrupt("a record has a malformed time"))?
                     .with_timezone(&Utc),
                 subject: r.get("subject"),
-                canonical: record.get("canonical"),
+                canonical: payload::open_canonical(record, &record_id, keyring)?,
                 prior_receipt: None,
             })
         })
@@ -862,6 +979,11 @@ async fn prior_receipt(
     receipt
         .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("a receipt is not JSON")))
         .transpose()
+}
+
+/// A key failure inside a writer transaction; the caller sees the group fail.
+fn key_error(e: KeyError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
 }
 
 fn corrupt(what: &str) -> sqlx::Error {
@@ -955,9 +1077,10 @@ enum Bind {
 async fn insert_consents(
     conn: &mut SqliteConnection,
     records: &[&NewRecord],
+    sealed: &[payload::Sealed],
 ) -> Result<(), sqlx::Error> {
-    for r in records {
-        if let Some(entry) = &r.consent {
+    for (r, sealed) in records.iter().zip(sealed) {
+        if let (Some(entry), Some(consent)) = (&r.consent, &sealed.consent) {
             sqlx::query(
                 "INSERT INTO consents (subject, client_id, record_id, recorded_at, consent)
                  VALUES (?, ?, ?, ?, ?)",
@@ -966,7 +1089,7 @@ async fn insert_consents(
             .bind(&r.client_id)
             .bind(r.id.to_string())
             .bind(rfc3339(r.received_at))
-            .bind(entry.consent.as_slice())
+            .bind(consent.as_slice())
             .execute(&mut *conn)
             .await?;
         }

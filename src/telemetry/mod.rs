@@ -55,6 +55,12 @@ pub struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PurgeLabels {
+    /// expired (retention period over) or erased (the owning agency asked).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DestinationLabels {
     pub destination: String,
 }
@@ -86,6 +92,7 @@ pub struct Metrics {
     pub store: StoreMetrics,
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub delivery_seconds: Family<DestinationLabels, Histogram>,
+    pub records_purged: Family<PurgeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -125,6 +132,12 @@ impl Default for Metrics {
             "Submissions refused, by reason",
             records_rejected.clone(),
         );
+        let records_purged = Family::<PurgeLabels, Counter>::default();
+        registry.register(
+            "records_purged",
+            "Records whose payload was purged (data key destroyed), by reason",
+            records_purged.clone(),
+        );
         registry.register(
             "http_responses",
             "HTTP responses by status code",
@@ -149,6 +162,7 @@ impl Default for Metrics {
             store,
             deliveries,
             delivery_seconds,
+            records_purged,
         }
     }
 }

@@ -25,6 +25,7 @@ mod policy_canary;
 mod policy_fhir_consent;
 mod product;
 mod registries_accept_gateway_output;
+mod retention;
 mod store_migrations;
 mod translate_cli;
 mod transports;

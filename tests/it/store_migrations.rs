@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use registry_gateway::audit::{AuditEvent, AuditKind, leaf_hash};
 use registry_gateway::model::{RecordId, RecordType};
+use registry_gateway::store::keyring::Keyring;
 use registry_gateway::store::sqlite::{MigrationError, SqliteStore};
 use registry_gateway::store::{AcceptOutcome, NewDelivery, NewRecord, Store, StoreError};
 use registry_gateway::telemetry::StoreMetrics;
@@ -18,6 +19,11 @@ use sqlx::Connection;
 use tempfile::TempDir;
 
 use crate::common::repo_path;
+
+/// One fixed KEK, so a store reopened in a test still reads its data keys.
+fn test_keyring() -> std::sync::Arc<Keyring> {
+    std::sync::Arc::new(Keyring::from_hex(("test", &"ab".repeat(32)), &[]).unwrap())
+}
 
 /// SHA-384 of every shipped migration, as sqlx records it in `_sqlx_migrations`.
 const PINNED: &[(&str, &str)] = &[
@@ -37,7 +43,16 @@ const PINNED: &[(&str, &str)] = &[
         "0004_checkpoints.sql",
         "cae4abcae978f9330106343fce1101cfa8a4f380c99bab6696bf05bff523c6b129d7a5e3364d7b7d4b7cd094c87c2b7a",
     ),
+    (
+        "0005_payload_keys.sql",
+        "fe9c45b87e364d8ec4f5f1dac73d03bc3fbf8ed94ecaa9269c14c723a80eddcd9e89ffc686636605d108639dc7f10878",
+    ),
 ];
+
+/// A migration's version, as sqlx reads it: the number before the first `_`.
+fn version_of(file: &str) -> i64 {
+    file.split('_').next().unwrap().parse().unwrap()
+}
 
 #[test]
 fn shipped_migrations_are_pinned() {
@@ -197,12 +212,18 @@ async fn opens_and_migrates(file: &str) {
     let fixture = fixture(file);
     let dir = copy_fixture(file);
     let before: Vec<i64> = applied(dir.path()).await.iter().map(|a| a.0).collect();
+    // The fixture's synthetic child, in plaintext as older builds stored it.
+    let plaintext = b"Child-F001";
+    let had_plaintext = std::fs::read(dir.path().join("gateway.db"))
+        .unwrap()
+        .windows(plaintext.len())
+        .any(|w| w == plaintext);
     assert_eq!(
         before, fixture.applied,
         "{file}: migrations recorded in the fixture"
     );
 
-    let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
         .await
         .unwrap_or_else(|e| panic!("{file} does not open: {:#}", anyhow::Error::from(e)));
 
@@ -272,17 +293,29 @@ async fn opens_and_migrates(file: &str) {
     assert_eq!(events.len() as i64, fixture.audit_events + 1);
     store.close().await;
 
+    // The plaintext rows were sealed when the store opened, and the pages
+    // that held them are gone from the files.
+    if had_plaintext {
+        for file in ["gateway.db", "gateway.db-wal"] {
+            if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+                assert!(
+                    !bytes.windows(plaintext.len()).any(|w| w == plaintext),
+                    "{file}: {file} still holds the plaintext record"
+                );
+            }
+        }
+    }
+
     // Every migration applied, each with the shipped checksum, and the schema
     // is the one a fresh store gets.
     let after = applied(dir.path()).await;
     let pinned: Vec<(i64, bool, String)> = PINNED
         .iter()
-        .enumerate()
-        .map(|(i, (_, sum))| (i as i64 + 1, true, sum.to_string()))
+        .map(|(file, sum)| (version_of(file), true, sum.to_string()))
         .collect();
     assert_eq!(after, pinned, "{file}: migrations after open");
     let fresh = tempfile::tempdir().unwrap();
-    SqliteStore::open(fresh.path(), StoreMetrics::default())
+    SqliteStore::open(fresh.path(), StoreMetrics::default(), test_keyring())
         .await
         .unwrap()
         .close()
@@ -325,7 +358,8 @@ async fn an_unknown_edit_is_refused_naming_the_migration_and_changes_nothing() {
     record_checksum(dir.path(), 2, &[0xab; 48]).await;
     let schema_before = schema(dir.path()).await;
     let applied_before = applied(dir.path()).await;
-    let Err(err) = SqliteStore::open(dir.path(), StoreMetrics::default()).await else {
+    let Err(err) = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring()).await
+    else {
         panic!("a store with an unknown edit opened");
     };
     assert!(
@@ -352,7 +386,7 @@ async fn the_pre_edit_checksum_on_another_version_is_not_repaired() {
             .await
             .unwrap();
     record_checksum(dir.path(), 1, &old).await;
-    let err = SqliteStore::open(dir.path(), StoreMetrics::default())
+    let err = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
         .await
         .err()
         .expect("refused");
@@ -375,7 +409,7 @@ async fn a_store_from_a_newer_build_is_refused() {
     .execute(&mut connect(dir.path()).await)
     .await
     .unwrap();
-    let err = SqliteStore::open(dir.path(), StoreMetrics::default())
+    let err = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
         .await
         .err()
         .expect("refused");

@@ -6,9 +6,14 @@ use crate::audit::AuditKind;
 use crate::model::{DeliveryState, RecordType};
 use crate::store::{Completion, DeadLetter, DeliveryOutcome, NewDelivery};
 
+/// One fixed KEK, so a store reopened in a test still reads its data keys.
+fn test_keyring() -> Arc<Keyring> {
+    Arc::new(Keyring::from_hex(("test", &"ab".repeat(32)), &[]).unwrap())
+}
+
 async fn open() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
         .await
         .unwrap();
     (dir, store)
@@ -59,7 +64,7 @@ async fn the_store_folder_and_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    let store = SqliteStore::open(&dir, StoreMetrics::default())
+    let store = SqliteStore::open(&dir, StoreMetrics::default(), test_keyring())
         .await
         .unwrap();
     store.accept(new_record(None, 1)).await.unwrap();
@@ -206,13 +211,13 @@ async fn data_survives_reopening() {
     let record = new_record(Some("k"), 1);
     let id = record.id;
     {
-        let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+        let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
             .await
             .unwrap();
         store.accept(record).await.unwrap();
         store.close().await;
     }
-    let store = SqliteStore::open(dir.path(), StoreMetrics::default())
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
         .await
         .unwrap();
     assert_eq!(
@@ -254,8 +259,8 @@ async fn a_completion_counts_only_while_the_lease_is_held() {
     let first = store.claim_due("a", "w1", 10, lease, now).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(
-        first[0].canonical,
-        br#"{"record_type":"birth-notification"}"#
+        first[0].canonical.as_deref(),
+        Ok(&br#"{"record_type":"birth-notification"}"#[..])
     );
     // w1's lease expires; w2 takes the delivery over.
     let later = now + ChronoDuration::seconds(31);
@@ -680,4 +685,150 @@ async fn the_consent_in_force_is_decoded_and_an_undecodable_one_is_left_aside() 
     });
     store.accept(only_bad).await.unwrap();
     assert!(store.latest_consent("s3").await.unwrap().is_none());
+}
+
+fn purge_audit(r: &crate::store::PurgedRecord) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        AuditKind::RecordPurged,
+        Utc::now(),
+        "retention",
+        "canonical",
+    );
+    e.record_id = Some(r.id.to_string());
+    e
+}
+
+#[tokio::test]
+async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries() {
+    let (dir, store) = open().await;
+    let mut record = new_record(Some("k1"), 1);
+    record.canonical = br#"{"record_type":"birth-notification","name":"KNRY0001Q"}"#.to_vec();
+    let id = record.id;
+    store.accept(record).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT canonical FROM records")
+        .fetch_one(&store.reads)
+        .await
+        .unwrap();
+    assert!(crate::store::keyring::is_sealed(&stored));
+    assert!(!stored.windows(9).any(|w| w == b"KNRY0001Q"));
+
+    // Not yet: both deliveries are pending.
+    let later = Utc::now() + ChronoDuration::days(1);
+    assert!(
+        store
+            .purge_expired(later, later, 10, &purge_audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .erase(id, "agency-a", later, &purge_audit)
+            .await
+            .unwrap(),
+        crate::store::Erasure::InFlight(DeliveryState::Pending)
+    );
+    let lease = Duration::from_secs(30);
+    for destination in ["a", "b"] {
+        let c = store
+            .claim_due(destination, "w", 1, lease, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            c[0].canonical.as_deref().unwrap(),
+            br#"{"record_type":"birth-notification","name":"KNRY0001Q"}"#
+        );
+        let outcome = DeliveryOutcome::Dead {
+            error: "permanent: http 400".into(),
+        };
+        assert!(
+            store
+                .complete(completion(&c[0], "w", outcome))
+                .await
+                .unwrap()
+        );
+    }
+    // Final, but received after the cutoff: kept.
+    let before = Utc::now() - ChronoDuration::days(1);
+    assert!(
+        store
+            .purge_expired(before, later, 10, &purge_audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .erase(id, "agency-b", later, &purge_audit)
+            .await
+            .unwrap(),
+        crate::store::Erasure::NotFound
+    );
+    let purged = store
+        .purge_expired(later, later, 10, &purge_audit)
+        .await
+        .unwrap();
+    assert_eq!(purged.len(), 1);
+    assert_eq!(purged[0].id, id);
+    assert_eq!(count(&store, "payload_keys").await, 0);
+    assert_eq!(count(&store, "idempotency_keys").await, 0);
+    assert_eq!(
+        store
+            .erase(id, "agency-a", later, &purge_audit)
+            .await
+            .unwrap(),
+        crate::store::Erasure::AlreadyPurged
+    );
+    let status = store.record_status(id).await.unwrap().unwrap();
+    assert!(status.purged_at.is_some());
+    assert_eq!(status.routes.len(), 2);
+    let owner = store.record_owner(id).await.unwrap().unwrap();
+    assert_eq!(owner.source_record_id, None);
+
+    // Its dead letters are not replayed: by id a 409 for the caller, by
+    // destination left out.
+    let dead = store.dead_letters(None, 10).await.unwrap();
+    let replay_audit = |d: &DeadLetter| {
+        let mut e = AuditEvent::new(AuditKind::DeliveryReplayed, Utc::now(), "admin", "admin");
+        e.record_id = Some(d.record_id.clone());
+        e
+    };
+    assert!(matches!(
+        store.replay(None, &[dead[0].delivery_id], later, &replay_audit).await,
+        Err(StoreError::PayloadPurged(ids)) if ids == vec![dead[0].delivery_id]
+    ));
+    assert!(
+        store
+            .replay(Some("a"), &[], later, &replay_audit)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A delivery that is somehow due again is claimed without a payload.
+    sqlx::query("UPDATE deliveries SET status = 'pending' WHERE destination = 'a'")
+        .execute(&store.reads)
+        .await
+        .unwrap();
+    let c = store.claim_due("a", "w", 1, lease, later).await.unwrap();
+    assert_eq!(c[0].canonical, Err(crate::store::PayloadGone::Purged));
+
+    // The exchange log holds the purge and still verifies.
+    let events = store.audit_events(1, i64::MAX).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.leaf_hash == crate::audit::leaf_hash(&e.event))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| String::from_utf8_lossy(&e.event).contains("record.purged"))
+    );
+    store.close().await;
+    for file in ["gateway.db", "gateway.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            assert!(!bytes.windows(9).any(|w| w == b"KNRY0001Q"), "{file}");
+        }
+    }
 }

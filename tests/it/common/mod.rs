@@ -111,6 +111,8 @@ pub fn config_with(data_dir: &Path, destinations: &str, routes: &[(&str, &str)])
             "[[routes]]\nrecord_type = \"{record_type}\"\ndestination = \"{destination}\"\n\n"
         ));
     }
+    // The example's [retention] (a generated KEK kept in the data dir).
+    text.push_str(&example[example.find("# --- retention").unwrap()..]);
     let path = data_dir.join("gateway.toml");
     std::fs::write(&path, text).unwrap();
     let mut config = Config::load(

@@ -56,6 +56,10 @@ pub enum AuditKind {
     /// A consent decision withdrawing sharing was recorded.
     #[serde(rename = "consent.withdrawn")]
     ConsentWithdrawn,
+    /// The record's data key was destroyed (retention period over, or the
+    /// owning agency asked for erasure): its payload is unrecoverable.
+    #[serde(rename = "record.purged")]
+    RecordPurged,
 }
 
 impl AuditKind {
@@ -74,6 +78,7 @@ impl AuditKind {
             AuditKind::DeliveryReferred => "delivery.referred",
             AuditKind::ConsentGranted => "consent.granted",
             AuditKind::ConsentWithdrawn => "consent.withdrawn",
+            AuditKind::RecordPurged => "record.purged",
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// How the exchange log is checkpointed; `None`: not signed.
     pub audit: Option<AuditConfig>,
+    /// `[retention]`, when the file has one (`serve` refuses to start without it).
+    pub retention: Option<RetentionConfig>,
     /// What loads but should change before real use (a secret written in
     /// the file itself): `config check` prints these, `serve` logs them.
     pub warnings: Vec<ConfigError>,
@@ -200,6 +202,31 @@ pub struct RouteConfig {
     pub destination: String,
 }
 
+/// How long payloads are kept and the key-encryption keys that protect them.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub kek: KekSource,
+    pub kek_id: String,
+    /// Earlier KEKs by id, still used to unwrap.
+    pub previous_keks: Vec<(String, Secret)>,
+    /// A record's payload is purged this long after it was received, once
+    /// every route is final.
+    pub payload_days: u32,
+    pub purge_interval: Duration,
+}
+
+/// Where the current KEK comes from.
+#[derive(Debug, Clone)]
+pub enum KekSource {
+    /// `env:NAME` or `file:PATH`: 32 bytes as 64 hex digits.
+    Secret(Secret),
+    /// Made once and kept in the data directory (the demo).
+    Generate,
+}
+
+pub const DEFAULT_PAYLOAD_DAYS: u64 = 30;
+pub const DEFAULT_PURGE_INTERVAL_SECS: u64 = 3600;
+
 /// One problem in a config file, located by its TOML path (`clients[2].role`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -314,6 +341,9 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let destinations = validate_destinations(raw.destinations, &mut errors);
     let routes = validate_routes(raw.routes, &destinations, &mut errors);
     let audit = raw.audit.and_then(|a| audit::validate(a, &mut errors));
+    let retention = raw
+        .retention
+        .and_then(|r| validate_retention(r, &mut errors));
     match server {
         Some(server) if errors.errors.is_empty() => Ok(Config {
             server,
@@ -324,6 +354,7 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             destinations,
             routes,
             audit,
+            retention,
             warnings: errors.warnings,
         }),
         _ => Err(errors.errors),
@@ -714,6 +745,98 @@ fn validate_routes(
         });
     }
     routes
+}
+
+fn validate_retention(raw: raw::RawRetention, errors: &mut Errors) -> Option<RetentionConfig> {
+    let kek = match raw.kek.as_deref() {
+        None => {
+            errors.push(
+                "retention.kek",
+                "is required: \"env:NAME\", \"file:PATH\" (32 bytes as 64 hex digits) or \"generate\"",
+            );
+            None
+        }
+        Some("generate") => Some(KekSource::Generate),
+        Some(value) => kek_secret(value, "retention.kek", errors).map(KekSource::Secret),
+    };
+    let kek_id = match (raw.kek_id, &kek) {
+        (Some(id), _) if is_name(&id) => Some(id),
+        (Some(_), _) => {
+            errors.push(
+                "retention.kek_id",
+                "must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
+            );
+            None
+        }
+        (None, Some(KekSource::Generate)) => Some("generated".to_string()),
+        (None, _) => {
+            errors.push(
+                "retention.kek_id",
+                "is required with a KEK from env or file",
+            );
+            None
+        }
+    };
+    let mut ids: HashSet<String> = kek_id.iter().cloned().collect();
+    let mut previous_keks = Vec::new();
+    for (i, p) in raw.previous_keks.into_iter().enumerate() {
+        let at = format!("retention.previous_keks[{i}]");
+        if !is_name(&p.id) {
+            errors.push(
+                format!("{at}.id"),
+                "must be 1-64 characters of a-z, 0-9, '-', '_' or '.'",
+            );
+        } else if !ids.insert(p.id.clone()) {
+            errors.push(
+                format!("{at}.id"),
+                format!("KEK id {:?} is used twice", p.id),
+            );
+        }
+        if let Some(secret) = kek_secret(&p.kek, &format!("{at}.kek"), errors) {
+            previous_keks.push((p.id, secret));
+        }
+    }
+    let payload_days = bounded(
+        raw.payload_days,
+        DEFAULT_PAYLOAD_DAYS,
+        0..=36_500,
+        "retention.payload_days",
+        errors,
+    );
+    let purge_interval = bounded(
+        raw.purge_interval_secs,
+        DEFAULT_PURGE_INTERVAL_SECS,
+        1..=86_400 * 7,
+        "retention.purge_interval_secs",
+        errors,
+    );
+    Some(RetentionConfig {
+        kek: kek?,
+        kek_id: kek_id?,
+        previous_keks,
+        payload_days: u32::try_from(payload_days?).ok()?,
+        purge_interval: Duration::from_secs(purge_interval?),
+    })
+}
+
+/// A KEK from `env:NAME` or `file:PATH`, checked to be 32 bytes in hex.
+/// Written in the file itself it is refused: a KEK beside the data it
+/// protects protects nothing.
+fn kek_secret(value: &str, path: &str, errors: &mut Errors) -> Option<Secret> {
+    if !value.starts_with("env:") && !value.starts_with("file:") {
+        errors.push(
+            path,
+            "must be \"env:NAME\" or \"file:PATH\" (a KEK is never written in the config)",
+        );
+        return None;
+    }
+    let secret = destination::secret(Some(value.to_string()), path.to_string(), errors)?;
+    let text = secret.expose().trim();
+    if text.len() != 64 || hex::decode(text).is_err() {
+        errors.push(path, "must hold 32 bytes written as 64 hex digits");
+        return None;
+    }
+    Some(Secret::new(text))
 }
 
 fn is_name(s: &str) -> bool {

@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// How long payloads are kept, and the key that protects them at rest.
+    pub retention: Option<RawRetention>,
     /// The exchange log's checkpoints; without it the log is not signed.
     pub audit: Option<RawAudit>,
 }
@@ -35,6 +37,31 @@ pub struct RawAudit {
     pub key_name: Option<String>,
     pub checkpoint_interval_secs: Option<u64>,
     pub max_unsigned_secs: Option<u64>,
+}
+
+/// `[retention]`: payload encryption keys and the purge schedule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// The key-encryption key: `env:NAME`, `file:PATH` (32 bytes as 64 hex
+    /// digits) or `generate` (kept in the data directory; demo only).
+    pub kek: Option<String>,
+    /// The id stored beside every data key this KEK wraps.
+    pub kek_id: Option<String>,
+    /// Earlier KEKs, still used to unwrap data keys wrapped under their id.
+    #[serde(default)]
+    pub previous_keks: Vec<RawPreviousKek>,
+    /// Days a payload is kept once every route of its record is final (default 30).
+    pub payload_days: Option<u64>,
+    /// How often the purge runs (default 3600).
+    pub purge_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreviousKek {
+    pub id: String,
+    pub kek: String,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -93,6 +93,19 @@ impl DeliveryState {
         }
     }
 
+    /// Nothing more will happen to it without an operator: its record's
+    /// payload may be purged. Pending, awaiting and parked deliveries still
+    /// need the payload (a parked one may be replayed once a person checked).
+    pub fn is_final(self) -> bool {
+        match self {
+            DeliveryState::Delivered
+            | DeliveryState::Referred
+            | DeliveryState::Dead
+            | DeliveryState::Cancelled => true,
+            DeliveryState::Pending | DeliveryState::Awaiting | DeliveryState::Parked => false,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<DeliveryState> {
         DeliveryState::ALL.into_iter().find(|d| d.as_str() == s)
     }
