@@ -10,7 +10,8 @@ use common::*;
 use serde_json::Value;
 
 fn spawn(data_dir: &Path) -> GatewayProcess {
-    spawn_gateway(&example_config_path(), Some(data_dir), "warn")
+    let config = example_config_without_limits(data_dir);
+    spawn_gateway(&config, Some(data_dir), "warn")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

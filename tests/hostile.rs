@@ -415,7 +415,7 @@ async fn slow_clients_do_not_hold_up_others() {
         let started = Instant::now();
         let status = http
             .post(format!("{}/v1/sources/canonical/records", gateway.base))
-            .bearer_auth(AGENCY)
+            .bearer_auth(AGENCY_2)
             .header("content-type", "application/json")
             .body(record.clone())
             .send()

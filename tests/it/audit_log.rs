@@ -309,7 +309,7 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
     }
     let store = gw.data_dir.path().join("store");
     let stored = stored_events(&store).await;
-    let metrics = gw.get("/metrics", None).await.text().await.unwrap();
+    let metrics = gw.get("/metrics", Some(ADMIN)).await.text().await.unwrap();
     assert!(metrics.contains("records_rejected"), "{metrics}");
     for c in &planted {
         for (what, haystack) in [

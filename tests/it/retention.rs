@@ -178,11 +178,14 @@ async fn assert_log_reads(store: &Path, purged: &[(&str, &str)]) {
                 "record.purged carries {key}"
             );
         }
+        // A consent's acceptance is its consent.granted or .withdrawn event.
         let accepted = rows
             .iter()
-            .filter(|r| r.1 == "record.accepted")
+            .filter(|r| {
+                ["record.accepted", "consent.granted", "consent.withdrawn"].contains(&r.1.as_str())
+            })
             .any(|r| serde_json::from_slice::<Value>(&r.2).unwrap()["record_id"] == *id);
-        assert!(accepted, "the record.accepted event of {id} is gone");
+        assert!(accepted, "the acceptance event of {id} is gone");
     }
     // The data keys are destroyed and the payload columns cleared.
     for (id, _) in purged {
@@ -338,6 +341,7 @@ async fn after_the_retention_period_no_canary_is_left_in_the_store_files_logs_or
 
     let metrics = http
         .get(format!("{base}/metrics"))
+        .bearer_auth(ADMIN)
         .send()
         .await
         .unwrap()
@@ -487,12 +491,65 @@ async fn an_agency_erases_its_record_once_its_deliveries_are_final() {
         "urn:registry-gateway:problem:payload-purged"
     );
 
-    let metrics = gateway.get("/metrics", None).await.text().await.unwrap();
+    let metrics = gateway
+        .get("/metrics", Some(ADMIN))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("gateway_records_purged_total{reason=\"erased\"} 2"),
         "{metrics}"
     );
     assert_no_canary("/metrics", metrics.as_bytes(), &canaries);
+
+    // The log still verifies after the purge, offline, purge events included.
+    let signed = gateway
+        .http
+        .post(gateway.url("/v1/admin/audit/checkpoint"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    let note = signed.text().await.unwrap();
+    let size: u64 = note.lines().nth(1).unwrap().parse().unwrap();
+    let auditor = "demo-auditor-token";
+    let key = gateway
+        .get("/v1/audit/public-key", Some(auditor))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let bundle = gateway
+        .get(
+            &format!("/v1/audit/bundle?start=0&end={size}"),
+            Some(auditor),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        bundle.contains("record.purged"),
+        "no purge event in the bundle"
+    );
+    assert_no_canary("audit bundle", bundle.as_bytes(), &canaries);
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("bundle.json"), &bundle).unwrap();
+    std::fs::write(files.path().join("key.txt"), &key).unwrap();
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
+        .args(["audit", "verify", "--bundle"])
+        .arg(files.path().join("bundle.json"))
+        .arg("--public-key")
+        .arg(files.path().join("key.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "the log no longer verifies after a purge: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
 
     let dir = gateway.stop().await;
     let store = dir.path().join("store");

@@ -128,6 +128,32 @@ pub fn config_with(data_dir: &Path, destinations: &str, routes: &[(&str, &str)])
     config
 }
 
+/// A copy of the example config in `dir` (paths made absolute) with the
+/// per-client limits lifted, for tests that run the binary and push many
+/// records (the limits themselves are `tests/it/frontdoor.rs`'s).
+pub fn example_config_without_limits(dir: &Path) -> PathBuf {
+    let deploy = repo_path("deploy");
+    let text = std::fs::read_to_string(example_config_path())
+        .unwrap()
+        .replace("\"../mappings\"", &format!("{:?}", repo_path("mappings")))
+        .replace("\"../policies\"", &format!("{:?}", repo_path("policies")))
+        .replace(
+            "file = \"locations/",
+            &format!("file = \"{}/locations/", deploy.display()),
+        )
+        .replace(
+            "limits = { rate_per_second = 50, burst = 100 }",
+            "limits = { rate_per_second = 1000000, burst = 100000, max_concurrent = 100000 }",
+        )
+        .replace(
+            "client_limits = { rate_per_second = 50, burst = 100, max_concurrent = 32 }",
+            "client_limits = { rate_per_second = 1000000, burst = 100000, max_concurrent = 100000 }",
+        );
+    let path = dir.join("gateway-unlimited.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// The example's per-client limits (50 requests/s, burst 100) lifted: tests
 /// that push many records are about something else. `tests/it/frontdoor.rs`
 /// tests the limits themselves.
