@@ -228,6 +228,10 @@ const FINAL: &str = "('delivered', 'referred', 'dead', 'cancelled')";
 
 /// Records received before `cutoff`, not purged, with no delivery that is
 /// not final (the SQL list is [`DeliveryState::is_final`]'s; a test holds them equal).
+/// Records past their retention period whose every delivery is final.
+/// Consent decisions are not among them: a purged withdrawal would stop
+/// applying, and a child's later records would go out on their own consent
+/// fields. A decision leaves only by its owner's erasure.
 pub(super) async fn expired(
     conn: &mut SqliteConnection,
     cutoff: &str,
@@ -236,6 +240,7 @@ pub(super) async fn expired(
     let sql = format!(
         "SELECT r.id, r.client_id, r.source, r.record_type, r.received_at FROM records r
           WHERE r.purged_at IS NULL AND r.received_at < ?
+            AND r.record_type <> 'consent'
             AND NOT EXISTS (SELECT 1 FROM deliveries d
                              WHERE d.record_id = r.id AND d.status NOT IN {FINAL})
           ORDER BY r.received_at LIMIT ?"
