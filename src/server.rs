@@ -187,15 +187,13 @@ pub async fn start_with(
             let bound = listener
                 .local_addr()
                 .map_err(|source| StartError::Listen { addr, source })?;
-            let stopped = stopped.clone();
+            // The same listener as the API's (plain: the address is private),
+            // so the same connection and header-time bounds hold there.
             let app = metrics_router(metrics.clone());
+            let front = config.server.front.clone();
+            let stopped = stopped.clone();
             tokio::spawn(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let mut stopped = stopped;
-                        let _ = stopped.wait_for(|s| *s).await;
-                    })
-                    .await;
+                crate::frontdoor::serve(listener, app, None, &front, stopped).await
             });
             Some(bound)
         }

@@ -8,23 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, AGENCY, TestGateway, config_with, example_record};
+use common::{ADMIN, AGENCY, TestGateway, config_with, example_record, opencrvs_destination};
 use registry_mocks as mocks;
 use registry_mocks::{
     self, Endpoint, Fault, MockConfig, MockKind, OpencrvsSettings, Outcome, RunningMock,
 };
 use serde_json::{Value, json};
-
-/// An OpenCRVS 2.x destination named `opencrvs` pointing at `mock`, with extra TOML lines.
-fn opencrvs_destination(mock: &RunningMock, extra: &str) -> String {
-    format!(
-        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
-         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{}\n{extra}\n",
-        mock.submit_url(),
-        mock.token_url().unwrap(),
-        common::example_locations_line()
-    )
-}
 
 async fn gateway_for(mock: &RunningMock, extra: &str) -> TestGateway {
     gateway_with(

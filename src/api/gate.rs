@@ -223,12 +223,7 @@ pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Nex
                 .into_response();
             };
             let limited = slot.max_body_bytes;
-            let announced = request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if announced.is_some_and(|n| n > limited as u64) {
+            if super::announces_more_than(&request, limited) {
                 return Problem::too_large().into_response();
             }
             request.extensions_mut().insert(Caller(slot.client.clone()));

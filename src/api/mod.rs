@@ -257,15 +257,20 @@ async fn refuse_announced_oversize(
     request: Request,
     next: Next,
 ) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > max_body as u64) {
+    if announces_more_than(&request, max_body) {
         return Problem::too_large().into_response();
     }
     next.run(request).await
+}
+
+/// Whether the request's Content-Length announces more than `max` bytes.
+fn announces_more_than(request: &Request, max: usize) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max as u64)
 }
 
 /// The last line of "every error is problem+json": an error answer that some

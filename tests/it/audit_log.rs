@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use registry_mocks::{self as mocks, MockConfig, MockKind};
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN, AGENCY, AUDITOR, TestGateway, config_with, example_record, repo_path};
+use crate::common::{
+    ADMIN, AGENCY, AUDITOR, TestGateway, config_with, example_record, opencrvs_destination,
+};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
@@ -42,16 +44,7 @@ async fn gateway() -> (TestGateway, mocks::RunningMock) {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let destinations = format!(
-        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
-         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n\
-         locations = {{ file = {:?} }}\n",
-        registry.submit_url(),
-        registry.token_url().unwrap(),
-        repo_path("deploy/locations/examplia-opencrvs.json")
-            .display()
-            .to_string(),
-    );
+    let destinations = opencrvs_destination(&registry, "");
     let config = config_with(
         dir.path(),
         &destinations,

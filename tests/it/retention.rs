@@ -23,7 +23,9 @@ use registry_mocks::{self as mocks, Fault, MockConfig, MockKind};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::common::{ADMIN, AGENCY, AGENCY_2, TestGateway, config_with, example_record, repo_path};
+use crate::common::{
+    ADMIN, AGENCY, AGENCY_2, TestGateway, config_with, example_record, opencrvs_destination,
+};
 
 /// Fixed width, so that no canary is part of another.
 fn canary(n: usize) -> String {
@@ -92,19 +94,6 @@ fn planted_birth(pipeline: &Pipeline, route: &str, first: usize) -> (Value, Vec<
 
 fn pipeline_of(config: &Config) -> Pipeline {
     Pipeline::load(Arc::new(config.clone())).unwrap()
-}
-
-fn opencrvs_destination(mock: &registry_mocks::RunningMock) -> String {
-    format!(
-        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
-         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n\
-         locations = {{ file = {:?} }}\n",
-        mock.submit_url(),
-        mock.token_url().unwrap(),
-        repo_path("deploy/locations/examplia-opencrvs.json")
-            .display()
-            .to_string(),
-    )
 }
 
 /// The store's files as they are on disk now.
@@ -268,7 +257,7 @@ async fn after_the_retention_period_no_canary_is_left_in_the_store_files_logs_or
     let dir = tempfile::tempdir().unwrap();
     let config = config_with(
         dir.path(),
-        &opencrvs_destination(&mock),
+        &opencrvs_destination(&mock, ""),
         &[("birth-notification", "opencrvs")],
     );
     let config_path = dir.path().join("gateway.toml");
@@ -397,7 +386,7 @@ async fn an_agency_erases_its_record_once_its_deliveries_are_final() {
     // The FHIR route's registry answers 404 at that path: a dead letter.
     let destinations = format!(
         "{}\n[destinations.fhir-r4]\nkind = \"fhir-r4\"\nurl = \"{}/no-such-path/Bundle\"\n",
-        opencrvs_destination(&mock),
+        opencrvs_destination(&mock, ""),
         mock.base_url(),
     );
     let config = config_with(

@@ -42,6 +42,18 @@ pub fn example_locations_line() -> String {
     )
 }
 
+/// An OpenCRVS 2.x destination named `opencrvs` at `mock` (the mocks'
+/// published test client, Examplia's location list), with extra TOML lines.
+pub fn opencrvs_destination(mock: &registry_mocks::RunningMock, extra: &str) -> String {
+    format!(
+        "[destinations.opencrvs]\nkind = \"opencrvs\"\nurl = \"{}\"\n\
+         auth = {{ mode = \"client-credentials\", token_url = \"{}\", client_id = \"registry-gateway\", client_secret = \"mock-client-secret\" }}\n{}\n{extra}\n",
+        mock.submit_url(),
+        mock.token_url().unwrap(),
+        example_locations_line()
+    )
+}
+
 /// Where a mock registry's token endpoint reads the client credentials.
 pub enum CredentialsIn {
     /// The query string (OpenCRVS 1.x reads nowhere else; 2.x also reads it).
