@@ -17,6 +17,7 @@ use crate::frontdoor::tls::{TlsError, TlsSource};
 use crate::intake::Intake;
 use crate::pipeline::{LoadError, Pipeline};
 use crate::store::keyring::Keyring;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::telemetry::Metrics;
@@ -92,6 +93,11 @@ pub async fn open_store(config: &Config, metrics: &Metrics) -> Result<Arc<dyn St
                 SqliteStore::open(data_dir, metrics.store.clone(), Arc::new(keyring)).await?,
             ))
         }
+        StoreLocation::Postgres { url } => {
+            // No data directory: the config refuses a generated KEK here.
+            let keyring = Keyring::load(config.retention.as_ref(), std::path::Path::new(""))?;
+            Ok(Arc::new(PgStore::open(url, Arc::new(keyring)).await?))
+        }
     }
 }
 
@@ -134,7 +140,9 @@ pub async fn start_with(
     let store = open_store(&config, &metrics).await?;
     let delivery = if options.deliver {
         // The embedded store belongs to this process alone: any lease still
-        // held is a crashed run's, and its deliveries are due now.
+        // held is a crashed run's, and its deliveries are due now. (On
+        // PostgreSQL other instances hold leases: nothing is released, a
+        // dead instance's leases run out.)
         let released = store.release_all_leases().await?;
         if released > 0 {
             tracing::info!(released, "leases of an earlier run released");

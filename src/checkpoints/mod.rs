@@ -29,6 +29,9 @@ pub enum CheckpointError {
     Inconsistent { signed: u64, size: u64 },
     #[error("the checkpoint could not be signed")]
     Sign,
+    /// Another instance holds the signer's lock and has stored no checkpoint yet.
+    #[error("another instance signs checkpoints and has stored none yet")]
+    Follower,
 }
 
 /// What the signer last managed, for intake and `/readyz`.
@@ -83,11 +86,55 @@ impl Checkpointer {
     /// Signs the log as it is now, unless the latest stored checkpoint is
     /// this key's and already covers it. Refuses a tree that does not extend
     /// the last signed one.
+    ///
+    /// On a store shared by instances, only the one holding the signer's
+    /// lock signs; the others answer with the latest stored checkpoint and
+    /// count the log as signed as of then.
     pub async fn sign_now(&self) -> Result<StoredCheckpoint, CheckpointError> {
         let _one = self.signing.lock().await;
-        let result = self.sign_locked().await;
+        let result = match self.store.checkpoint_leader().await {
+            Ok(true) => self.sign_locked().await,
+            Ok(false) => return self.follow().await,
+            Err(e) => Err(e.into()),
+        };
         self.record(&result);
         result
+    }
+
+    /// Another instance signs: its latest checkpoint, if it stored one. The
+    /// log counts as signed now when that checkpoint covers all of it, else
+    /// as of when it was signed.
+    async fn follow(&self) -> Result<StoredCheckpoint, CheckpointError> {
+        let result = async {
+            let size = self.store.audit_size().await?;
+            let latest = self
+                .store
+                .latest_checkpoint()
+                .await?
+                .ok_or(CheckpointError::Follower)?;
+            Ok::<_, CheckpointError>((size, latest))
+        }
+        .await;
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok((size, latest)) => {
+                let age = (Utc::now() - latest.signed_at)
+                    .to_std()
+                    .unwrap_or_default();
+                let at = if latest.size >= size {
+                    Instant::now()
+                } else {
+                    Instant::now().checked_sub(age).unwrap_or_else(Instant::now)
+                };
+                health.last_signed = health.last_signed.max(at);
+                health.last_error = None;
+                Ok(latest)
+            }
+            Err(e) => {
+                health.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
     }
 
     async fn sign_locked(&self) -> Result<StoredCheckpoint, CheckpointError> {

@@ -70,7 +70,12 @@ impl Delivery {
             let Some(destination) = pipeline.config().destinations.get(&name).cloned() else {
                 continue;
             };
-            let pace = Arc::new(pace::Pace::new(&destination.limits, &destination.retry));
+            let pace = Arc::new(pace::Pace::with_store(
+                &destination.limits,
+                &destination.retry,
+                store.clone(),
+                &name,
+            ));
             if let Some(refresher) = refresher(&pipeline, &destination, &transport, &pace) {
                 tasks.spawn(refresher.run(stopped.clone()));
             }

@@ -5,9 +5,13 @@
 //! lets it through, the day's quota is not spent, and the GCRA limiter
 //! (governor) has a cell, so at most `rate x W + burst` requests leave in any
 //! window W. The cap on requests in flight is the worker's semaphore.
+//!
+//! With a store ([`Pace::with_store`]), the day's count lives in the store
+//! (a restart keeps it), and a store that shares limits (PostgreSQL) holds
+//! the GCRA state too, so every instance on it draws from one schedule.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
@@ -15,6 +19,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::breaker::Breaker;
 use crate::config::{ClosedWindow, LimitsConfig, RetryConfig};
+use crate::store::Store;
 
 /// Why sending must wait, and until when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub struct Pace {
     limiter: Option<DefaultDirectRateLimiter>,
     state: Mutex<State>,
     pub breaker: Breaker,
+    /// Where the day's count (and, when shared, the GCRA state) lives.
+    store: Option<(Arc<dyn Store>, String)>,
 }
 
 #[derive(Default)]
@@ -62,7 +69,24 @@ impl Pace {
             limiter,
             state: Mutex::new(State::default()),
             breaker: Breaker::new(retry.breaker_failures, retry.breaker_cooldown),
+            store: None,
         }
+    }
+
+    /// The pace of `destination` with its day's count kept in `store`, and
+    /// its GCRA state too when the store shares limits between instances.
+    pub fn with_store(
+        limits: &LimitsConfig,
+        retry: &RetryConfig,
+        store: Arc<dyn Store>,
+        destination: &str,
+    ) -> Pace {
+        let mut pace = Pace::new(limits, retry);
+        if store.shares_limits() {
+            pace.limiter = None;
+        }
+        pace.store = Some((store, destination.to_string()));
+        pace
     }
 
     /// Nothing may be sent before `until` (a registry's Retry-After).
@@ -117,18 +141,62 @@ impl Pace {
     pub async fn take_cell(&self) {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
+            return;
+        }
+        let (Some(rate), Some((store, destination))) = (self.limits.rate_per_second, &self.store)
+        else {
+            return;
+        };
+        if !store.shares_limits() {
+            return;
+        }
+        let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
+        loop {
+            match store.take_cell(destination, period, self.limits.burst).await {
+                Ok(None) => return,
+                Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                Err(e) => {
+                    // No cell without the shared schedule: wait, never guess.
+                    tracing::warn!(%destination, error = %e, "cannot take a rate cell");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
         }
     }
 
-    /// Count a request against the day's quota.
-    pub fn count_sent(&self, now: DateTime<Utc>) {
+    /// Count a request against the day's quota, if it has room: `None` when
+    /// counted (the request may leave), else what to wait for. With a store
+    /// the count is the store's (kept across restarts, shared by instances);
+    /// a store that cannot be reached lets nothing leave for a second.
+    pub async fn take_quota(&self, now: DateTime<Utc>) -> Option<Wait> {
+        let quota = self.limits.daily_quota?;
         let day = self.day(now);
+        let counted = match &self.store {
+            None => {
+                let state = lock(&self.state);
+                !(state.quota_day == Some(day) && state.sent_today >= quota)
+            }
+            Some((store, destination)) => match store.take_quota(destination, day, quota).await {
+                Ok(counted) => counted,
+                Err(e) => {
+                    tracing::warn!(%destination, error = %e, "cannot count against the daily quota");
+                    return Some(Wait::QuotaSpent(now + TimeDelta::seconds(1)));
+                }
+            },
+        };
         let mut state = lock(&self.state);
         if state.quota_day != Some(day) {
             state.quota_day = Some(day);
             state.sent_today = 0;
         }
-        state.sent_today = state.sent_today.saturating_add(1);
+        if counted {
+            state.sent_today = state.sent_today.saturating_add(1);
+            None
+        } else {
+            // Spent (perhaps by other instances): `hint` says so until the day ends.
+            state.sent_today = quota;
+            Some(Wait::QuotaSpent(self.next_day_start(day)))
+        }
     }
 
     fn day(&self, now: DateTime<Utc>) -> NaiveDate {
@@ -219,21 +287,19 @@ mod tests {
         assert_eq!(pace.blocked(now + TimeDelta::seconds(30)), None);
     }
 
-    #[test]
-    fn quota_is_per_registry_day() {
+    #[tokio::test]
+    async fn quota_is_per_registry_day() {
         let pace = Pace::new(&limits(), &RetryConfig::default());
         // 21:30 UTC is 23:30 EXT: the EXT day ends at 22:00 UTC.
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 21, 30, 0).unwrap();
+        let spent = Wait::QuotaSpent(Utc.with_ymd_and_hms(2026, 11, 25, 22, 0, 0).unwrap());
         for _ in 0..3 {
             assert_eq!(pace.blocked(now), None);
-            pace.count_sent(now);
+            assert_eq!(pace.take_quota(now).await, None);
         }
-        assert_eq!(
-            pace.blocked(now),
-            Some(Wait::QuotaSpent(
-                Utc.with_ymd_and_hms(2026, 11, 25, 22, 0, 0).unwrap()
-            ))
-        );
+        assert_eq!(pace.blocked(now), Some(spent));
+        assert_eq!(pace.take_quota(now).await, Some(spent));
         assert_eq!(pace.blocked(now + TimeDelta::minutes(31)), None);
+        assert_eq!(pace.take_quota(now + TimeDelta::minutes(31)).await, None);
     }
 }

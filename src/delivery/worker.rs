@@ -175,7 +175,10 @@ impl Worker {
             // send the same delivery while this request is on the wire.
             return self.release(&d, Utc::now()).await;
         }
-        self.pace.count_sent(Utc::now());
+        if let Some(wait) = self.pace.take_quota(Utc::now()).await {
+            // Spent meanwhile (perhaps by another instance): not an attempt.
+            return self.release(&d, wait.until()).await;
+        }
         let started = std::time::Instant::now();
         let result = self
             .transport

@@ -1,18 +1,21 @@
 //! Durable state: records, deliveries, idempotency keys and the exchange log.
 //!
 //! [`Store`] is the one interface the rest of the gateway uses. It is shaped for
-//! two backends: the embedded SQLite store ([`sqlite`]) and PostgreSQL (planned).
+//! two backends: the embedded SQLite store ([`sqlite`]) and PostgreSQL
+//! ([`postgres`], for several instances sharing one database).
 //! Deliveries are claimed with a lease rather than held in a transaction across
 //! a network call: `claim_due` maps to `UPDATE … RETURNING` here and to
 //! `SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL.
 
 pub mod keyring;
+pub mod postgres;
+mod sealed;
 pub mod sqlite;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
@@ -477,9 +480,49 @@ pub trait Store: Send + Sync + 'static {
         audit: &PurgeAudit,
     ) -> Result<Erasure, StoreError>;
 
+    /// Count one request to `destination` against its daily quota of
+    /// registry day `day`, if fewer than `quota` were counted; `false` when
+    /// the day's quota is spent. Kept in the store: a restart keeps the
+    /// day's count, and on PostgreSQL every instance shares it.
+    async fn take_quota(
+        &self,
+        destination: &str,
+        day: NaiveDate,
+        quota: u32,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether the GCRA state of each destination lives here, shared by the
+    /// instances using this store ([`Store::take_cell`]); otherwise each
+    /// process paces itself in memory.
+    fn shares_limits(&self) -> bool {
+        false
+    }
+
+    /// Take one GCRA cell of `destination` (one request per `period`,
+    /// `burst` at once): `None` when taken, else how long to wait before
+    /// asking again. Only meaningful when [`Store::shares_limits`].
+    async fn take_cell(
+        &self,
+        _destination: &str,
+        _period: Duration,
+        _burst: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        Ok(None)
+    }
+
+    /// Whether this process signs checkpoints now. The embedded store's
+    /// process always does; on PostgreSQL one instance at a time does (an
+    /// advisory lock, free again when its holder dies).
+    async fn checkpoint_leader(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Is the store reachable? For `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Finish pending writes and close.
     async fn close(&self);
 }
+
+#[cfg(test)]
+mod tests;

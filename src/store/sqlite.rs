@@ -47,6 +47,11 @@ mod migrate;
 mod payload;
 pub use migrate::MigrationError;
 
+/// A migrator error of either backend, classified.
+pub fn classify_migration_error(e: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::Migration(migrate::classify(e))
+}
+
 pub struct SqliteStore {
     reads: SqlitePool,
     keyring: Arc<Keyring>,
@@ -536,6 +541,30 @@ impl Store for SqliteStore {
         tx.commit().await?;
         payload::wipe_wal(&mut conn).await?;
         Ok(erasure)
+    }
+
+    async fn take_quota(
+        &self,
+        destination: &str,
+        day: chrono::NaiveDate,
+        quota: u32,
+    ) -> Result<bool, StoreError> {
+        if quota == 0 {
+            return Ok(false);
+        }
+        // A rare write (one per send, only with a quota): straight through
+        // the pool, busy_timeout waits for the writer.
+        let counted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO quota_days (destination, day, sent) VALUES (?1, ?2, 1)
+             ON CONFLICT (destination, day) DO UPDATE SET sent = sent + 1 WHERE sent < ?3
+             RETURNING sent",
+        )
+        .bind(destination)
+        .bind(day.to_string())
+        .bind(i64::from(quota))
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(counted.is_some())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

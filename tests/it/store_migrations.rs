@@ -47,6 +47,10 @@ const PINNED: &[(&str, &str)] = &[
         "0005_payload_keys.sql",
         "fe9c45b87e364d8ec4f5f1dac73d03bc3fbf8ed94ecaa9269c14c723a80eddcd9e89ffc686636605d108639dc7f10878",
     ),
+    (
+        "0006_quota_days.sql",
+        "9a2eeaf293c5556dd9bc3192821a2b8c99de7153e4bf8326c6c16f9636fe154c88e2a64f614e7a58441be46b7be59781",
+    ),
 ];
 
 /// A migration's version, as sqlx reads it: the number before the first `_`.

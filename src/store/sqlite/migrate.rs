@@ -94,7 +94,12 @@ CREATE INDEX deliveries_by_status ON deliveries (status, id);
 /// Repair known edits, then run every migration not yet applied.
 pub(super) async fn migrate(conn: &mut SqliteConnection) -> Result<(), MigrationError> {
     repair_known_edits(conn, &MIGRATOR, KNOWN_EDITS).await?;
-    MIGRATOR.run(&mut *conn).await.map_err(|e| match e {
+    MIGRATOR.run(&mut *conn).await.map_err(classify)
+}
+
+/// The migrator's error as a [`MigrationError`] (both backends).
+pub fn classify(e: MigrateError) -> MigrationError {
+    match e {
         MigrateError::VersionMismatch(version) => MigrationError::Edited {
             version,
             recorded: "not read".into(),
@@ -105,7 +110,7 @@ pub(super) async fn migrate(conn: &mut SqliteConnection) -> Result<(), Migration
             MigrationError::Failed { version, source }
         }
         other => MigrationError::Migrator(other),
-    })
+    }
 }
 
 /// For each applied migration whose recorded checksum is not the embedded

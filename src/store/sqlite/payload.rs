@@ -9,38 +9,9 @@ use super::{corrupt, key_error};
 use crate::audit::AuditEvent;
 use crate::model::RecordId;
 use crate::store::keyring::{DataKey, Keyring, is_sealed};
-use crate::store::{Erasure, NewRecord, PayloadGone, PurgeAudit, PurgedRecord, StoreError};
+use crate::store::{Erasure, PayloadGone, PurgeAudit, PurgedRecord, StoreError};
 
-/// Sealed columns, each bound to its name (associated data).
-pub(super) const CANONICAL: &str = "records.canonical";
-pub(super) const REQUEST_SHA256: &str = "request_sha256";
-pub(super) const CONSENT: &str = "consents.consent";
-
-/// A new record's sealed columns and its wrapped data key.
-pub(super) struct Sealed {
-    pub canonical: Vec<u8>,
-    pub request_sha256: Vec<u8>,
-    pub consent: Option<Vec<u8>>,
-    pub kek_id: String,
-    pub wrapped: Vec<u8>,
-}
-
-impl Sealed {
-    pub fn new(record: &NewRecord, keyring: &Keyring) -> Sealed {
-        let key = DataKey::generate(&record.id.to_string());
-        let (kek_id, wrapped) = keyring.wrap(&key);
-        Sealed {
-            canonical: key.seal(CANONICAL, &record.canonical),
-            request_sha256: key.seal(REQUEST_SHA256, &record.request_sha256),
-            consent: record
-                .consent
-                .as_ref()
-                .map(|c| key.seal(CONSENT, &c.consent)),
-            kek_id,
-            wrapped,
-        }
-    }
-}
+pub(super) use crate::store::sealed::{CANONICAL, CONSENT, REQUEST_SHA256, Sealed};
 
 /// A claimed record's canonical JSON, from a row of `records LEFT JOIN
 /// payload_keys`: `Err(Purged)` when its key is gone.
@@ -49,16 +20,14 @@ pub(super) fn open_canonical(
     record_id: &str,
     keyring: &Keyring,
 ) -> Result<Result<Vec<u8>, PayloadGone>, sqlx::Error> {
-    let Some(kek_id) = row.get::<Option<String>, _>("kek_id") else {
-        return Ok(Err(PayloadGone::Purged));
-    };
-    let key = keyring
-        .unwrap(record_id, &kek_id, row.get("wrapped"))
-        .map_err(key_error)?;
-    let canonical = key
-        .open(CANONICAL, row.get("canonical"))
-        .map_err(key_error)?;
-    Ok(Ok(canonical.to_vec()))
+    crate::store::sealed::open_canonical(
+        keyring,
+        record_id,
+        row.get("kek_id"),
+        row.get("wrapped"),
+        row.get("canonical"),
+    )
+    .map_err(key_error)
 }
 
 /// Every KEK id in the store must be configured, and each must unwrap one

@@ -67,6 +67,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     Embedded { data_dir: PathBuf },
+    /// PostgreSQL (`postgres://` or `postgresql://`), shared by instances.
+    Postgres { url: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +346,15 @@ pub fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
     let retention = raw
         .retention
         .and_then(|r| validate_retention(r, &mut errors));
+    if let (Some(server), Some(retention)) = (&server, &retention)
+        && matches!(server.store, StoreLocation::Postgres { .. })
+        && matches!(retention.kek, KekSource::Generate)
+    {
+        errors.push(
+            "retention.kek",
+            "\"generate\" keeps the KEK in one instance's data directory; instances sharing PostgreSQL need one KEK: \"env:NAME\" or \"file:PATH\"",
+        );
+    }
     match server {
         Some(server) if errors.errors.is_empty() => Ok(Config {
             server,
@@ -393,11 +404,7 @@ fn validate_server(raw: raw::RawServer, errors: &mut Errors) -> Option<ServerCon
     });
     let store = match raw.database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            errors.push(
-                "server.database_url",
-                "the PostgreSQL store is not built yet; omit database_url to use the embedded store",
-            );
-            None
+            Some(StoreLocation::Postgres { url })
         }
         Some(_) => {
             errors.push(

@@ -186,9 +186,25 @@ fn unknown_keys_are_refused_by_name() {
 }
 
 #[test]
-fn a_postgres_url_is_refused_until_that_store_exists() {
-    let errors = parse("[server]\ndatabase_url = \"postgres://localhost/test\"\n").unwrap_err();
+fn a_postgres_url_selects_that_store_and_anything_else_is_refused() {
+    let config = parse("[server]\ndatabase_url = \"postgres://localhost/test\"\n").unwrap();
+    assert_eq!(
+        config.server.store,
+        StoreLocation::Postgres {
+            url: "postgres://localhost/test".into()
+        }
+    );
+    let errors = parse("[server]\ndatabase_url = \"mysql://localhost/test\"\n").unwrap_err();
     assert_eq!(errors[0].path, "server.database_url");
+}
+
+#[test]
+fn instances_sharing_postgres_need_a_kek_from_env_or_file() {
+    let errors = parse(
+        "[server]\ndatabase_url = \"postgres://localhost/test\"\n[retention]\nkek = \"generate\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors[0].path, "retention.kek");
 }
 
 #[test]
