@@ -63,7 +63,8 @@ impl PgSchema {
             .options([("search_path", self.name.as_str())])
     }
 
-    /// A URL for the gateway binary naming this schema.
+    /// A URL for the gateway binary naming this schema (tests/multi_instance.rs).
+    #[allow(dead_code)]
     pub fn url(&self) -> String {
         let url = test_url();
         let sep = if url.contains('?') { '&' } else { '?' };
