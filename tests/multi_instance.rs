@@ -95,7 +95,10 @@ fn shared_config(dir: &Path, url: &str, destinations: &str) -> PathBuf {
             "signing_key = \"generate\"",
             &format!("signing_key = \"file:{}\"", key.display()),
         )
-        .replace("checkpoint_interval_secs = 60", "checkpoint_interval_secs = 1");
+        .replace(
+            "checkpoint_interval_secs = 60",
+            "checkpoint_interval_secs = 1",
+        );
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -168,8 +171,7 @@ fn kill(mut gateway: GatewayProcess) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_one_database_survive_ten_sigkills() {
-    let Some(schema) = pg_testing::PgSchema::create("three_instances_on_one_database").await
-    else {
+    let Some(schema) = pg_testing::PgSchema::create("three_instances_on_one_database").await else {
         return;
     };
     let started = Instant::now();
@@ -178,8 +180,9 @@ async fn three_instances_on_one_database_survive_ten_sigkills() {
     let dir = tempfile::tempdir().unwrap();
     let config = shared_config(dir.path(), &schema.url(), &destinations(&opencrvs, &fhir));
 
-    let mut instances: Vec<GatewayProcess> =
-        (0..3).map(|_| spawn_gateway(&config, None, "error")).collect();
+    let mut instances: Vec<GatewayProcess> = (0..3)
+        .map(|_| spawn_gateway(&config, None, "error"))
+        .collect();
     let mut accepted = BTreeSet::new();
     for round in 0..KILLS {
         let stop = Arc::new(AtomicBool::new(false));
@@ -278,7 +281,11 @@ async fn three_instances_on_one_database_survive_ten_sigkills() {
             .into_iter()
             .filter(|(_, n)| *n > 1)
             .collect();
-        assert!(twice.is_empty(), "{} registered keys twice: {twice:?}", mock.kind());
+        assert!(
+            twice.is_empty(),
+            "{} registered keys twice: {twice:?}",
+            mock.kind()
+        );
         let busiest = busiest_second(mock);
         let limit = (REGISTRY_RATE as usize) + REGISTRY_BURST as usize;
         assert!(
@@ -286,7 +293,10 @@ async fn three_instances_on_one_database_survive_ten_sigkills() {
             "{}: {busiest} requests arrived within one second (limit {limit})",
             mock.kind()
         );
-        eprintln!("{}: busiest second held {busiest} requests (limit {limit})", mock.kind());
+        eprintln!(
+            "{}: busiest second held {busiest} requests (limit {limit})",
+            mock.kind()
+        );
     }
     eprintln!(
         "{} records acknowledged by 3 instances over {KILLS} SIGKILLs; OpenCRVS holds {}, FHIR {}; log of {size} entries verified; {:?}",

@@ -118,9 +118,7 @@ impl Checkpointer {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok((size, latest)) => {
-                let age = (Utc::now() - latest.signed_at)
-                    .to_std()
-                    .unwrap_or_default();
+                let age = (Utc::now() - latest.signed_at).to_std().unwrap_or_default();
                 let at = if latest.size >= size {
                     Instant::now()
                 } else {

@@ -152,7 +152,10 @@ impl Pace {
         }
         let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_micros(1));
         loop {
-            match store.take_cell(destination, period, self.limits.burst).await {
+            match store
+                .take_cell(destination, period, self.limits.burst)
+                .await
+            {
                 Ok(None) => return,
                 Ok(Some(wait)) => tokio::time::sleep(wait).await,
                 Err(e) => {

@@ -2,9 +2,9 @@
 //! record's payload is opened again: one definition, so a record sealed by
 //! either store means the same bytes.
 
+use super::NewRecord;
 use super::PayloadGone;
 use super::keyring::{DataKey, KeyError, Keyring};
-use super::NewRecord;
 
 /// Sealed columns, each bound to its name (associated data).
 pub(crate) const CANONICAL: &str = "records.canonical";

@@ -228,9 +228,8 @@ fn new_record(key: Option<&str>, body_hash: u8) -> NewRecord {
     }
 }
 
-
 async fn accept_commits_record_deliveries_and_audit_together(store: TestStore) {
-        let record = new_record(None, 1);
+    let record = new_record(None, 1);
     let id = record.id;
     assert_eq!(
         store.accept(record).await.unwrap(),
@@ -250,7 +249,7 @@ async fn accept_commits_record_deliveries_and_audit_together(store: TestStore) {
 }
 
 async fn idempotency_keys_replay_or_conflict_and_store_nothing_new(store: TestStore) {
-        let first = new_record(Some("k1"), 1);
+    let first = new_record(Some("k1"), 1);
     let id = first.id;
     store.accept(first).await.unwrap();
     assert_eq!(
@@ -305,7 +304,7 @@ async fn a_failing_request_does_not_take_its_group_down(store: TestStore) {
 }
 
 async fn the_audit_log_refuses_updates_and_deletes(store: TestStore) {
-        store.accept(new_record(None, 1)).await.unwrap();
+    store.accept(new_record(None, 1)).await.unwrap();
     let update = store.exec("UPDATE audit_log SET kind = 'x'").await;
     let delete = store.exec("DELETE FROM audit_log").await;
     assert!(update.unwrap_err().to_string().contains("append-only"));
@@ -313,7 +312,7 @@ async fn the_audit_log_refuses_updates_and_deletes(store: TestStore) {
 }
 
 async fn claims_lease_each_delivery_to_one_worker_until_the_lease_expires(store: TestStore) {
-        for i in 0..3 {
+    for i in 0..3 {
         store.accept(new_record(None, i)).await.unwrap();
     }
     let now = Utc::now();
@@ -372,7 +371,7 @@ fn completion(d: &ClaimedDelivery, worker: &str, outcome: DeliveryOutcome) -> Co
 }
 
 async fn a_completion_counts_only_while_the_lease_is_held(store: TestStore) {
-        let record = new_record(None, 1);
+    let record = new_record(None, 1);
     let id = record.id;
     store.accept(record).await.unwrap();
     let lease = Duration::from_secs(30);
@@ -425,7 +424,7 @@ async fn a_completion_counts_only_while_the_lease_is_held(store: TestStore) {
 }
 
 async fn released_claims_do_not_count_as_attempts_and_dead_letters_replay(store: TestStore) {
-        store.accept(new_record(None, 1)).await.unwrap();
+    store.accept(new_record(None, 1)).await.unwrap();
     let lease = Duration::from_secs(30);
     let now = Utc::now();
     let c = store.claim_due("a", "w", 1, lease, now).await.unwrap();
@@ -482,7 +481,7 @@ async fn released_claims_do_not_count_as_attempts_and_dead_letters_replay(store:
 }
 
 async fn a_subjects_deliveries_leave_in_acceptance_order(store: TestStore) {
-        let mut first = new_record(None, 1);
+    let mut first = new_record(None, 1);
     first.subject = Some("child-1".into());
     let mut second = new_record(None, 2);
     second.subject = Some("child-1".into());
@@ -531,7 +530,7 @@ async fn versions_of_one_child(store: &TestStore, versions: u8) {
 }
 
 async fn a_correction_is_claimed_with_the_receipt_of_the_version_before_it(store: TestStore) {
-        versions_of_one_child(&store, 2).await;
+    versions_of_one_child(&store, 2).await;
     let lease = Duration::from_secs(30);
     let now = Utc::now() + ChronoDuration::seconds(1);
     let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
@@ -551,8 +550,10 @@ async fn a_correction_is_claimed_with_the_receipt_of_the_version_before_it(store
     assert!(on_b.iter().all(|c| c.prior_receipt.is_none()));
 }
 
-async fn a_parked_delivery_holds_back_later_versions_until_an_operator_replays_it(store: TestStore) {
-        versions_of_one_child(&store, 2).await;
+async fn a_parked_delivery_holds_back_later_versions_until_an_operator_replays_it(
+    store: TestStore,
+) {
+    versions_of_one_child(&store, 2).await;
     let lease = Duration::from_secs(30);
     let now = Utc::now() + ChronoDuration::seconds(1);
     let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
@@ -598,8 +599,10 @@ async fn a_parked_delivery_holds_back_later_versions_until_an_operator_replays_i
     assert_eq!(again[0].delivery_id, first[0].delivery_id);
 }
 
-async fn an_awaiting_delivery_is_checked_again_when_due_and_holds_back_later_versions(store: TestStore) {
-        versions_of_one_child(&store, 2).await;
+async fn an_awaiting_delivery_is_checked_again_when_due_and_holds_back_later_versions(
+    store: TestStore,
+) {
+    versions_of_one_child(&store, 2).await;
     let lease = Duration::from_secs(30);
     let now = Utc::now() + ChronoDuration::seconds(1);
     let first = store.claim_due("a", "w", 10, lease, now).await.unwrap();
@@ -635,7 +638,7 @@ async fn an_awaiting_delivery_is_checked_again_when_due_and_holds_back_later_ver
 /// that outlived it): the first claim's late outcome is not recorded, only
 /// the current claim's (#13, finding 3).
 async fn a_late_outcome_of_an_expired_claim_by_the_same_worker_is_not_recorded(store: TestStore) {
-        store.accept(new_record(None, 1)).await.unwrap();
+    store.accept(new_record(None, 1)).await.unwrap();
     let lease = Duration::from_secs(30);
     let now = Utc::now() + ChronoDuration::seconds(1);
     let first = store.claim_due("a", "w", 1, lease, now).await.unwrap();
@@ -731,7 +734,7 @@ async fn recorded_outcomes_read_back_as_their_delivery_state(store: TestStore) {
 /// A value the gateway does not know is a typed error on reads, and, in a
 /// claim, only that delivery's record type fails to decode.
 async fn unknown_stored_values_are_typed_errors(store: TestStore) {
-        let record = new_record(None, 1);
+    let record = new_record(None, 1);
     let id = record.id;
     store.accept(record).await.unwrap();
     store
@@ -759,7 +762,7 @@ async fn unknown_stored_values_are_typed_errors(store: TestStore) {
 }
 
 async fn the_consent_in_force_is_decoded_and_an_undecodable_one_is_left_aside(store: TestStore) {
-        let consent = br#"{"record_type":"consent","record_version":1,"status":"withdrawn","given_by":"caregiver","decided_at":"2026-11-03T10:00:00Z","subject":{"source_record_id":"x"}}"#;
+    let consent = br#"{"record_type":"consent","record_version":1,"status":"withdrawn","given_by":"caregiver","decided_at":"2026-11-03T10:00:00Z","subject":{"source_record_id":"x"}}"#;
     let mut record = new_record(None, 1);
     record.record_type = RecordType::Consent;
     record.deliveries.clear();
@@ -809,7 +812,10 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries(stor
     record.canonical = br#"{"record_type":"birth-notification","name":"KNRY0001Q"}"#.to_vec();
     let id = record.id;
     store.accept(record).await.unwrap();
-    let stored = store.column_bytes("SELECT canonical FROM records").await.remove(0);
+    let stored = store
+        .column_bytes("SELECT canonical FROM records")
+        .await
+        .remove(0);
     assert!(crate::store::keyring::is_sealed(&stored));
     assert!(!stored.windows(9).any(|w| w == b"KNRY0001Q"));
 
@@ -938,7 +944,11 @@ async fn payloads_are_sealed_at_rest_and_a_purge_waits_for_final_deliveries(stor
     store.close().await;
     for file in store.files() {
         if let Ok(bytes) = std::fs::read(&file) {
-            assert!(!bytes.windows(9).any(|w| w == b"KNRY0001Q"), "{}", file.display());
+            assert!(
+                !bytes.windows(9).any(|w| w == b"KNRY0001Q"),
+                "{}",
+                file.display()
+            );
         }
     }
 }
@@ -1039,9 +1049,20 @@ async fn the_daily_quota_survives_a_restart(store: TestStore) {
     }
     assert!(!store.take_quota("a", day, 3).await.unwrap());
     let store = store.reopen().await;
-    assert!(!store.take_quota("a", day, 3).await.unwrap(), "the count was forgotten");
-    assert!(store.take_quota("b", day, 3).await.unwrap(), "per destination");
-    assert!(store.take_quota("a", day.succ_opt().unwrap(), 3).await.unwrap());
+    assert!(
+        !store.take_quota("a", day, 3).await.unwrap(),
+        "the count was forgotten"
+    );
+    assert!(
+        store.take_quota("b", day, 3).await.unwrap(),
+        "per destination"
+    );
+    assert!(
+        store
+            .take_quota("a", day.succ_opt().unwrap(), 3)
+            .await
+            .unwrap()
+    );
 }
 
 /// On a store that shares limits, instances draw GCRA cells from one

@@ -289,8 +289,9 @@ impl Store for PgStore {
                 destination: r.get("destination"),
                 status: decode_delivery_state(r.get("status"))?,
                 attempts: r.get("attempts"),
-                receipt: receipt(r.get("receipt"))
-                    .map_err(|_| StoreError::Corrupt(format!("receipt of record {id} is not JSON")))?,
+                receipt: receipt(r.get("receipt")).map_err(|_| {
+                    StoreError::Corrupt(format!("receipt of record {id} is not JSON"))
+                })?,
                 last_error: r.get("last_error"),
                 updated_at: r.get("updated_at"),
             });
@@ -563,14 +564,16 @@ impl Store for PgStore {
     }
 
     async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)")
-            .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
-            .bind(checkpoint.root.to_vec())
-            .bind(&checkpoint.note)
-            .bind(rfc3339(checkpoint.signed_at))
-            .execute(&self.pool)
-            .await
-            .map_err(write_failed)?;
+        sqlx::query(
+            "INSERT INTO checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
+        .bind(checkpoint.root.to_vec())
+        .bind(&checkpoint.note)
+        .bind(rfc3339(checkpoint.signed_at))
+        .execute(&self.pool)
+        .await
+        .map_err(write_failed)?;
         Ok(())
     }
 

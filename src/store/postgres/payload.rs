@@ -2,8 +2,8 @@
 //! purge that destroys a record's data key (same meaning as
 //! `sqlite/payload.rs`).
 
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 
 use super::insert_events;
 use crate::audit::AuditEvent;

@@ -30,9 +30,11 @@ impl PgSchema {
         let base = PgConnectOptions::from_str(&url)
             .expect("REGISTRY_GATEWAY_TEST_PG is a postgres:// URL")
             .disable_statement_logging();
-        let connected =
-            tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect_with(&base))
-                .await;
+        let connected = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::PgConnection::connect_with(&base),
+        )
+        .await;
         let mut conn = match connected {
             Ok(Ok(conn)) => conn,
             failed => {

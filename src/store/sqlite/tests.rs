@@ -60,4 +60,3 @@ async fn the_store_folder_and_files_are_private() {
     assert!(files >= 2, "the database and its WAL");
     store.close().await;
 }
-

@@ -66,9 +66,13 @@ pub struct ServerConfig {
 /// Where records live: the embedded store in a data directory, or a database URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreLocation {
-    Embedded { data_dir: PathBuf },
+    Embedded {
+        data_dir: PathBuf,
+    },
     /// PostgreSQL (`postgres://` or `postgresql://`), shared by instances.
-    Postgres { url: String },
+    Postgres {
+        url: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
