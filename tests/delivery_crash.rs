@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{AGENCY, config_with, example_record, spawn_gateway};
+use common::{config_with, push_until, registrations, spawn_gateway};
 use rand::{Rng, SeedableRng};
 use registry_mocks::{self as mocks, MockConfig, MockKind, Outcome, RunningMock};
-use serde_json::{Value, json};
 
 const KILLS: usize = 6;
 
@@ -35,46 +34,6 @@ fn destinations(opencrvs: &RunningMock, fhir: &RunningMock) -> String {
         fhir.submit_url(),
         auth(fhir)
     )
-}
-
-/// Push distinct records until `stop`; returns the ids answered 202.
-async fn push_until(base: String, worker: usize, stop: Arc<AtomicBool>) -> Vec<String> {
-    let http = reqwest::Client::new();
-    let mut accepted = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let mut record = example_record("birth-notification");
-        record["source_record_id"] = json!(format!("EMR-{worker}-{n}-{}", rand::random::<u32>()));
-        let response = http
-            .post(format!("{base}/v1/sources/canonical/records"))
-            .bearer_auth(AGENCY)
-            .json(&record)
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status() == 202 => match r.json::<Value>().await {
-                Ok(v) => accepted.push(v["id"].as_str().unwrap().to_string()),
-                Err(_) => break,
-            },
-            _ => break,
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    accepted
-}
-
-/// Registrations per idempotency key: a key registered twice would be two registrations.
-fn registrations(mock: &RunningMock) -> BTreeMap<String, usize> {
-    let mut by_key = BTreeMap::new();
-    for a in mock.submissions() {
-        if a.outcome == Outcome::Accepted {
-            *by_key
-                .entry(a.idempotency_key.unwrap_or_default())
-                .or_insert(0) += 1;
-        }
-    }
-    by_key
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,8 +71,9 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
             .map(|w| {
                 tokio::spawn(push_until(
                     gateway.base.clone(),
-                    round * 10 + w,
+                    format!("{}", round * 10 + w),
                     stop.clone(),
+                    Duration::from_millis(30),
                 ))
             })
             .collect();

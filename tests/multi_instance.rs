@@ -12,16 +12,17 @@ mod common;
 #[allow(dead_code)]
 mod pg_testing;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{ADMIN, AGENCY, AUDITOR, GatewayProcess, config_with, example_record, spawn_gateway};
-use registry_mocks::{self as mocks, MockConfig, MockKind, Outcome, RunningMock};
-use serde_json::{Value, json};
+use common::{
+    ADMIN, AUDITOR, GatewayProcess, config_with, push_until, registrations, spawn_gateway,
+};
+use registry_mocks::{self as mocks, MockConfig, MockKind, RunningMock};
 
 const KILLS: usize = 10;
 /// The registries' published limit in this test: 20 requests/s, burst 5,
@@ -103,46 +104,6 @@ fn shared_config(dir: &Path, url: &str, destinations: &str) -> PathBuf {
     path
 }
 
-/// Push distinct records to `base` until `stop`; the ids answered 202.
-async fn push_until(base: String, tag: String, stop: Arc<AtomicBool>) -> Vec<String> {
-    let http = reqwest::Client::new();
-    let mut accepted = Vec::new();
-    let mut n = 0;
-    while !stop.load(Ordering::Relaxed) {
-        n += 1;
-        let mut record = example_record("birth-notification");
-        record["source_record_id"] = json!(format!("EMR-{tag}-{n}-{}", rand::random::<u32>()));
-        let response = http
-            .post(format!("{base}/v1/sources/canonical/records"))
-            .bearer_auth(AGENCY)
-            .json(&record)
-            .send()
-            .await;
-        match response {
-            Ok(r) if r.status() == 202 => match r.json::<Value>().await {
-                Ok(v) => accepted.push(v["id"].as_str().unwrap().to_string()),
-                Err(_) => break,
-            },
-            _ => break,
-        }
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-    accepted
-}
-
-/// Registrations answered per idempotency key.
-fn registrations(mock: &RunningMock) -> BTreeMap<String, usize> {
-    let mut by_key = BTreeMap::new();
-    for a in mock.submissions() {
-        if a.outcome == Outcome::Accepted {
-            *by_key
-                .entry(a.idempotency_key.unwrap_or_default())
-                .or_insert(0) += 1;
-        }
-    }
-    by_key
-}
-
 /// The most submissions that arrived at `mock` within any 1 s.
 fn busiest_second(mock: &RunningMock) -> usize {
     let at: Vec<Instant> = mock.submissions().iter().map(|a| a.at).collect();
@@ -194,6 +155,7 @@ async fn three_instances_on_one_database_survive_ten_sigkills() {
                     g.base.clone(),
                     format!("{round}-{i}"),
                     stop.clone(),
+                    Duration::from_millis(150),
                 ))
             })
             .collect();

@@ -370,6 +370,47 @@ pub struct StoredCheckpoint {
     pub signed_at: DateTime<Utc>,
 }
 
+/// A stored leaf hash, which must be 32 bytes.
+pub(crate) fn stored_leaf(hash: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    hash.try_into()
+        .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))
+}
+
+/// `(seq, leaf_hash)` rows of the log in order, checked: entry `i` is seq
+/// `i + 1`, so a gap means rows were deleted.
+pub(crate) fn log_leaves(rows: Vec<(i64, Vec<u8>)>) -> Result<Vec<[u8; 32]>, StoreError> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (seq, hash))| {
+            if seq != i as i64 + 1 {
+                return Err(StoreError::Corrupt(format!(
+                    "the exchange log has a gap before seq {seq}"
+                )));
+            }
+            stored_leaf(hash)
+        })
+        .collect()
+}
+
+/// A checkpoint row (size, root, note, signed_at) as stored by either backend.
+pub(crate) fn stored_checkpoint(
+    size: i64,
+    root: Vec<u8>,
+    note: String,
+    signed_at: &str,
+) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        size: size.max(0) as u64,
+        root: root
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
+        note,
+        signed_at: DateTime::parse_from_rfc3339(signed_at)
+            .map_err(|_| StoreError::Corrupt("a checkpoint time is not RFC 3339".into()))?
+            .with_timezone(&Utc),
+    })
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commit a record, one delivery per route and its audit event in one

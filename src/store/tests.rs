@@ -27,7 +27,33 @@ fn test_keyring() -> Arc<Keyring> {
 /// Where a test's store lives.
 enum Place {
     Sqlite(tempfile::TempDir),
-    Postgres(PgSchema),
+    Postgres(Box<PgSchema>),
+}
+
+/// Run `$body` with `$conn`, a fresh connection of the test's own database
+/// (each backend's connection type: the body compiles once per backend).
+macro_rules! on_raw {
+    ($test:expr, $conn:ident => $body:expr) => {
+        match &*$test.place {
+            Place::Sqlite(dir) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(dir.path().join("gateway.db"))
+                    .busy_timeout(Duration::from_secs(10));
+                let mut $conn =
+                    <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+                        .await
+                        .unwrap();
+                $body
+            }
+            Place::Postgres(schema) => {
+                let mut $conn =
+                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&schema.options())
+                        .await
+                        .unwrap();
+                $body
+            }
+        }
+    };
 }
 
 /// A store under test, and raw SQL on its database (to look behind the
@@ -85,61 +111,20 @@ impl TestStore {
 
     /// Run one statement on the database, behind the store's back.
     async fn exec(&self, sql: &str) -> Result<u64, sqlx::Error> {
-        match &*self.place {
-            Place::Sqlite(dir) => {
-                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await?;
-                Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
-            }
-            Place::Postgres(schema) => {
-                let mut conn =
-                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&schema.options())
-                        .await?;
-                Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
-            }
-        }
+        on_raw!(self, conn => Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected()))
     }
 
     /// The first column of every row of a query, as bytes.
     async fn column_bytes(&self, sql: &str) -> Vec<Vec<u8>> {
-        match &*self.place {
-            Place::Sqlite(dir) => {
-                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-                    .await
-                    .unwrap();
-                let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-                rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect()
-            }
-            Place::Postgres(schema) => {
-                let mut conn =
-                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&schema.options())
-                        .await
-                        .unwrap();
-                let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
-                rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect()
-            }
-        }
+        on_raw!(self, conn => {
+            let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+            rows.iter().map(|r| r.get::<Vec<u8>, _>(0)).collect()
+        })
     }
 
     async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT count(*) FROM {table}");
-        match &*self.place {
-            Place::Sqlite(dir) => {
-                let url = format!("sqlite://{}", dir.path().join("gateway.db").display());
-                let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-                    .await
-                    .unwrap();
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
-            }
-            Place::Postgres(schema) => {
-                let mut conn =
-                    <sqlx::PgConnection as sqlx::Connection>::connect_with(&schema.options())
-                        .await
-                        .unwrap();
-                sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap()
-            }
-        }
+        on_raw!(self, conn => sqlx::query_scalar(&sql).fetch_one(&mut conn).await.unwrap())
     }
 
     /// Files of the store that could hold a payload (SQLite's database and
@@ -167,7 +152,7 @@ impl Backend {
     async fn open(self, test: &str) -> Option<TestStore> {
         let place = match self {
             Backend::Sqlite => Place::Sqlite(tempfile::tempdir().unwrap()),
-            Backend::Postgres => Place::Postgres(PgSchema::create(test).await?),
+            Backend::Postgres => Place::Postgres(Box::new(PgSchema::create(test).await?)),
         };
         Some(TestStore::open(Arc::new(place)).await)
     }
@@ -198,7 +183,7 @@ macro_rules! both_backends {
     };
 }
 
-fn new_record(key: Option<&str>, body_hash: u8) -> NewRecord {
+pub(super) fn new_record(key: Option<&str>, body_hash: u8) -> NewRecord {
     let id = RecordId::new();
     let at = Utc::now();
     let mut audit = AuditEvent::new(AuditKind::RecordAccepted, at, "agency-a", "canonical");

@@ -37,7 +37,7 @@ use super::{
     AcceptOutcome, ClaimedDelivery, Completion, DeadLetter, DeliveryCount, DeliveryOutcome,
     DeliveryStatus, Erasure, NewRecord, PurgeAudit, PurgedRecord, RecordOwner, RecordStatus, Store,
     StoreError, StoredAuditEvent, StoredCheckpoint, consent_in_force, decode_delivery_state,
-    decode_record_type,
+    decode_record_type, log_leaves, stored_checkpoint, stored_leaf,
 };
 use crate::audit::{AuditEvent, leaf_hash};
 use crate::model::{DeliveryState, RecordId};
@@ -514,19 +514,7 @@ impl Store for PgStore {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-        let mut hashes = Vec::with_capacity(rows.len());
-        for (i, (seq, hash)) in rows.into_iter().enumerate() {
-            if seq != i as i64 + 1 {
-                return Err(StoreError::Corrupt(format!(
-                    "the exchange log has a gap before seq {seq}"
-                )));
-            }
-            hashes.push(
-                hash.try_into()
-                    .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
-            );
-        }
-        Ok(hashes)
+        log_leaves(rows)
     }
 
     async fn audit_events_of_record(
@@ -549,18 +537,13 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let root: Vec<u8> = r.get("root");
-        let signed_at: String = r.get("signed_at");
-        Ok(Some(StoredCheckpoint {
-            size: r.get::<i64, _>("size").max(0) as u64,
-            root: root
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("a checkpoint root is not 32 bytes".into()))?,
-            note: r.get("note"),
-            signed_at: DateTime::parse_from_rfc3339(&signed_at)
-                .map_err(|_| StoreError::Corrupt("a checkpoint time is not RFC 3339".into()))?
-                .with_timezone(&Utc),
-        }))
+        stored_checkpoint(
+            r.get("size"),
+            r.get("root"),
+            r.get("note"),
+            r.get::<&str, _>("signed_at"),
+        )
+        .map(Some)
     }
 
     async fn store_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
@@ -901,9 +884,7 @@ fn stored_event(r: PgRow) -> Result<StoredAuditEvent, StoreError> {
     Ok(StoredAuditEvent {
         seq: r.get("seq"),
         event: r.get("event"),
-        leaf_hash: hash
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a leaf hash is not 32 bytes".into()))?,
+        leaf_hash: stored_leaf(hash)?,
     })
 }
 

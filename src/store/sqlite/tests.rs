@@ -3,39 +3,10 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-
 use super::*;
-use crate::audit::AuditKind;
-use crate::model::RecordType;
-use crate::store::NewDelivery;
 
 fn test_keyring() -> Arc<Keyring> {
     Arc::new(Keyring::from_hex(("test", &"ab".repeat(32)), &[]).unwrap())
-}
-
-fn new_record() -> NewRecord {
-    let id = RecordId::new();
-    let at = Utc::now();
-    let mut audit = AuditEvent::new(AuditKind::RecordAccepted, at, "agency-a", "canonical");
-    audit.record_id = Some(id.to_string());
-    NewRecord {
-        id,
-        client_id: "agency-a".into(),
-        source: "canonical".into(),
-        record_type: RecordType::BirthNotification,
-        received_at: at,
-        idempotency_key: None,
-        request_sha256: [1; 32],
-        canonical: br#"{"record_type":"birth-notification"}"#.to_vec(),
-        deliveries: vec![NewDelivery {
-            route: "birth-notification-to-a".into(),
-            destination: "a".into(),
-        }],
-        audit,
-        subject: None,
-        consent: None,
-    }
 }
 
 /// Children's records: the store's folder and files are the owner's alone
@@ -48,7 +19,10 @@ async fn the_store_folder_and_files_are_private() {
     let store = SqliteStore::open(&dir, StoreMetrics::default(), test_keyring())
         .await
         .unwrap();
-    store.accept(new_record()).await.unwrap();
+    store
+        .accept(crate::store::tests::new_record(None, 1))
+        .await
+        .unwrap();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     let mut files = 0;

@@ -304,3 +304,53 @@ pub async fn count_rows(data_dir: &Path, table: &str, filter: &str) -> i64 {
         .unwrap();
     n
 }
+
+/// Push distinct birth notifications to `base` until `stop`, `pause` apart;
+/// the ids answered 202 (a request the process died under is not counted).
+pub async fn push_until(
+    base: String,
+    tag: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pause: std::time::Duration,
+) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut accepted = Vec::new();
+    let mut n = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        n += 1;
+        let mut record = example_record("birth-notification");
+        record["source_record_id"] =
+            serde_json::json!(format!("EMR-{tag}-{n}-{}", rand::random::<u32>()));
+        let response = http
+            .post(format!("{base}/v1/sources/canonical/records"))
+            .bearer_auth(AGENCY)
+            .json(&record)
+            .send()
+            .await;
+        match response {
+            Ok(r) if r.status() == 202 => match r.json::<Value>().await {
+                Ok(v) => accepted.push(v["id"].as_str().unwrap().to_string()),
+                Err(_) => break,
+            },
+            _ => break,
+        }
+        tokio::time::sleep(pause).await;
+    }
+    accepted
+}
+
+/// Registrations a mock registry answered, per idempotency key: a key
+/// registered twice would be two registrations.
+pub fn registrations(
+    mock: &registry_mocks::RunningMock,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut by_key = std::collections::BTreeMap::new();
+    for a in mock.submissions() {
+        if a.outcome == registry_mocks::Outcome::Accepted {
+            *by_key
+                .entry(a.idempotency_key.unwrap_or_default())
+                .or_insert(0) += 1;
+        }
+    }
+    by_key
+}
