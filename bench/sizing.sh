@@ -91,4 +91,6 @@ print(f"load ({duration} s): CPU {load_cpu:.1f} % of one core, RSS mean {load_rs
 print(f"load / idle: RSS x{load_rss / idle_rss:.2f}, VmHWM x{hwm / idle_hwm:.2f}")
 print(f"answers: {answers}; deliveries by status at the end: {by_status}")
 PY
+sqlite3 "$WORK/data/gateway.db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null 2>&1 || true
+echo "store: $(du -sk "$WORK/data" | cut -f1) KiB in $WORK/data ($(sqlite3 "$WORK/data/gateway.db" 'SELECT count(*) FROM records') records, $(sqlite3 "$WORK/data/gateway.db" 'SELECT count(*) FROM deliveries') deliveries)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; $(date -u +%F)"
