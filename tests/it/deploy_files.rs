@@ -25,10 +25,9 @@ fn run_tool(program: &str, args: &[&str], expected: bool) -> Option<Output> {
     {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            assert!(
-                !(expected && std::env::var("CI").as_deref() == Ok("true")),
-                "{program} is part of this machine kind and must run under CI"
-            );
+            if expected && std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{program} is part of this machine kind and must run under CI");
+            }
             eprintln!("skipped: {program} is not installed");
             None
         }
@@ -81,7 +80,9 @@ fn kubernetes_base_renders_with_probes_pdb_network_policy_and_no_secret_values()
     };
     for doc in &docs {
         assert_eq!(
-            doc["metadata"]["namespace"].as_str().unwrap_or("registry-gateway"),
+            doc["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("registry-gateway"),
             "registry-gateway",
             "{}",
             doc["kind"]
@@ -115,7 +116,10 @@ fn kubernetes_base_renders_with_probes_pdb_network_policy_and_no_secret_values()
     ] {
         let get = &gateway[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe}");
-        assert!(ports.contains(get["port"].as_str().unwrap()), "{probe} port");
+        assert!(
+            ports.contains(get["port"].as_str().unwrap()),
+            "{probe} port"
+        );
     }
     let security = &gateway["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
@@ -158,7 +162,10 @@ fn kubernetes_base_renders_with_probes_pdb_network_policy_and_no_secret_values()
     assert!(deployment["spec"]["replicas"].as_u64().unwrap() > 1);
 
     let policy = only(&docs, "NetworkPolicy");
-    assert!(selects(&policy["spec"]["podSelector"]["matchLabels"], labels));
+    assert!(selects(
+        &policy["spec"]["podSelector"]["matchLabels"],
+        labels
+    ));
     assert_eq!(
         policy["spec"]["policyTypes"],
         serde_json::json!(["Ingress", "Egress"])
@@ -253,8 +260,14 @@ fn kubernetes_pods_see_every_mapping_policy_and_location_file_as_in_the_reposito
         std::fs::read_to_string(repo_path("deploy/kubernetes/gateway.toml")).unwrap(),
     );
     let mounted = mounted_files(&docs);
-    let missing: Vec<&String> = expected.keys().filter(|k| !mounted.contains_key(*k)).collect();
-    let extra: Vec<&String> = mounted.keys().filter(|k| !expected.contains_key(*k)).collect();
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !mounted.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = mounted
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
         "the ConfigMap lists are stale (run deploy/kubernetes/sync-config): \
@@ -286,10 +299,22 @@ fn config_check(config: &str, secret_dir: &str, env: &[(&str, &str)]) -> Output 
     let absolute = |relative: &str| folder.join(relative).to_string_lossy().into_owned();
     let copied = text
         .replace(secret_dir, &format!("{}/", dir.path().display()))
-        .replace("\"../../mappings\"", &format!("{:?}", absolute("../../mappings")))
-        .replace("\"../../policies\"", &format!("{:?}", absolute("../../policies")))
-        .replace("\"../locations/", &format!("\"{}/", absolute("../locations")));
-    assert_ne!(text, copied, "{config}: nothing to point at the test's secrets");
+        .replace(
+            "\"../../mappings\"",
+            &format!("{:?}", absolute("../../mappings")),
+        )
+        .replace(
+            "\"../../policies\"",
+            &format!("{:?}", absolute("../../policies")),
+        )
+        .replace(
+            "\"../locations/",
+            &format!("\"{}/", absolute("../locations")),
+        );
+    assert_ne!(
+        text, copied,
+        "{config}: nothing to point at the test's secrets"
+    );
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, copied).unwrap();
     Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
@@ -317,11 +342,7 @@ fn the_compose_and_kubernetes_configs_load_with_every_secret_from_outside() {
         ),
     ] {
         let out = config_check(config, secret_dir, &REGISTRY_SECRETS);
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(&out)
-        );
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
         assert!(out.status.success(), "{config}: {said}");
         assert!(
             !said.contains("is written in the config file") && !said.contains("generate"),
@@ -330,11 +351,7 @@ fn the_compose_and_kubernetes_configs_load_with_every_secret_from_outside() {
         // Without the environment's secrets it does not load, naming each.
         let out = config_check(config, secret_dir, &[]);
         assert!(!out.status.success(), "{config} loads without its secrets");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(&out)
-        );
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
         for (name, _) in REGISTRY_SECRETS {
             assert!(said.contains(name), "{config}: {name} not named in {said}");
         }
@@ -383,7 +400,10 @@ fn compose_names_postgres_two_gateways_on_one_database_and_the_mocks() {
         let url = after("--database-url");
         assert!(url.starts_with("postgres://") && url.contains("@postgres:5432/"));
         let user_info = url["postgres://".len()..].split('@').next().unwrap();
-        assert!(!user_info.contains(':'), "{name}: a password in the database URL");
+        assert!(
+            !user_info.contains(':'),
+            "{name}: a password in the database URL"
+        );
         databases.insert(url);
         let port = after("--listen").rsplit(':').next().unwrap();
         listens.insert(port.to_string());
@@ -391,9 +411,15 @@ fn compose_names_postgres_two_gateways_on_one_database_and_the_mocks() {
             published.iter().any(|p| p.ends_with(&format!(":{port}"))),
             "{name}: port {port} not published"
         );
-        assert_eq!(gateway["depends_on"]["postgres"]["condition"], "service_healthy");
+        assert_eq!(
+            gateway["depends_on"]["postgres"]["condition"],
+            "service_healthy"
+        );
         assert_eq!(gateway["read_only"], true);
-        assert_eq!(gateway["network_mode"], "service:mocks", "{name}: the mocks are on loopback");
+        assert_eq!(
+            gateway["network_mode"], "service:mocks",
+            "{name}: the mocks are on loopback"
+        );
         for secret in gateway["secrets"].as_array().unwrap() {
             let secret = secret.as_str().unwrap();
             assert!(docs[0]["secrets"][secret]["file"].is_string(), "{secret}");
@@ -412,9 +438,17 @@ fn compose_names_postgres_two_gateways_on_one_database_and_the_mocks() {
         eprintln!("skipped: docker compose config (no container engine: docker info failed)");
         return;
     }
-    let out = run_tool("docker", &["compose", "-f", "deploy/compose.yaml", "config", "-q"], false)
-        .unwrap();
-    assert!(out.status.success(), "docker compose config: {}", stderr(&out));
+    let out = run_tool(
+        "docker",
+        &["compose", "-f", "deploy/compose.yaml", "config", "-q"],
+        false,
+    )
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "docker compose config: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -471,8 +505,14 @@ fn dockerfile_runs_as_a_user_with_a_readyz_healthcheck_and_builds_where_docker_r
             let words: Vec<&str> = args.split_whitespace().collect();
             for source in &words[..words.len() - 1] {
                 if *source != "." {
-                    assert!(repo_path(source).exists(), "COPY {source}: not in the repository");
-                    assert!(!ignored.lines().any(|l| l == *source), "COPY {source}: ignored");
+                    assert!(
+                        repo_path(source).exists(),
+                        "COPY {source}: not in the repository"
+                    );
+                    assert!(
+                        !ignored.lines().any(|l| l == *source),
+                        "COPY {source}: ignored"
+                    );
                 }
             }
         }
@@ -489,7 +529,14 @@ fn dockerfile_runs_as_a_user_with_a_readyz_healthcheck_and_builds_where_docker_r
     }
     let out = run_tool(
         "docker",
-        &["build", "-f", "deploy/Dockerfile", "-t", "registry-gateway:test", "."],
+        &[
+            "build",
+            "-f",
+            "deploy/Dockerfile",
+            "-t",
+            "registry-gateway:test",
+            ".",
+        ],
         false,
     )
     .unwrap();
@@ -498,8 +545,8 @@ fn dockerfile_runs_as_a_user_with_a_readyz_healthcheck_and_builds_where_docker_r
 
 #[test]
 fn systemd_accepts_the_hardened_unit() {
-    let unit = std::fs::read_to_string(repo_path("deploy/systemd/registry-gateway.service"))
-        .unwrap();
+    let unit =
+        std::fs::read_to_string(repo_path("deploy/systemd/registry-gateway.service")).unwrap();
     for directive in [
         "DynamicUser=yes",
         "ProtectSystem=strict",
@@ -532,13 +579,24 @@ fn systemd_accepts_the_hardened_unit() {
         out.status.success() && !said.contains("registry-gateway.service"),
         "systemd-analyze verify: {said}"
     );
-    let out = run_tool("systemd-analyze", &["security", "--offline=yes", &copy], true).unwrap();
+    let out = run_tool(
+        "systemd-analyze",
+        &["security", "--offline=yes", &copy],
+        true,
+    )
+    .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     let exposure: f64 = report
         .lines()
-        .find_map(|l| l.split("Overall exposure level for registry-gateway.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for registry-gateway.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in: {report}{}", stderr(&out)));
-    assert!(exposure <= 2.0, "systemd rates the unit's exposure {exposure} (at most 2.0)");
+    assert!(
+        exposure <= 2.0,
+        "systemd rates the unit's exposure {exposure} (at most 2.0)"
+    );
 }
