@@ -35,6 +35,16 @@ fn run_tool(program: &str, args: &[&str], expected: bool) -> Option<Output> {
     }
 }
 
+/// Whether a container engine answers `docker info` (this machine kind has
+/// the client only); prints what is skipped when none does.
+fn container_engine(skipped: &str) -> bool {
+    let works = run_tool("docker", &["info"], false).is_some_and(|info| info.status.success());
+    if !works {
+        eprintln!("skipped: {skipped} (no container engine: docker info failed)");
+    }
+    works
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -431,11 +441,7 @@ fn compose_names_postgres_two_gateways_on_one_database_and_the_mocks() {
     }
     assert_eq!(databases.len(), 1, "both gateways share one database");
     assert_eq!(listens.len(), 2, "each gateway on its own port");
-    let Some(info) = run_tool("docker", &["info"], false) else {
-        return;
-    };
-    if !info.status.success() {
-        eprintln!("skipped: docker compose config (no container engine: docker info failed)");
+    if !container_engine("docker compose config") {
         return;
     }
     let out = run_tool(
@@ -520,11 +526,7 @@ fn dockerfile_runs_as_a_user_with_a_readyz_healthcheck_and_builds_where_docker_r
     for line in ["target", ".git"] {
         assert!(ignored.lines().any(|l| l == line), ".dockerignore: {line}");
     }
-    let Some(info) = run_tool("docker", &["info"], false) else {
-        return;
-    };
-    if !info.status.success() {
-        eprintln!("skipped: docker build (no container engine here: docker info failed)");
+    if !container_engine("docker build") {
         return;
     }
     let out = run_tool(
