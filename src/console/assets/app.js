@@ -54,7 +54,7 @@ function say(text) {
 }
 
 function page(title, ...content) {
-  main.replaceChildren(h("h1", { id: "page-title", text: title }), ...content);
+  main.replaceChildren(h("h1", { id: "page-title", text: title }), ...content.flat().filter(Boolean));
   document.title = `${title} – ${t("title")}`;
 }
 
