@@ -180,12 +180,16 @@ pub async fn deliveries(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
-    let counts = state
+    let counts = delivery_counts(&state).await?;
+    Ok(Json(json!({"deliveries": counts})).into_response())
+}
+
+async fn delivery_counts(state: &AppState) -> Result<Vec<crate::store::DeliveryCount>, Problem> {
+    state
         .store
         .delivery_counts()
         .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
-    Ok(Json(json!({"deliveries": counts})).into_response())
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))
 }
 
 fn bad_request(detail: &str) -> Problem {
@@ -205,11 +209,7 @@ pub async fn destinations(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
-    let counts = state
-        .store
-        .delivery_counts()
-        .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
+    let counts = delivery_counts(&state).await?;
     let now = Utc::now();
     let mut live = state
         .activity

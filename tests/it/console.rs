@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::common::{
     ADMIN, AGENCY, AGENCY_2, AUDITOR, TestGateway, config_with, example_record,
-    opencrvs_destination, repo_path,
+    opencrvs_destination, repo_path, with_canaries,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -227,40 +227,14 @@ async fn viewport(c: &Client, w: u32, h: u32) {
     }
 }
 
-/// `KNRY0042Q`, as the other canary tests plant them.
-fn canary(n: usize) -> String {
-    format!("KNRY{n:04}Q")
-}
-
-fn leaves(v: &Value, pointer: String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, v)| leaves(v, format!("{pointer}/{k}"), out)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| leaves(v, format!("{pointer}/{i}"), out)),
-        Value::String(_) | Value::Number(_) => out.push(pointer),
-        _ => {}
-    }
-}
-
 /// The example record with a canary in each field in turn (each with its
 /// own source id): pushed while the operator watches.
 async fn push_canaries(base: String) -> (Vec<String>, Vec<String>) {
     let http = reqwest::Client::new();
     let record = example_record("birth-notification");
-    let mut pointers = Vec::new();
-    leaves(&record, String::new(), &mut pointers);
     let (mut planted, mut accepted) = (Vec::new(), Vec::new());
-    for (n, pointer) in pointers.iter().enumerate() {
-        let mut r = record.clone();
-        *r.pointer_mut(pointer).unwrap() = json!(canary(n));
-        if pointer != "/source_record_id" {
-            r["source_record_id"] = json!(format!("urn:uuid:00000000-0000-4000-8000-{n:012}"));
-        }
-        planted.push(canary(n));
+    for (pointer, canary, r) in with_canaries(&record) {
+        planted.push(canary);
         let answer = http
             .post(format!("{base}/v1/sources/canonical/records"))
             .bearer_auth(AGENCY)
@@ -361,6 +335,41 @@ async fn tamper(store: &Path, index: u64) {
     assert_eq!(edited.rows_affected(), 1);
 }
 
+/// The browser on one gateway: each view opened is waited for, and its
+/// rendered DOM kept for the canary check.
+struct Tour {
+    c: Client,
+    base: String,
+    shots: Shots,
+    pages: Vec<(String, String)>,
+}
+
+impl Tour {
+    /// Open `hash` and wait until `ready` (a JS expression) holds.
+    async fn visit(&self, hash: &str, ready: &str, what: &str) -> Value {
+        open(&self.c, &self.base, hash).await;
+        until(&self.c, ready, what).await
+    }
+
+    /// Keep the page's DOM, and screenshots of it when `shot`.
+    async fn keep(&mut self, name: &str, shot: bool) {
+        if shot {
+            self.shots.take(&self.c, name).await;
+        }
+        let html = dom(&self.c).await;
+        self.pages.push((name.to_string(), html));
+    }
+
+    async fn click(&self, id: &str) {
+        let element = self.c.wait().for_element(Locator::Id(id)).await.unwrap();
+        element.click().await.unwrap();
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        js(&self.c, script).await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_real_browser() {
     let Some((_driver, c)) = browser().await else {
@@ -368,9 +377,12 @@ async fn the_console_in_a_real_browser() {
     };
     let started = Instant::now();
     let (gw, registry) = gateway().await;
-    let base = gw.base.clone();
-    let shots = Shots::new();
-    let mut pages: Vec<(String, String)> = Vec::new();
+    let mut tour = Tour {
+        c,
+        base: gw.base.clone(),
+        shots: Shots::new(),
+        pages: Vec::new(),
+    };
 
     // A record the registry refuses once (503, one attempt): a dead letter.
     registry
@@ -382,255 +394,20 @@ async fn the_console_in_a_real_browser() {
         assert!(Instant::now() < deadline, "no dead letter");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let other_agency = submit(
+    let theirs = submit(
         &gw,
         AGENCY_2,
         "urn:uuid:20000000-0000-4000-8000-000000000002",
     )
     .await;
 
-    // Sign-in page; a wrong token is refused.
-    open(&c, &base, "").await;
-    let field = c.wait().for_element(Locator::Id("token")).await.unwrap();
-    shots.take(&c, "sign-in").await;
-    field.send_keys("not-a-token").await.unwrap();
-    c.find(Locator::Id("signin"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(&c, "document.querySelector('[role=alert]')", "a refusal").await;
-
-    // An agency: its own record, not another agency's.
-    sign_in(&c, &base, AGENCY, "agency").await;
-    assert_eq!(
-        js(&c, "!!document.getElementById('nav-overview')").await,
-        false
-    );
-    open(&c, &base, &format!("#/record/{dead}")).await;
-    until(
-        &c,
-        "document.querySelector('#routes [data-status]')",
-        "own record",
-    )
-    .await;
-    pages.push(("agency record".into(), dom(&c).await));
-    open(&c, &base, &format!("#/record/{other_agency}")).await;
-    until(&c, "document.getElementById('not-visible')", "refusal").await;
-    assert_eq!(
-        js(&c, "!!document.getElementById('routes')").await,
-        false,
-        "an agency sees another agency's record"
-    );
-
-    // The operator's overview while records flow.
-    sign_in(&c, &base, ADMIN, "admin").await;
-    open(&c, &base, "#/overview").await;
-    until(
-        &c,
-        "document.querySelector('[data-destination=opencrvs] [data-breaker]')",
-        "overview",
-    )
-    .await;
-    let delivered = "Number((document.querySelector('[data-destination=opencrvs] [data-status=delivered]')?.textContent || '0').replace(/[^0-9]/g, ''))";
-    let before = js(&c, delivered).await.as_u64().unwrap();
-    let flow = tokio::spawn(push_canaries(base.clone()));
-    until(
-        &c,
-        &format!("{delivered} > {before} + 5"),
-        "deliveries counted while they flow",
-    )
-    .await;
-    until(
-        &c,
-        "Number(document.querySelector('svg.chart').dataset.bars) > 0",
-        "the chart",
-    )
-    .await;
-    let (planted, accepted) = flow.await.unwrap();
-    assert!(accepted.len() > 5, "{} accepted", accepted.len());
-    let facts = js(
-        &c,
-        "document.querySelector('[data-destination=opencrvs]').textContent",
-    )
-    .await
-    .as_str()
-    .unwrap()
-    .to_string();
-    for fact in ["20/s", "burst 5", "/ 5,000", "closed", "Next closed window"] {
-        assert!(facts.contains(fact), "overview lacks {fact:?}: {facts}");
-    }
-    let dead_shown = js(&c, "Number(document.querySelector('[data-destination=opencrvs] [data-status=dead]')?.textContent)").await;
-    assert!(
-        dead_shown.as_u64() >= Some(1),
-        "dead letters on the overview: {dead_shown}"
-    );
-    shots.take(&c, "overview").await;
-    pages.push(("overview".into(), dom(&c).await));
-
-    // Replay the dead letter from the page, with confirmation; watch it deliver.
-    open(&c, &base, "#/dead-letters").await;
-    let letters: Value = gw
-        .get("/v1/admin/dead-letters", Some(ADMIN))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let letter = letters["dead_letters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["record_id"] == dead.as_str())
-        .expect("the dead letter is listed")
-        .clone();
-    let pick = format!("pick-{}", letter["delivery_id"]);
-    c.wait()
-        .for_element(Locator::Id(&pick))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    shots.take(&c, "dead-letters").await;
-    pages.push(("dead letters".into(), dom(&c).await));
-    c.find(Locator::Id("replay-selected"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        &c,
-        "document.getElementById('confirm').open",
-        "the confirmation",
-    )
-    .await;
-    c.find(Locator::Id("confirm-ok"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    until(
-        &c,
-        "document.getElementById('status').textContent.includes('1 delivery')",
-        "replayed",
-    )
-    .await;
-    open(&c, &base, &format!("#/record/{dead}")).await;
-    until(
-        &c,
-        "document.querySelector('#routes [data-status=delivered]')",
-        "the replayed record delivered",
-    )
-    .await;
-    shots.take(&c, "record").await;
-    pages.push(("admin record".into(), dom(&c).await));
-    for id in accepted.iter().take(5) {
-        open(&c, &base, &format!("#/record/{id}")).await;
-        until(&c, &format!("document.querySelector('#routes') && document.querySelector('#record dl code')?.textContent === '{id}'"), "a canary record").await;
-        pages.push((format!("record {id}"), dom(&c).await));
-    }
-
-    // The auditor: the checkpoint, the log, the replayed record's history.
-    let signed = gw
-        .http
-        .post(gw.url("/v1/admin/audit/checkpoint"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status(), 200);
-    sign_in(&c, &base, AUDITOR, "auditor").await;
-    open(&c, &base, "#/checkpoint").await;
-    until(
-        &c,
-        "document.querySelector('#checkpoint[data-verdict=ok]')",
-        "the checkpoint verified",
-    )
-    .await;
-    shots.take(&c, "checkpoint").await;
-    pages.push(("checkpoint".into(), dom(&c).await));
-    open(&c, &base, &format!("#/log/{}", "start%3D0%26end%3D1000")).await;
-    let rows = until(
-        &c,
-        "document.querySelectorAll('#log tbody tr').length",
-        "the log",
-    )
-    .await;
-    assert!(rows.as_u64().unwrap() > accepted.len() as u64, "{rows}");
-    shots.take(&c, "log").await;
-    pages.push(("log".into(), dom(&c).await));
-
-    let history: Value = gw
-        .get(&format!("/v1/audit/records/{dead}"), Some(AUDITOR))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let entries = history["entries"].as_array().unwrap();
-    assert!(
-        entries.len() >= 4,
-        "accepted, dead, replayed, delivered: {history}"
-    );
-    open(&c, &base, &format!("#/history/{dead}")).await;
-    until(&c, "document.getElementById('proof-summary')", "the proofs").await;
-    let verdicts = js(
-        &c,
-        "[...document.querySelectorAll('#history tr[data-verdict]')].map(r => r.dataset.verdict)",
-    )
-    .await;
-    assert_eq!(
-        verdicts,
-        json!(vec!["ok"; entries.len()]),
-        "every inclusion proof verifies in the browser"
-    );
-    shots.take(&c, "history").await;
-    pages.push(("history".into(), dom(&c).await));
-
-    // One stored entry edited after the checkpoint: that entry fails, the others hold.
-    let edited = entries[1]["index"].as_u64().unwrap();
-    tamper(&gw.data_dir.path().join("store"), edited).await;
-    open(&c, &base, "#/checkpoint").await;
-    open(&c, &base, &format!("#/history/{dead}")).await;
-    until(
-        &c,
-        "document.getElementById('proof-summary')",
-        "the proofs again",
-    )
-    .await;
-    let verdicts = js(&c, "[...document.querySelectorAll('#history tr[data-verdict]')].map(r => [Number(r.dataset.index), r.dataset.verdict])").await;
-    for v in verdicts.as_array().unwrap() {
-        let expected = if v[0].as_u64() == Some(edited) {
-            "fail"
-        } else {
-            "ok"
-        };
-        assert_eq!(v[1], expected, "entry {}: {verdicts}", v[0]);
-    }
-    assert_eq!(
-        js(
-            &c,
-            "document.getElementById('proof-summary').classList.contains('fail')"
-        )
-        .await,
-        true
-    );
-    shots.take(&c, "history-tampered").await;
-
-    open(&c, &base, "#/manifest").await;
-    until(
-        &c,
-        "document.querySelector('[data-route] .policy li')",
-        "the manifest",
-    )
-    .await;
-    shots.take(&c, "manifest").await;
-    pages.push(("manifest".into(), dom(&c).await));
+    sign_in_page(&tour).await;
+    agency(&mut tour, &dead, &theirs).await;
+    let planted = operator(&mut tour, &gw, &dead).await;
+    auditor(&mut tour, &gw, &dead).await;
 
     // No canary in any page or asset.
-    for (name, html) in &pages {
+    for (name, html) in &tour.pages {
         for canary in &planted {
             assert!(
                 !html.contains(canary.as_str()),
@@ -648,11 +425,240 @@ async fn the_console_in_a_real_browser() {
             asset.name
         );
     }
-
     eprintln!("console browser test: {:?}", started.elapsed());
-    c.close().await.unwrap();
+    tour.c.close().await.unwrap();
     gw.stop().await;
     registry.stop().await;
+}
+
+/// The sign-in page; a wrong token is refused.
+async fn sign_in_page(tour: &Tour) {
+    open(&tour.c, &tour.base, "").await;
+    let field = tour
+        .c
+        .wait()
+        .for_element(Locator::Id("token"))
+        .await
+        .unwrap();
+    tour.shots.take(&tour.c, "sign-in").await;
+    field.send_keys("not-a-token").await.unwrap();
+    tour.click("signin").await;
+    until(
+        &tour.c,
+        "document.querySelector('[role=alert]')",
+        "a refusal",
+    )
+    .await;
+}
+
+/// An agency: its own record's status, not another agency's.
+async fn agency(tour: &mut Tour, own: &str, theirs: &str) {
+    sign_in(&tour.c, &tour.base, AGENCY, "agency").await;
+    assert_eq!(
+        tour.js("!!document.getElementById('nav-overview')").await,
+        false
+    );
+    tour.visit(
+        &format!("#/record/{own}"),
+        "document.querySelector('#routes [data-status]')",
+        "own record",
+    )
+    .await;
+    tour.keep("agency record", false).await;
+    tour.visit(
+        &format!("#/record/{theirs}"),
+        "document.getElementById('not-visible')",
+        "refusal",
+    )
+    .await;
+    assert_eq!(
+        tour.js("!!document.getElementById('routes')").await,
+        false,
+        "an agency sees another agency's record"
+    );
+}
+
+/// The operator: the overview while records flow, the dead letter replayed
+/// from the page and followed to its receipt. Returns the canaries planted.
+async fn operator(tour: &mut Tour, gw: &TestGateway, dead: &str) -> Vec<String> {
+    sign_in(&tour.c, &tour.base, ADMIN, "admin").await;
+    tour.visit(
+        "#/overview",
+        "document.querySelector('[data-destination=opencrvs] [data-breaker]')",
+        "overview",
+    )
+    .await;
+    let delivered = "Number((document.querySelector('[data-destination=opencrvs] [data-status=delivered]')?.textContent || '0').replace(/[^0-9]/g, ''))";
+    let before = tour.js(delivered).await.as_u64().unwrap();
+    let flow = tokio::spawn(push_canaries(tour.base.clone()));
+    until(
+        &tour.c,
+        &format!("{delivered} > {before} + 5"),
+        "deliveries counted while they flow",
+    )
+    .await;
+    until(
+        &tour.c,
+        "Number(document.querySelector('svg.chart').dataset.bars) > 0",
+        "the chart",
+    )
+    .await;
+    let (planted, accepted) = flow.await.unwrap();
+    assert!(accepted.len() > 5, "{} accepted", accepted.len());
+    let facts = tour
+        .js("document.querySelector('[data-destination=opencrvs]').textContent")
+        .await;
+    for fact in ["20/s", "burst 5", "/ 5,000", "closed", "Next closed window"] {
+        assert!(
+            facts.as_str().unwrap().contains(fact),
+            "overview lacks {fact:?}: {facts}"
+        );
+    }
+    let dead_shown = tour
+        .js("Number(document.querySelector('[data-destination=opencrvs] [data-status=dead]')?.textContent)")
+        .await;
+    assert!(
+        dead_shown.as_u64() >= Some(1),
+        "dead letters on the overview: {dead_shown}"
+    );
+    tour.keep("overview", true).await;
+
+    // Replay the dead letter from the page, with confirmation; watch it deliver.
+    let letters: Value = gw
+        .get("/v1/admin/dead-letters", Some(ADMIN))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let letter = letters["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["record_id"] == dead)
+        .expect("the dead letter is listed")
+        .clone();
+    let pick = format!("pick-{}", letter["delivery_id"]);
+    tour.visit(
+        "#/dead-letters",
+        &format!("document.getElementById('{pick}')"),
+        "the dead letter",
+    )
+    .await;
+    tour.click(&pick).await;
+    tour.keep("dead-letters", true).await;
+    tour.click("replay-selected").await;
+    until(
+        &tour.c,
+        "document.getElementById('confirm').open",
+        "the confirmation",
+    )
+    .await;
+    tour.click("confirm-ok").await;
+    until(
+        &tour.c,
+        "document.getElementById('status').textContent.includes('1 delivery')",
+        "replayed",
+    )
+    .await;
+    tour.visit(
+        &format!("#/record/{dead}"),
+        "document.querySelector('#routes [data-status=delivered]')",
+        "the replayed record delivered",
+    )
+    .await;
+    tour.keep("record", true).await;
+    for id in accepted.iter().take(5) {
+        let shown = format!(
+            "document.querySelector('#routes') && document.querySelector('#record dl code')?.textContent === '{id}'"
+        );
+        tour.visit(&format!("#/record/{id}"), &shown, "a canary record")
+            .await;
+        tour.keep(&format!("record {id}"), false).await;
+    }
+    planted
+}
+
+/// The auditor: the checkpoint, the log, the replayed record's history with
+/// every proof verified; then one stored entry edited, and marked failing.
+async fn auditor(tour: &mut Tour, gw: &TestGateway, dead: &str) {
+    let signed = gw
+        .http
+        .post(gw.url("/v1/admin/audit/checkpoint"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    sign_in(&tour.c, &tour.base, AUDITOR, "auditor").await;
+    tour.visit(
+        "#/checkpoint",
+        "document.querySelector('#checkpoint[data-verdict=ok]')",
+        "the checkpoint verified",
+    )
+    .await;
+    tour.keep("checkpoint", true).await;
+    let rows = tour
+        .visit(
+            "#/log/start%3D0%26end%3D1000",
+            "document.querySelectorAll('#log tbody tr').length",
+            "the log",
+        )
+        .await;
+    assert!(rows.as_u64().unwrap() > 10, "{rows}");
+    tour.keep("log", true).await;
+
+    let history: Value = gw
+        .get(&format!("/v1/audit/records/{dead}"), Some(AUDITOR))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entries = history["entries"].as_array().unwrap();
+    assert!(
+        entries.len() >= 4,
+        "accepted, dead, replayed, delivered: {history}"
+    );
+    let verdicts = "[...document.querySelectorAll('#history tr[data-verdict]')].map(r => [Number(r.dataset.index), r.dataset.verdict])";
+    let proofs = "document.getElementById('proof-summary')";
+    tour.visit(&format!("#/history/{dead}"), proofs, "the proofs")
+        .await;
+    let expected: Vec<Value> = entries.iter().map(|e| json!([e["index"], "ok"])).collect();
+    assert_eq!(
+        tour.js(verdicts).await,
+        json!(expected),
+        "every inclusion proof verifies in the browser"
+    );
+    tour.keep("history", true).await;
+
+    // One stored entry edited after the checkpoint: it fails, the others hold.
+    let edited = entries[1]["index"].as_u64().unwrap();
+    tamper(&gw.data_dir.path().join("store"), edited).await;
+    open(&tour.c, &tour.base, "#/checkpoint").await;
+    tour.visit(&format!("#/history/{dead}"), proofs, "the proofs again")
+        .await;
+    let expected: Vec<Value> = entries
+        .iter()
+        .map(|e| json!([e["index"], if e["index"] == edited { "fail" } else { "ok" }]))
+        .collect();
+    assert_eq!(
+        tour.js(verdicts).await,
+        json!(expected),
+        "the edited entry fails, alone"
+    );
+    assert_eq!(
+        tour.js(&format!("{proofs}.classList.contains('fail')"))
+            .await,
+        true
+    );
+    tour.keep("history-tampered", true).await;
+
+    tour.visit(
+        "#/manifest",
+        "document.querySelector('[data-route] .policy li')",
+        "the manifest",
+    )
+    .await;
+    tour.keep("manifest", true).await;
 }
 
 /// Every console response carries the CSP and the other hardening headers,
