@@ -10,6 +10,7 @@ mod common;
 mod conformance;
 mod console;
 mod crvs_primero_formats;
+mod deploy_files;
 mod examplia_xsd;
 mod external_validators;
 mod fhir_r4_exchange;
