@@ -12,6 +12,8 @@
 //!   `delivery::transports` (one folder per registry kind).
 //! - [`api`]: the HTTP surface (axum): auth, problem details, records, consent,
 //!   admin, health, metrics, OpenAPI.
+//! - [`console`]: the web console's page and assets, embedded in the binary
+//!   (served by `api`, reading only through it).
 //! - [`telemetry`]: logging and Prometheus metrics.
 //! - [`server`]: wiring: config -> pipeline -> store -> router and workers ->
 //!   listener, graceful shutdown.
@@ -24,6 +26,7 @@ pub use registry_gateway_core::{
 
 pub mod api;
 pub mod checkpoints;
+pub mod console;
 pub mod delivery;
 pub mod frontdoor;
 pub mod intake;
