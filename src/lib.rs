@@ -12,6 +12,8 @@
 //!   `delivery::transports` (one folder per registry kind).
 //! - [`api`]: the HTTP surface (axum): auth, problem details, records, consent,
 //!   admin, health, metrics, OpenAPI.
+//! - [`bulk_translate`]: `translate --jsonl`, one record per line through one route,
+//!   in order, on every core.
 //! - [`telemetry`]: logging and Prometheus metrics.
 //! - [`server`]: wiring: config -> pipeline -> store -> router and workers ->
 //!   listener, graceful shutdown.
@@ -23,6 +25,7 @@ pub use registry_gateway_core::{
 };
 
 pub mod api;
+pub mod bulk_translate;
 pub mod checkpoints;
 pub mod delivery;
 pub mod frontdoor;
