@@ -189,7 +189,7 @@ fn translate_line(
     };
     if prepared.canonical().record_type != route.record_type {
         return LineOutcome::Denied(format!(
-            "the route takes {} records, this is a {} [record-type]",
+            "[record-type] the route takes {} records, this is a {}",
             route.record_type,
             prepared.canonical().record_type
         ));

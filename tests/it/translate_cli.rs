@@ -166,9 +166,16 @@ fn conformance_lines(source: &str) -> Vec<Vec<u8>> {
     cases
         .iter()
         .map(|dir| {
-            let record: Value =
-                serde_json::from_slice(&std::fs::read(dir.join("input.json")).unwrap()).unwrap();
-            serde_json::to_vec(&record).unwrap()
+            // A line break in JSON is whitespace between tokens (never inside
+            // a string): a space in its place keeps the meaning, even of the
+            // hostile inputs too deep to parse.
+            let mut bytes = std::fs::read(dir.join("input.json")).unwrap();
+            for b in &mut bytes {
+                if *b == b'\n' || *b == b'\r' {
+                    *b = b' ';
+                }
+            }
+            bytes
         })
         .collect()
 }
