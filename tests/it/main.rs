@@ -9,6 +9,7 @@ mod audit_log;
 mod common;
 mod conformance;
 mod crvs_primero_formats;
+mod deploy_files;
 mod examplia_xsd;
 mod external_validators;
 mod fhir_r4_exchange;
