@@ -14,6 +14,8 @@
 //!   admin, health, metrics, OpenAPI.
 //! - [`bulk_translate`]: `translate --jsonl`, one record per line through one route,
 //!   in order, on every core.
+//! - [`console`]: the web console's page and assets, embedded in the binary
+//!   (served by `api`, reading only through it).
 //! - [`telemetry`]: logging and Prometheus metrics.
 //! - [`server`]: wiring: config -> pipeline -> store -> router and workers ->
 //!   listener, graceful shutdown.
@@ -27,6 +29,7 @@ pub use registry_gateway_core::{
 pub mod api;
 pub mod bulk_translate;
 pub mod checkpoints;
+pub mod console;
 pub mod delivery;
 pub mod frontdoor;
 pub mod intake;

@@ -153,6 +153,7 @@ pub async fn start_with(
         None
     };
     let nudge = delivery.as_ref().map(Delivery::nudge);
+    let activity = delivery.as_ref().map(Delivery::activity);
     let intake =
         Arc::new(Intake::new(pipeline, store.clone(), metrics.clone()).with_nudge(nudge.clone()));
     let (stop, stopped) = watch::channel(false);
@@ -174,6 +175,7 @@ pub async fn start_with(
         store: store.clone(),
         metrics: metrics.clone(),
         nudge,
+        activity,
         checkpoints: checkpoints.as_ref().map(|(c, _)| c.clone()),
     };
     let addr = config.server.listen;

@@ -180,12 +180,16 @@ pub async fn deliveries(
     caller: Caller,
 ) -> Result<Response, Problem> {
     caller.require(Role::Admin)?;
-    let counts = state
+    let counts = delivery_counts(&state).await?;
+    Ok(Json(json!({"deliveries": counts})).into_response())
+}
+
+async fn delivery_counts(state: &AppState) -> Result<Vec<crate::store::DeliveryCount>, Problem> {
+    state
         .store
         .delivery_counts()
         .await
-        .map_err(|_| Problem::unavailable("the store is not reachable", 5))?;
-    Ok(Json(json!({"deliveries": counts})).into_response())
+        .map_err(|_| Problem::unavailable("the store is not reachable", 5))
 }
 
 fn bad_request(detail: &str) -> Problem {
@@ -195,4 +199,47 @@ fn bad_request(detail: &str) -> Problem {
         "The request is malformed",
     )
     .detail(detail)
+}
+
+/// `GET /v1/admin/destinations`: per destination, deliveries by status (the
+/// store), and what holds it now and its last hour (the worker's pace and
+/// activity, in memory): the operators' console overview.
+pub async fn destinations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Response, Problem> {
+    caller.require(Role::Admin)?;
+    let counts = delivery_counts(&state).await?;
+    let now = Utc::now();
+    let mut live = state
+        .activity
+        .as_ref()
+        .map(|a| a.snapshot(now))
+        .unwrap_or_default();
+    let destinations: Vec<_> = state
+        .config
+        .destinations
+        .values()
+        .map(|d| {
+            let by_status: serde_json::Map<String, serde_json::Value> = counts
+                .iter()
+                .filter(|c| c.destination == d.name)
+                .map(|c| (c.status.as_str().to_string(), json!(c.count)))
+                .collect();
+            let activity = live.remove(&d.name);
+            json!({
+                "name": d.name,
+                "kind": d.kind.as_str(),
+                "deliveries": by_status,
+                // Null when this gateway runs no worker for it (serve --no-deliver).
+                "pace": activity.as_ref().map(|a| &a.pace),
+                "minutes": activity.as_ref().map(|a| &a.minutes),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "at": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "destinations": destinations,
+    }))
+    .into_response())
 }

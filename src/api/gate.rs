@@ -201,8 +201,19 @@ fn is_probe(request: &Request) -> bool {
     matches!(request.uri().path(), "/healthz" | "/readyz")
 }
 
+/// The console's page and assets are fetched without a token (a browser
+/// sends none for them) and are the same embedded bytes for everyone, as
+/// cheap as a probe: a page load (six files, and again on each reload) must
+/// not spend the per-address allowance of requests without credentials, or
+/// an office behind one address could not open the console. The front
+/// door's connection cap and header timeouts still bound them, and the data
+/// the page shows comes from the API, under the caller's own limits.
+fn is_console_asset(request: &Request) -> bool {
+    request.method() == axum::http::Method::GET && request.uri().path().starts_with("/console/")
+}
+
 pub async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
-    if is_probe(&request) {
+    if is_probe(&request) || is_console_asset(&request) {
         return next.run(request).await;
     }
     match gate.identify(&request) {

@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 pub mod auth;
+mod console;
 pub mod gate;
 pub mod problem;
 mod records;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Wakes the delivery workers when deliveries become due (replay, consent).
     pub nudge: Option<Arc<tokio::sync::Notify>>,
+    /// Each destination's pace and recent activity (None when not delivering).
+    pub activity: Option<Arc<crate::delivery::activity::Activity>>,
     /// The exchange log's checkpoint signer (`[audit]`), if configured.
     pub checkpoints: Option<Arc<crate::checkpoints::Checkpointer>>,
 }
@@ -101,6 +104,15 @@ fn routes() -> Vec<(Method, &'static str, MethodRouter<AppState>)> {
         ),
         (Method::GET, "/v1/admin/parked", get(admin::parked)),
         (Method::GET, "/v1/admin/deliveries", get(admin::deliveries)),
+        (
+            Method::GET,
+            "/v1/admin/destinations",
+            get(admin::destinations),
+        ),
+        (Method::GET, "/v1/whoami", get(console::whoami)),
+        (Method::GET, "/v1/manifest", get(console::manifest)),
+        (Method::GET, "/console/", get(console::index)),
+        (Method::GET, "/console/{asset}", get(console::asset)),
         (Method::GET, "/v1/audit/public-key", get(audit::public_key)),
         (Method::GET, "/v1/audit/checkpoint", get(audit::checkpoint)),
         (Method::GET, "/v1/audit/entries", get(audit::entries)),

@@ -86,9 +86,40 @@ impl Breaker {
         open
     }
 
+    /// What the breaker holds at `now`, read only (takes no probe): for the
+    /// operators' console.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> BreakerSnapshot {
+        let inner = self.lock();
+        let (state, until) = match inner.state {
+            BreakerState::Closed => ("closed", None),
+            BreakerState::Open { until } if now < until => ("open", Some(until)),
+            // Cooldown over, no probe taken yet: the next request is the probe.
+            BreakerState::Open { .. } => ("half_open", None),
+            BreakerState::HalfOpen { deadline } => ("half_open", Some(deadline)),
+        };
+        BreakerSnapshot {
+            state,
+            until,
+            failures: inner.failures,
+            threshold: self.threshold,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A breaker's state as the console shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BreakerSnapshot {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// Open: when the cooldown ends; half open: when the probe is given up.
+    pub until: Option<DateTime<Utc>>,
+    /// Consecutive failures of the destination.
+    pub failures: u32,
+    pub threshold: u32,
 }
 
 fn peek(state: BreakerState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -131,6 +162,25 @@ mod tests {
         b.success();
         assert_eq!(b.state(), BreakerState::Closed);
         assert_eq!(b.blocked_until(until), None);
+    }
+
+    #[test]
+    fn a_snapshot_reads_the_state_without_taking_the_probe() {
+        let b = Breaker::new(2, Duration::from_secs(10));
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        assert_eq!(b.snapshot(t0).state, "closed");
+        b.failure(t0);
+        assert_eq!(b.snapshot(t0).failures, 1);
+        b.failure(t0);
+        let open = b.snapshot(t0);
+        assert_eq!(
+            (open.state, open.until),
+            ("open", Some(t0 + TimeDelta::seconds(10)))
+        );
+        let later = t0 + TimeDelta::seconds(10);
+        assert_eq!(b.snapshot(later).state, "half_open");
+        // The snapshot took nothing: the probe is still there to take.
+        assert_eq!(b.blocked_until(later), None);
     }
 
     #[test]

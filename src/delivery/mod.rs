@@ -2,6 +2,7 @@
 //! policy, render, send within the registry's limits, and record the outcome
 //! with its audit event.
 
+pub mod activity;
 pub mod transports;
 
 mod backoff;
@@ -26,6 +27,7 @@ pub struct Delivery {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     nudge: Arc<Notify>,
+    activity: Arc<activity::Activity>,
 }
 
 impl Delivery {
@@ -66,6 +68,7 @@ impl Delivery {
         let (stop, stopped) = watch::channel(false);
         let nudge = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
+        let mut activity = activity::Activity::default();
         for (name, transport) in transports {
             let Some(destination) = pipeline.config().destinations.get(&name).cloned() else {
                 continue;
@@ -80,13 +83,24 @@ impl Delivery {
                 pipeline: pipeline.clone(),
                 store: store.clone(),
                 transport,
+                activity: activity.add(&name, pace.clone()),
                 pace,
                 metrics: metrics.clone(),
                 nudge: nudge.clone(),
             });
             tasks.spawn(worker.run(stopped.clone()));
         }
-        Delivery { stop, tasks, nudge }
+        Delivery {
+            stop,
+            tasks,
+            nudge,
+            activity: Arc::new(activity),
+        }
+    }
+
+    /// Each destination's pace and recent activity (the console's operator view).
+    pub fn activity(&self) -> Arc<activity::Activity> {
+        self.activity.clone()
     }
 
     /// Wake idle workers (new deliveries were committed).

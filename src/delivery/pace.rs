@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use super::breaker::Breaker;
+use super::breaker::{Breaker, BreakerSnapshot};
 use crate::config::{ClosedWindow, LimitsConfig, RetryConfig};
 
 /// Why sending must wait, and until when.
@@ -131,6 +131,42 @@ impl Pace {
         state.sent_today = state.sent_today.saturating_add(1);
     }
 
+    /// What holds the destination at `now`, read only (no probe, no cell,
+    /// no count): for the operators' console.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> PaceSnapshot {
+        let day = self.day(now);
+        let (paused_until, sent_today) = {
+            let state = lock(&self.state);
+            let sent = if state.quota_day == Some(day) {
+                state.sent_today
+            } else {
+                0
+            };
+            (state.paused_until.filter(|t| *t > now), sent)
+        };
+        PaceSnapshot {
+            rate_per_second: self.limits.rate_per_second,
+            burst: self.limits.burst,
+            max_in_flight: self.limits.max_in_flight,
+            daily_quota: self.limits.daily_quota,
+            sent_today,
+            quota_resets_at: self.next_day_start(day),
+            retry_after_until: paused_until,
+            closed_until: self.closed_until(now),
+            next_closed: self.next_closed(now),
+            breaker: self.breaker.snapshot(now),
+        }
+    }
+
+    /// The next closed window that starts after `now`, within a week.
+    fn next_closed(&self, now: DateTime<Utc>) -> Option<ClosedSpan> {
+        self.limits
+            .closed
+            .iter()
+            .filter_map(|w| next_window(w, now))
+            .min_by_key(|span| span.from)
+    }
+
     fn day(&self, now: DateTime<Utc>) -> NaiveDate {
         now.with_timezone(&self.limits.day_offset).date_naive()
     }
@@ -151,6 +187,49 @@ impl Pace {
             .filter_map(|w| window_end(w, now))
             .max()
     }
+}
+
+/// What holds a destination now, as the console shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PaceSnapshot {
+    pub rate_per_second: Option<f64>,
+    pub burst: u32,
+    pub max_in_flight: u32,
+    pub daily_quota: Option<u32>,
+    /// Requests sent in the registry's current day.
+    pub sent_today: u32,
+    pub quota_resets_at: DateTime<Utc>,
+    /// A registry's Retry-After pause still running.
+    pub retry_after_until: Option<DateTime<Utc>>,
+    /// The end of the closed window `now` falls in.
+    pub closed_until: Option<DateTime<Utc>>,
+    pub next_closed: Option<ClosedSpan>,
+    pub breaker: BreakerSnapshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ClosedSpan {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// The first occurrence of `w` that starts after `now` (days 0..=7 ahead).
+fn next_window(w: &ClosedWindow, now: DateTime<Utc>) -> Option<ClosedSpan> {
+    let today = now.with_timezone(&w.offset).date_naive();
+    (0..=7).find_map(|ahead| {
+        let day = today.checked_add_days(chrono::Days::new(ahead))?;
+        if !w.days.is_empty() && !w.days.contains(&day.weekday()) {
+            return None;
+        }
+        let at = |t| {
+            day.and_time(t)
+                .and_local_timezone(w.offset)
+                .single()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let (from, to) = (at(w.from)?, at(w.to)?);
+        (from > now).then_some(ClosedSpan { from, to })
+    })
 }
 
 fn window_end(w: &ClosedWindow, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -217,6 +296,37 @@ mod tests {
             Some(Wait::RetryAfter(now + TimeDelta::seconds(30)))
         );
         assert_eq!(pace.blocked(now + TimeDelta::seconds(30)), None);
+    }
+
+    #[test]
+    fn a_snapshot_names_the_next_window_the_pause_and_the_quota() {
+        let pace = Pace::new(&limits(), &RetryConfig::default());
+        // Wednesday 2026-11-25 10:00 UTC: the next Sunday 01:00-03:00 EXT
+        // is Saturday 2026-11-28 23:00 to 01:00 UTC.
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap();
+        pace.count_sent(now);
+        pace.pause_until(now + TimeDelta::seconds(30));
+        let s = pace.snapshot(now);
+        assert_eq!(
+            s.next_closed,
+            Some(ClosedSpan {
+                from: Utc.with_ymd_and_hms(2026, 11, 28, 23, 0, 0).unwrap(),
+                to: Utc.with_ymd_and_hms(2026, 11, 29, 1, 0, 0).unwrap(),
+            })
+        );
+        assert_eq!(s.closed_until, None);
+        assert_eq!(s.retry_after_until, Some(now + TimeDelta::seconds(30)));
+        assert_eq!((s.sent_today, s.daily_quota), (1, Some(3)));
+        assert_eq!(s.breaker.state, "closed");
+        // Read only: the quota counts what was sent, not what was looked at.
+        assert_eq!(pace.snapshot(now).sent_today, 1);
+        let inside = Utc.with_ymd_and_hms(2026, 11, 28, 23, 30, 0).unwrap();
+        let s = pace.snapshot(inside);
+        assert_eq!(
+            s.closed_until,
+            Some(Utc.with_ymd_and_hms(2026, 11, 29, 1, 0, 0).unwrap())
+        );
+        assert_eq!((s.sent_today, s.retry_after_until), (0, None));
     }
 
     #[test]

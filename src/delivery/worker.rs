@@ -13,6 +13,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, Semaphore, watch};
 
+use super::activity::DestinationActivity;
 use super::backoff;
 use super::pace::Pace;
 use super::transports::{Outbound, Receipt, ReceiptStatus, SendError, Transport};
@@ -33,6 +34,8 @@ pub struct Worker {
     pub store: Arc<dyn Store>,
     pub transport: Arc<dyn Transport>,
     pub pace: Arc<Pace>,
+    /// Requests and outcomes per minute, for the console.
+    pub activity: Arc<DestinationActivity>,
     pub metrics: Metrics,
     pub nudge: Arc<Notify>,
 }
@@ -176,6 +179,7 @@ impl Worker {
             return self.release(&d, Utc::now()).await;
         }
         self.pace.count_sent(Utc::now());
+        self.activity.sent(Utc::now());
         let started = std::time::Instant::now();
         let result = self
             .transport
@@ -507,6 +511,8 @@ impl Worker {
         audit: Option<AuditEvent>,
     ) {
         let status = outcome.status();
+        // A delivery given back unattempted (no audit event) is no outcome.
+        let attempted = audit.is_some();
         let completion = Completion {
             delivery_id: d.delivery_id,
             worker: self.id.clone(),
@@ -517,6 +523,9 @@ impl Worker {
         };
         match self.store.complete(completion).await {
             Ok(true) => {
+                if attempted {
+                    self.activity.recorded(Utc::now(), status);
+                }
                 tracing::debug!(record_id = %d.record_id, route = %d.route, status = status.as_str(), "delivery outcome recorded");
             }
             Ok(false) => {

@@ -13,30 +13,11 @@ use serde_json::{Value, json};
 
 use crate::common::{
     ADMIN, AGENCY, AUDITOR, TestGateway, config_with, example_record, opencrvs_destination,
+    with_canaries,
 };
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_registry-gateway"))
-}
-
-/// `KNRY0042Q`: fixed width, so no canary is part of another.
-fn canary(n: usize) -> String {
-    format!("KNRY{n:04}Q")
-}
-
-/// Every string and number leaf, by JSON pointer.
-fn leaves(v: &Value, pointer: String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => m
-            .iter()
-            .for_each(|(k, v)| leaves(v, format!("{pointer}/{k}"), out)),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| leaves(v, format!("{pointer}/{i}"), out)),
-        Value::String(_) | Value::Number(_) => out.push(pointer),
-        _ => {}
-    }
 }
 
 async fn gateway() -> (TestGateway, mocks::RunningMock) {
@@ -120,15 +101,8 @@ async fn auditors_verify_the_log_offline_and_no_canary_reaches_it() {
 
     // A canary in each field in turn (accepted or refused, either way logged),
     // and unknown keys whose names and values are canaries.
-    let mut pointers = Vec::new();
-    leaves(&record, String::new(), &mut pointers);
-    for (n, pointer) in pointers.iter().enumerate() {
-        let mut r = record.clone();
-        *r.pointer_mut(pointer).unwrap() = json!(canary(n));
-        if pointer != "/source_record_id" {
-            r["source_record_id"] = json!(format!("urn:uuid:00000000-0000-4000-8000-{n:012}"));
-        }
-        planted.push(canary(n));
+    for (pointer, canary, r) in with_canaries(&record) {
+        planted.push(canary);
         let status = gw
             .submit(
                 "canonical",

@@ -8,6 +8,7 @@
 mod audit_log;
 mod common;
 mod conformance;
+mod console;
 mod crvs_primero_formats;
 mod deploy_files;
 mod examplia_xsd;

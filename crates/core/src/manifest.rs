@@ -257,6 +257,15 @@ pub fn policies_markdown(manifest: &Manifest) -> String {
     out
 }
 
+/// One route's policy in plain words: its part of [`policies_markdown`]
+/// (the operators' and auditors' console shows it per route).
+pub fn route_policy_markdown(route: &RouteManifest) -> Option<String> {
+    let p = route.policy.as_ref()?;
+    let mut out = String::new();
+    policy_markdown(&mut out, p, &format!("### {}", route.route));
+    Some(out)
+}
+
 fn policy_markdown(out: &mut String, p: &PolicyManifest, heading: &str) {
     let s = &p.summary;
     let categories: Vec<&str> = s.categories.iter().map(|c| c.as_str()).collect();

@@ -13,6 +13,19 @@ use crate::files::Sample;
 pub const AGENCY_TOKEN: &str = "demo-agency-token";
 pub const ADMIN_TOKEN: &str = "demo-admin-token";
 
+/// The tokens the demo prints for the console, with what each shows.
+pub const CONSOLE_TOKENS: &[(&str, &str)] = &[
+    (
+        ADMIN_TOKEN,
+        "operator: destinations, dead letters and replay, record status",
+    ),
+    (
+        "demo-auditor-token",
+        "auditor: checkpoint, log, record history with proofs, manifest",
+    ),
+    (AGENCY_TOKEN, "agency: its own records' status"),
+];
+
 /// What the gateway answered for one sample.
 pub struct Pushed {
     pub case: &'static str,

@@ -170,6 +170,11 @@ async fn follow_samples(cli: &Cli, base: &str) -> anyhow::Result<bool> {
         .find_map(|p| p.id.clone())
         .unwrap_or_default();
     println!("\nlook at:");
+    println!("  {base}/console/   (the console in a browser; sign in with a token:)");
+    for (token, views) in follow::CONSOLE_TOKENS {
+        println!("      {token:<22} {views}");
+    }
+    println!("      the record to look up: {first}");
     println!("  {base}/v1/records/{first}   (status and receipts)");
     println!(
         "  {base}/metrics   (gateway_deliveries_total, gateway_delivery_seconds; token demo-admin-token)"

@@ -91,6 +91,22 @@ fn the_demo_copied_to_an_empty_folder_brings_every_sample_to_a_receipt() {
         "{summary}"
     );
     assert!(summary.contains(" 0 deliveries pending"), "{summary}");
+    // The console's address and the tokens to try it with.
+    let console = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("http://") && l.contains("/console/"))
+        .unwrap_or_else(|| panic!("no console address:\n{stdout}"));
+    assert!(console.contains("127.0.0.1:"), "{console}");
+    for token in [
+        "demo-admin-token",
+        "demo-auditor-token",
+        "demo-agency-token",
+    ] {
+        assert!(
+            stdout.contains(&format!("      {token}")),
+            "{token} not offered:\n{stdout}"
+        );
+    }
     // The demo wrote its deployment and store into the folder it ran in.
     let data = folder.path().join("registry-gateway-demo-data");
     assert!(data.join("deploy/gateway.example.toml").is_file());

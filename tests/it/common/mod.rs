@@ -78,6 +78,46 @@ pub async fn mock_token(mock: &registry_mocks::RunningMock, placement: Credentia
     answer["access_token"].as_str().unwrap().to_string()
 }
 
+/// `KNRY0042Q`: fixed width, so no canary is part of another.
+pub fn canary(n: usize) -> String {
+    format!("KNRY{n:04}Q")
+}
+
+/// Every string and number leaf of `v`, by JSON pointer (where to plant canaries).
+pub fn leaves(v: &Value, pointer: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, v)| leaves(v, format!("{pointer}/{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| leaves(v, format!("{pointer}/{i}"), out)),
+        Value::String(_) | Value::Number(_) => out.push(pointer),
+        _ => {}
+    }
+}
+
+/// `record` with a canary in each field in turn, each with its own source
+/// id (unless the canary is in it): (JSON pointer, canary, record).
+pub fn with_canaries(record: &Value) -> Vec<(String, String, Value)> {
+    let mut pointers = Vec::new();
+    leaves(record, String::new(), &mut pointers);
+    pointers
+        .into_iter()
+        .enumerate()
+        .map(|(n, pointer)| {
+            let mut r = record.clone();
+            *r.pointer_mut(&pointer).unwrap() = serde_json::json!(canary(n));
+            if pointer != "/source_record_id" {
+                r["source_record_id"] =
+                    serde_json::json!(format!("urn:uuid:00000000-0000-4000-8000-{n:012}"));
+            }
+            (pointer, canary(n), r)
+        })
+        .collect()
+}
+
 pub fn example_record(record_type: &str) -> Value {
     let path = repo_path(&format!("schemas/examples/{record_type}.json"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
