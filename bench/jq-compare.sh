@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Times the canonical -> OpenCRVS 2.x mapping over the same N records (default
-# 100,000) twice in one run: the gateway (mapping file + encoder, one core) and
-# the same mapping written in jq (bench/opencrvs.jq), and prints the ratio.
+# Times the canonical -> OpenCRVS 2.x translation over the same N records
+# (default 100,000) in one run, each on one core (taskset -c 0): the gateway's
+# bulk command (`registry-gateway translate --jsonl --threads 1`: parse,
+# schema validation, policy, mapping, encoder) and the same mapping written in
+# jq (bench/opencrvs.jq), also run by jaq when it is on PATH (install it with
+# `cargo install jaq --locked`; not done here: it takes minutes to build). The
+# faster of jq and jaq is the reference. Checks that both give the same
+# declarations, prints the ratio, and exits 1 under MIN_RATIO (default 10).
 # Usage: bash bench/jq-compare.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
+min_ratio=${MIN_RATIO:-10}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet --example map_jsonl
+cargo build --release --quiet --locked --bin registry-gateway
 # Code lists as JSON for jq.
 python3 - "$work/codelists.json" <<'PY'
 import json, pathlib, sys, tomllib
@@ -30,17 +36,26 @@ for i in range(n):
     out.write(line + "\n")
     jq_out.write(json.dumps({"record": r, "key": f"k{i}"}, ensure_ascii=False) + "\n")
 PY
+load=$(cut -d" " -f1-3 /proc/loadavg)
 cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
-t0=$(date +%s.%N)
-taskset -c 0 target/release/examples/map_jsonl deploy/gateway.example.toml birth-notification-to-opencrvs \
-  < "$work/records.jsonl" > "$work/gateway.jsonl"
-t1=$(date +%s.%N)
-taskset -c 0 jq -c --argjson cl "$(cat "$work/codelists.json")" -f bench/opencrvs.jq \
-  < "$work/jq-input.jsonl" > "$work/jq.jsonl"
-t2=$(date +%s.%N)
-gw=$(echo "$t1 - $t0" | bc -l); jqt=$(echo "$t2 - $t1" | bc -l)
-lines_gw=$(wc -l < "$work/gateway.jsonl"); lines_jq=$(wc -l < "$work/jq.jsonl")
-[ "$lines_gw" = "$n" ] && [ "$lines_jq" = "$n" ] || { echo "outputs incomplete: $lines_gw / $lines_jq of $n" >&2; exit 1; }
+time_it() { local t0 t1; t0=$(date +%s.%N); "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+gw=$(time_it sh -c "taskset -c 0 target/release/registry-gateway translate --config deploy/gateway.example.toml \
+  --source canonical --route birth-notification-to-opencrvs --jsonl --threads 1 \
+  < '$work/records.jsonl' > '$work/gateway.jsonl'")
+jqt=$(time_it sh -c "taskset -c 0 jq -c --argjson cl \"\$(cat '$work/codelists.json')\" -f bench/opencrvs.jq \
+  < '$work/jq-input.jsonl' > '$work/jq.jsonl'")
+ref=$jqt; ref_name="jq $(jq --version)"
+if command -v jaq >/dev/null; then
+  jaqt=$(time_it sh -c "taskset -c 0 jaq -c --argjson cl \"\$(cat '$work/codelists.json')\" -f bench/opencrvs.jq \
+    < '$work/jq-input.jsonl' > '$work/jaq.jsonl'")
+  if (( $(echo "$jaqt < $jqt" | bc -l) )); then ref=$jaqt; ref_name="jaq $(jaq --version)"; fi
+else
+  jaqt=""
+fi
+for f in gateway jq; do
+  lines=$(wc -l < "$work/$f.jsonl")
+  [ "$lines" = "$n" ] || { echo "$f: $lines outputs for $n records" >&2; exit 1; }
+done
 # Same declaration content (transactionId differs by design: the gateway derives it).
 python3 - "$work/gateway.jsonl" "$work/jq.jsonl" <<'PY'
 import json, sys
@@ -50,7 +65,14 @@ bad = sum(1 for x, y in zip(a, b) if x["declaration"] != y["declaration"] or x["
 print(f"first 1000 outputs: {1000 - bad} identical declarations, {bad} different")
 sys.exit(1 if bad else 0)
 PY
-printf 'machine: %s\n' "$cpu"
-printf 'gateway: %d records in %.2f s = %.0f records/s on one core\n' "$n" "$gw" "$(echo "$n / $gw" | bc -l)"
-printf 'jq:      %d records in %.2f s = %.0f records/s on one core\n' "$n" "$jqt" "$(echo "$n / $jqt" | bc -l)"
-printf 'ratio:   the gateway maps %.1fx as fast as jq\n' "$(echo "$jqt / $gw" | bc -l)"
+rate() { echo "$n / $1" | bc -l; }
+printf 'machine: %s; load average before: %s\n' "$cpu" "$load"
+printf 'gateway: %d records in %.2f s = %.0f records/s on one core\n' "$n" "$gw" "$(rate "$gw")"
+printf 'jq:      %d records in %.2f s = %.0f records/s on one core\n' "$n" "$jqt" "$(rate "$jqt")"
+[ -n "$jaqt" ] && printf 'jaq:     %d records in %.2f s = %.0f records/s on one core\n' "$n" "$jaqt" "$(rate "$jaqt")"
+ratio=$(echo "$ref / $gw" | bc -l)
+printf 'ratio:   the gateway translates %.1fx as fast as %s (the faster reference)\n' "$ratio" "$ref_name"
+if (( $(echo "$ratio < $min_ratio" | bc -l) )); then
+  echo "below the target ratio $min_ratio" >&2
+  exit 1
+fi

@@ -12,6 +12,8 @@
 //!   `delivery::transports` (one folder per registry kind).
 //! - [`api`]: the HTTP surface (axum): auth, problem details, records, consent,
 //!   admin, health, metrics, OpenAPI.
+//! - [`bulk_translate`]: `translate --jsonl`, one record per line through one route,
+//!   in order, on every core.
 //! - [`console`]: the web console's page and assets, embedded in the binary
 //!   (served by `api`, reading only through it).
 //! - [`telemetry`]: logging and Prometheus metrics.
@@ -25,6 +27,7 @@ pub use registry_gateway_core::{
 };
 
 pub mod api;
+pub mod bulk_translate;
 pub mod checkpoints;
 pub mod console;
 pub mod delivery;

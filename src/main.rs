@@ -45,16 +45,38 @@ enum Command {
     /// Run one record through validation, mapping and every route, without
     /// delivering. Writes OUT/<route>.<ext> (the exact bytes each registry would
     /// get) and OUT/decisions.json. Exit 0 if the record is valid, 2 if not.
+    ///
+    /// With --jsonl --route ROUTE: bulk translation. Reads one record per line
+    /// on stdin and writes line N of stdout for line N of stdin: JSON routes
+    /// as compact JSON, XML routes as the document in one JSON string (`jq -j .`
+    /// gives back exactly the bytes --out writes). An invalid record (reported
+    /// on stderr as `line N: invalid: POINTER [code]`) or a denied route
+    /// (`line N: ROUTE denied: [rule] reason`) leaves its output line empty.
+    /// Never prints a value. Exit 0 if every record is valid (denials are
+    /// decisions, as without --jsonl), 2 if any is invalid, 1 on an error.
+    #[command(verbatim_doc_comment)]
     Translate {
         #[arg(long)]
         config: PathBuf,
         /// A source name from the config: canonical, primero, fhir-r4, ...
         #[arg(long)]
         source: String,
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "jsonl", conflicts_with = "jsonl")]
+        input: Option<PathBuf>,
+        #[arg(long, required_unless_present = "jsonl", conflicts_with = "jsonl")]
+        out: Option<PathBuf>,
+        /// Bulk: one record per line on stdin, one output per line on stdout.
+        #[arg(long, requires = "route")]
+        jsonl: bool,
+        /// The route to translate through (with --jsonl).
+        #[arg(long, requires = "jsonl")]
+        route: Option<String>,
+        /// Worker threads for --jsonl (default: one per core).
+        #[arg(long, requires = "jsonl")]
+        threads: Option<usize>,
+        /// Print a progress line on stderr every 5 s (default when stderr is a terminal).
+        #[arg(long, requires = "jsonl")]
+        progress: bool,
         /// Injected timestamp (RFC 3339); default: the record's own notification or decision time.
         #[arg(long)]
         timestamp: Option<String>,
@@ -188,8 +210,28 @@ fn main() -> ExitCode {
             source,
             input,
             out,
+            jsonl: _,
+            route,
+            threads,
+            progress,
             timestamp,
-        } => return run_translate(&config, &source, &input, &out, timestamp.as_deref()),
+        } => {
+            return match (input, out, route) {
+                (Some(input), Some(out), None) => {
+                    run_translate(&config, &source, &input, &out, timestamp.as_deref())
+                }
+                (None, None, Some(route)) => {
+                    let bulk = BulkArgs {
+                        threads,
+                        progress,
+                        timestamp,
+                    };
+                    run_translate_jsonl(&config, &source, &route, bulk)
+                }
+                // clap's `requires` and `conflicts_with` leave no other case.
+                _ => ExitCode::FAILURE,
+            };
+        }
         Command::Manifest { config, format } => manifest(&config, format),
         Command::Conformance { dir, config, bless } => return conformance(&dir, &config, bless),
         Command::DeadLetters {
@@ -360,10 +402,7 @@ fn run_translate(
 ) -> ExitCode {
     let result = (|| -> anyhow::Result<Result<translate::Translation, Vec<String>>> {
         let pipeline = pipeline(config)?;
-        let timestamp = timestamp
-            .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()))
-            .transpose()
-            .context("--timestamp must be an RFC 3339 date-time")?;
+        let timestamp = parse_timestamp(timestamp)?;
         let bytes =
             std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
         match translate::translate(&pipeline, source, &bytes, timestamp) {
@@ -402,6 +441,61 @@ fn run_translate(
             ExitCode::FAILURE
         }
     }
+}
+
+struct BulkArgs {
+    threads: Option<usize>,
+    progress: bool,
+    timestamp: Option<String>,
+}
+
+fn run_translate_jsonl(config: &Path, source: &str, route: &str, args: BulkArgs) -> ExitCode {
+    use std::io::IsTerminal;
+
+    use registry_gateway::bulk_translate;
+
+    let result = (|| -> anyhow::Result<bulk_translate::Summary> {
+        let pipeline = pipeline(config)?;
+        let timestamp = parse_timestamp(args.timestamp.as_deref())?;
+        let stderr = std::io::stderr();
+        let options = bulk_translate::Options {
+            threads: args.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            progress: (args.progress || stderr.is_terminal())
+                .then_some(std::time::Duration::from_secs(5)),
+            timestamp,
+        };
+        let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let err = std::io::LineWriter::new(stderr.lock());
+        let input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+        Ok(bulk_translate::run(
+            &pipeline, source, route, input, out, err, &options,
+        )?)
+    })();
+    match result {
+        Ok(summary) if summary.invalid > 0 => {
+            eprintln!(
+                "{} of {} line(s) invalid, {} translated, {} denied",
+                summary.invalid, summary.lines, summary.translated, summary.denied
+            );
+            ExitCode::from(2)
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_timestamp(
+    timestamp: Option<&str>,
+) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+    timestamp
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()))
+        .transpose()
+        .context("--timestamp must be an RFC 3339 date-time")
 }
 
 fn display_pointer(pointer: &str) -> &str {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::config::RouteConfig;
 use crate::model::RecordId;
 use crate::pipeline::{Canonical, Pipeline};
 use crate::policy::Outcome;
@@ -61,6 +62,22 @@ pub enum TranslateError {
     Invalid(Vec<Violation>),
 }
 
+/// A valid record, ready to go through its routes: what every route of one
+/// `translate` shares.
+pub struct Prepared {
+    source: String,
+    record_id: RecordId,
+    canonical: Canonical,
+    left_out: Vec<crate::policy::Redaction>,
+    timestamp: DateTime<Utc>,
+}
+
+impl Prepared {
+    pub fn canonical(&self) -> &Canonical {
+        &self.canonical
+    }
+}
+
 /// Translate `input` as if `source` had sent it. `timestamp` is injected (the
 /// record's own notification or decision time when `None`), so the output is
 /// the same bytes every time.
@@ -70,6 +87,36 @@ pub fn translate(
     input: &[u8],
     timestamp: Option<DateTime<Utc>>,
 ) -> Result<Translation, TranslateError> {
+    let prepared = prepare(pipeline, source, input, timestamp)?;
+    let mut files = Vec::new();
+    let mut decisions = Vec::new();
+    for route in pipeline.config().routes_for(prepared.canonical.record_type) {
+        let (file, decision) = route_one(pipeline, &prepared, route);
+        files.extend(file);
+        decisions.push(decision);
+    }
+    let mut decisions_json = serde_json::to_vec_pretty(&decisions).expect("decisions serialise");
+    decisions_json.push(b'\n');
+    files.push(OutputFile {
+        name: "decisions.json".into(),
+        bytes: decisions_json,
+    });
+    Ok(Translation {
+        record_id: prepared.record_id,
+        canonical: prepared.canonical,
+        files,
+        decisions,
+    })
+}
+
+/// Parse, validate and canonicalize `input`, and derive its preview id from
+/// its bytes: the part of [`translate`] that does not depend on the route.
+pub fn prepare(
+    pipeline: &Pipeline,
+    source: &str,
+    input: &[u8],
+    timestamp: Option<DateTime<Utc>>,
+) -> Result<Prepared, TranslateError> {
     let source_config = pipeline
         .config()
         .sources
@@ -91,60 +138,71 @@ pub fn translate(
     let timestamp = timestamp
         .or_else(|| canonical.stated_time())
         .unwrap_or(DateTime::UNIX_EPOCH);
-    let mut files = Vec::new();
-    let mut decisions = Vec::new();
-    for route in pipeline.config().routes_for(canonical.record_type) {
-        // A preview has no agency; the source's name stands in for it.
-        let subject = canonical.subject(&format!("translate:{source}"));
-        let ctx = pipeline.context(route, record_id, &canonical, timestamp, 1, subject);
-        let routed = pipeline.route(route, &canonical, &ctx);
-        let policy = routed.decision;
-        let (decision, reason) = match routed.rendered {
-            None => (Outcome::Deny, policy.reason.clone()),
-            Some(Ok(encoded)) => {
-                files.push(OutputFile {
-                    name: format!("{}.{}", route.name, encoded.extension),
-                    bytes: encoded.bytes,
-                });
-                (Outcome::Deliver, policy.reason.clone())
-            }
-            Some(Err(e)) => (
-                Outcome::Deny,
-                format!("cannot be rendered for this registry: {e}"),
-            ),
-        };
-        decisions.push(Decision {
-            route: route.name.clone(),
-            destination: route.destination.clone(),
-            decision,
-            reason,
-            legal_basis: (decision == Outcome::Deliver)
-                .then_some(policy.legal_basis)
-                .flatten(),
-            // What the inbound mapping left out goes for every route.
-            redactions: left_out
-                .iter()
-                .chain(&policy.redactions)
-                .map(|r| RedactionEntry {
-                    pointer: r.pointer.clone(),
-                    action: r.action.as_str(),
-                    reason: r.reason.clone(),
-                })
-                .collect(),
-            rule: policy.rule,
-            policy_sha256: policy.policy_sha256,
-        });
-    }
-    let mut decisions_json = serde_json::to_vec_pretty(&decisions).expect("decisions serialise");
-    decisions_json.push(b'\n');
-    files.push(OutputFile {
-        name: "decisions.json".into(),
-        bytes: decisions_json,
-    });
-    Ok(Translation {
+    Ok(Prepared {
+        source: source.to_string(),
         record_id,
         canonical,
-        files,
-        decisions,
+        left_out,
+        timestamp,
     })
+}
+
+/// One route of a prepared record: the file it would send (when it
+/// delivers) and its decision, exactly as [`translate`] writes them.
+pub fn route_one(
+    pipeline: &Pipeline,
+    prepared: &Prepared,
+    route: &RouteConfig,
+) -> (Option<OutputFile>, Decision) {
+    let canonical = &prepared.canonical;
+    // A preview has no agency; the source's name stands in for it.
+    let subject = canonical.subject(&format!("translate:{}", prepared.source));
+    let ctx = pipeline.context(
+        route,
+        prepared.record_id,
+        canonical,
+        prepared.timestamp,
+        1,
+        subject,
+    );
+    let routed = pipeline.route(route, canonical, &ctx);
+    let policy = routed.decision;
+    let mut file = None;
+    let (decision, reason) = match routed.rendered {
+        None => (Outcome::Deny, policy.reason.clone()),
+        Some(Ok(encoded)) => {
+            file = Some(OutputFile {
+                name: format!("{}.{}", route.name, encoded.extension),
+                bytes: encoded.bytes,
+            });
+            (Outcome::Deliver, policy.reason.clone())
+        }
+        Some(Err(e)) => (
+            Outcome::Deny,
+            format!("cannot be rendered for this registry: {e}"),
+        ),
+    };
+    let decision = Decision {
+        route: route.name.clone(),
+        destination: route.destination.clone(),
+        decision,
+        reason,
+        legal_basis: (decision == Outcome::Deliver)
+            .then_some(policy.legal_basis)
+            .flatten(),
+        // What the inbound mapping left out goes for every route.
+        redactions: prepared
+            .left_out
+            .iter()
+            .chain(&policy.redactions)
+            .map(|r| RedactionEntry {
+                pointer: r.pointer.clone(),
+                action: r.action.as_str(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        rule: policy.rule,
+        policy_sha256: policy.policy_sha256,
+    };
+    (file, decision)
 }

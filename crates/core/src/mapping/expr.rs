@@ -3,9 +3,12 @@
 //! (what `from` selected), `record` (the whole input) and `ctx` (the route
 //! context: record_id, route, message_id, idempotency_key, timestamp...).
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use serde_json::Value;
+
+use super::native::{self, Fail, Node, Vars};
 
 thread_local! {
     // Building CEL's standard library is far dearer than evaluating a mapping
@@ -19,6 +22,8 @@ pub const MAX_EXPR_BYTES: usize = 1000;
 pub struct Expr {
     pub source: String,
     program: cel::Program,
+    /// The same expression compiled to native checks, when its shape allows.
+    native: Option<Node>,
     uses_record: bool,
 }
 
@@ -28,20 +33,43 @@ impl std::fmt::Debug for Expr {
     }
 }
 
-/// What every expression of one mapping run sees: `record` and `ctx`,
-/// converted to CEL once per run; each evaluation adds only its `value`.
-pub struct Scope {
-    base: cel::Context<'static, 'static>,
+/// What every expression of one mapping run sees: `record` and `ctx`. They
+/// are converted to CEL values only when an expression needs CEL, at most
+/// once per run (twice if some need the record and some do not): an
+/// expression compiled to native checks reads the JSON in place.
+pub struct Scope<'a> {
+    record: Option<&'a Value>,
+    ctx: &'a Value,
+    with_record: OnceCell<Result<cel::Context<'static, 'static>, String>>,
+    without_record: OnceCell<Result<cel::Context<'static, 'static>, String>>,
 }
 
-impl Scope {
-    pub fn new(record: Option<&Value>, ctx: &Value) -> Result<Scope, String> {
-        let mut base = cel::Context::with_env(STDLIB.with(Arc::clone));
-        if let Some(r) = record {
-            base.add_variable_from_value("record", to_cel(r)?);
-        }
-        base.add_variable_from_value("ctx", to_cel(ctx)?);
-        Ok(Scope { base })
+impl<'a> Scope<'a> {
+    pub fn new(record: Option<&'a Value>, ctx: &'a Value) -> Result<Scope<'a>, String> {
+        Ok(Scope {
+            record,
+            ctx,
+            with_record: OnceCell::new(),
+            without_record: OnceCell::new(),
+        })
+    }
+
+    fn cel(&self, with_record: bool) -> Result<&cel::Context<'static, 'static>, String> {
+        let (cell, record) = if with_record {
+            (&self.with_record, self.record)
+        } else {
+            (&self.without_record, None)
+        };
+        cell.get_or_init(|| {
+            let mut base = cel::Context::with_env(STDLIB.with(Arc::clone));
+            if let Some(r) = record {
+                base.add_variable_from_value("record", to_cel(r)?);
+            }
+            base.add_variable_from_value("ctx", to_cel(self.ctx)?);
+            Ok(base)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
     }
 }
 
@@ -66,9 +94,11 @@ impl Expr {
             }
         }
         let uses_record = refs.has_variable("record");
+        let native = native::compile(program.expression());
         Ok(Expr {
             source: source.to_string(),
             program,
+            native,
             uses_record,
         })
     }
@@ -77,15 +107,39 @@ impl Expr {
         self.uses_record
     }
 
+    /// Whether this expression runs as native checks (CEL only for the
+    /// values those do not model).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
     /// Evaluate to JSON. `null` means "no value": the rule writes nothing.
-    pub fn eval(&self, scope: &Scope, value: Option<&Value>) -> Result<Value, String> {
+    pub fn eval(&self, scope: &Scope<'_>, value: Option<&Value>) -> Result<Value, String> {
+        if let Some(node) = &self.native {
+            let vars = Vars {
+                value,
+                record: scope.record,
+                ctx: scope.ctx,
+            };
+            match node.eval(&vars) {
+                Ok(v) => return Ok(v.into_json()),
+                Err(Fail::Error) => return Err("the expression failed".into()),
+                Err(Fail::Unsupported) => {}
+            }
+        }
+        self.eval_cel(scope, value)
+    }
+
+    /// Evaluate with CEL itself.
+    fn eval_cel(&self, scope: &Scope<'_>, value: Option<&Value>) -> Result<Value, String> {
+        let base = scope.cel(self.uses_record)?;
         let result = match value {
             Some(v) => {
-                let mut inner = scope.base.new_inner_scope();
+                let mut inner = base.new_inner_scope();
                 inner.add_variable_from_value("value", to_cel(v)?);
                 self.program.execute(&inner)
             }
-            None => self.program.execute(&scope.base),
+            None => self.program.execute(base),
         };
         result
             .map_err(|e| e.to_string())?
@@ -94,8 +148,20 @@ impl Expr {
     }
 
     /// Evaluate a condition; anything but `true` is false.
-    pub fn holds(&self, scope: &Scope) -> Result<bool, String> {
-        Ok(self.eval(scope, None)? == Value::Bool(true))
+    pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
+        if let Some(node) = &self.native {
+            let vars = Vars {
+                value: None,
+                record: scope.record,
+                ctx: scope.ctx,
+            };
+            match node.eval(&vars) {
+                Ok(v) => return Ok(v.is_true()),
+                Err(Fail::Error) => return Err("the expression failed".into()),
+                Err(Fail::Unsupported) => {}
+            }
+        }
+        Ok(self.eval_cel(scope, None)? == Value::Bool(true))
     }
 }
 
@@ -177,7 +243,8 @@ mod tests_arbitrary {
                 .last()
                 .unwrap_or(1);
             if let Ok(e) = Expr::compile(&chained(form, n)) {
-                let scope = Scope::new(None, &serde_json::json!({})).unwrap();
+                let ctx = serde_json::json!({});
+                let scope = Scope::new(None, &ctx).unwrap();
                 let _ = e.eval(&scope, Some(&serde_json::json!({"a": [1]})));
             }
         }
@@ -202,5 +269,180 @@ mod tests_arbitrary {
         fn any_text_compiles_or_is_refused(source in any::<String>()) {
             let _ = Expr::compile(&source);
         }
+    }
+}
+
+/// The native form of every expression in `mappings/` agrees with CEL on
+/// arbitrary records and values, and every expression of the common shapes
+/// is compiled to it.
+#[cfg(test)]
+mod tests_agree {
+    use proptest::prelude::*;
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    /// Every `expr` and `when` in the shipped mapping files.
+    fn shipped_expressions() -> Vec<String> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "toml") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    collect(&toml::from_str(&text).unwrap(), out);
+                }
+            }
+        }
+        fn collect(value: &toml::Value, out: &mut Vec<String>) {
+            match value {
+                toml::Value::Table(t) => {
+                    for (k, v) in t {
+                        match (k.as_str(), v) {
+                            ("expr" | "when", toml::Value::String(s)) => out.push(s.clone()),
+                            _ => collect(v, out),
+                        }
+                    }
+                }
+                toml::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                _ => {}
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
+        let mut out = Vec::new();
+        walk(&root, &mut out);
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Field names and string literals an expression mentions: what an
+    /// arbitrary record is built from, so that its paths exist often.
+    fn vocabulary(source: &str) -> (Vec<String>, Vec<String>) {
+        let mut fields: Vec<String> = source
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .flat_map(|w| w.split('.'))
+            .filter(|w| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            .map(str::to_string)
+            .collect();
+        fields.sort();
+        fields.dedup();
+        let literals: Vec<String> = source
+            .split('\'')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        (fields, literals)
+    }
+
+    fn json_of(fields: Vec<String>, literals: Vec<String>) -> impl Strategy<Value = Value> {
+        let mut words = literals;
+        words.extend(["", "x", "XXA-2", "other"].map(String::from));
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (0u64..10_000).prop_map(Value::from),
+            prop_oneof![-1e4..1e4f64, Just(0.0), Just(0.5)].prop_map(Value::from),
+            proptest::sample::select(words).prop_map(Value::from),
+        ];
+        let fields = std::sync::Arc::new(fields);
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            let fields = fields.clone();
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                proptest::collection::vec(
+                    (proptest::sample::select((*fields).clone()), inner),
+                    0..6
+                )
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    fn object_of(fields: Vec<String>, literals: Vec<String>) -> impl Strategy<Value = Value> {
+        proptest::collection::vec(
+            (
+                proptest::sample::select(fields.clone()),
+                json_of(fields, literals),
+            ),
+            0..8,
+        )
+        .prop_map(|entries| Value::Object(entries.into_iter().collect()))
+    }
+
+    #[test]
+    fn every_expression_of_the_common_shapes_is_compiled_to_native_checks() {
+        let expressions = shipped_expressions();
+        assert!(expressions.len() >= 60, "{} expressions", expressions.len());
+        let mut native = 0;
+        for source in &expressions {
+            let e = Expr::compile(source).unwrap();
+            // Macros (exists, filter), size() and string() are left to CEL.
+            let cel_only = ["exists(", "filter(", "size(", "string("]
+                .iter()
+                .any(|f| source.contains(f));
+            assert_eq!(e.is_native(), !cel_only, "{source}");
+            native += usize::from(e.is_native());
+        }
+        assert!(native >= 60, "{native} native");
+    }
+
+    #[test]
+    fn native_checks_and_cel_agree_on_arbitrary_records_for_every_shipped_expression() {
+        use proptest::test_runner::{Config, TestRunner};
+        let ctx = json!({"route": "r", "record_id": "0190", "timestamp": "2026-01-01T00:00:00Z"});
+        let mut compared = 0;
+        let decided = std::cell::Cell::new(0u32);
+        let total = std::cell::Cell::new(0u32);
+        for source in shipped_expressions() {
+            let e = Expr::compile(&source).unwrap();
+            let Some(node) = &e.native else { continue };
+            let (fields, literals) = vocabulary(&source);
+            let strategy = (
+                object_of(fields.clone(), literals.clone()),
+                proptest::option::of(json_of(fields, literals)),
+            );
+            let mut runner = TestRunner::new(Config {
+                cases: 200,
+                failure_persistence: None,
+                ..Config::default()
+            });
+            runner
+                .run(&strategy, |(record, value)| {
+                    let value = value.filter(|v| !v.is_null());
+                    let vars = Vars {
+                        value: value.as_ref(),
+                        record: Some(&record),
+                        ctx: &ctx,
+                    };
+                    let scope = Scope::new(Some(&record), &ctx).unwrap();
+                    let by_cel = e.eval_cel(&scope, value.as_ref());
+                    total.set(total.get() + 1);
+                    if !matches!(node.eval(&vars), Err(Fail::Unsupported)) {
+                        decided.set(decided.get() + 1);
+                    }
+                    match node.eval(&vars) {
+                        Ok(v) => prop_assert_eq!(Ok(v.into_json()), by_cel, "{}", source),
+                        Err(Fail::Error) => {
+                            prop_assert!(by_cel.is_err(), "{}: CEL gives {:?}", source, by_cel)
+                        }
+                        Err(Fail::Unsupported) => {}
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            compared += 1;
+        }
+        assert!(compared >= 60, "{compared} expressions compared");
+        // Most cases are decided natively, so the comparison means something.
+        let (decided, total) = (decided.get(), total.get());
+        println!("{decided} of {total} cases decided natively");
+        assert!(
+            decided * 10 >= total * 6,
+            "{decided} of {total} decided natively"
+        );
     }
 }

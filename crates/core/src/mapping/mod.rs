@@ -16,6 +16,7 @@ mod context;
 mod expr;
 pub mod formats;
 mod load;
+mod native;
 pub mod path;
 
 use std::collections::BTreeSet;
