@@ -20,6 +20,16 @@ cargo build --release --quiet --locked --bin registry-gateway
 python3 - "$work/codelists.json" <<'PY'
 import json, pathlib, sys, tomllib
 lists = {p.stem: tomllib.loads(p.read_text()) for p in pathlib.Path("mappings/codelists").glob("opencrvs-*.toml")}
+# Places resolve through the registry's location list (deploy/locations), not
+# code lists: give jq the same code -> location id tables (active entries).
+locations = json.load(open("deploy/locations/examplia-opencrvs.json"))
+def by_system(system):
+    return {"codes": {
+        i["value"]: e["resource"]["id"]
+        for e in locations["entry"] if e["resource"].get("status") == "active"
+        for i in e["resource"].get("identifier", []) if i.get("system") == system}}
+lists["opencrvs-health-facility"] = by_system("urn:examplia:master-facility-list")
+lists["opencrvs-admin-area"] = by_system("urn:examplia:pcode")
 json.dump(lists, open(sys.argv[1], "w"))
 PY
 # N records: the example, varied in the fields the mapping reads.

@@ -4,6 +4,11 @@
 # $cl holds the code lists (mappings/codelists/opencrvs-*.toml as JSON);
 # input lines are {"record": <canonical record>, "key": <idempotency key>}.
 def code($list): . as $v | $cl[$list].codes[($v|tostring)] // $cl[$list].default // error("no code in \($list)");
+# A P-code deeper than a district falls back to its district (EXssdd), as the
+# gateway's location list does.
+def area: . as $v | $cl["opencrvs-admin-area"].codes as $a | $a[$v] // $a[$v[:6]] // error("no code in opencrvs-admin-area");
+# ICAO 9303 XX codes are left out, as the mapping does.
+def stateless: if . and IN("XXA", "XXB", "XXC", "XXX") then null else . end;
 def nonnull: with_entries(select(.value != null));
 def ids($p): ($p.identifiers // []);
 def idtype($p): if ($p.identifiers|not) then "NONE"
@@ -15,8 +20,8 @@ def passport($p): if (ids($p)|any(.scheme == "national_id")) then null
 def name($n): {firstname: $n.given_names, surname: $n.family_name} | nonnull | if . == {} then null else . end;
 def place_address($p): if ($p.country|not) then null else
   {country: $p.country, addressType: (if $p.country == "EXA" then "DOMESTIC" else "INTERNATIONAL" end),
-   administrativeArea: (if $p.country == "EXA" then ($p.admin_area | code("opencrvs-admin-area")) else null end)} | nonnull end;
-def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", administrativeArea: ($a | code("opencrvs-admin-area"))} else null end;
+   administrativeArea: (if $p.country == "EXA" then ($p.admin_area | area) else null end)} | nonnull end;
+def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", administrativeArea: ($a | area)} else null end;
 
 .record as $r | $r.child as $c | $c.place_of_birth as $p | $r.mother as $m | $r.father as $f | $r.informant as $i
 | ($i.relationship | IN("mother", "father") | not) as $other_informant
@@ -45,8 +50,8 @@ def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", admin
     "mother.name": name($m.name),
     "mother.dob": $m.date_of_birth,
     "mother.dobUnknown": (if $m.age_years then true else null end),
-    "mother.age": (if $m.age_years then ($m.age_years | tostring) else null end),
-    "mother.nationality": $m.nationality,
+    "mother.age": (if $m.age_years then {age: $m.age_years, asOfDateRef: "child.dob"} else null end),
+    "mother.nationality": ($m.nationality | stateless),
     "mother.idType": idtype($m),
     "mother.nid": nid($m),
     "mother.passport": passport($m),
@@ -57,8 +62,8 @@ def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", admin
     "father.name": name($f.name),
     "father.dob": $f.date_of_birth,
     "father.dobUnknown": (if $f.age_years then true else null end),
-    "father.age": (if $f.age_years then ($f.age_years | tostring) else null end),
-    "father.nationality": $f.nationality,
+    "father.age": (if $f.age_years then {age: $f.age_years, asOfDateRef: "child.dob"} else null end),
+    "father.nationality": ($f.nationality | stateless),
     "father.idType": idtype($f),
     "father.nid": nid($f),
     "father.passport": passport($f),
