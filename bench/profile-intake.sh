@@ -34,7 +34,7 @@ perf record -F 499 --call-graph dwarf,16384 -p "$GATEWAY" -o "$WORK/perf.data" -
 wait $WRK
 grep "Requests/sec" "$WORK/wrk.txt"
 perf script -i "$WORK/perf.data" 2>/dev/null | inferno-collapse-perf >"$WORK/folded"
-inferno-flamegraph --title "intake under wrk ($(grep Requests/sec "$WORK/wrk.txt" | xargs))" <"$WORK/folded" >"$OUT"
+inferno-flamegraph --minwidth 2 --title "intake under wrk ($(grep Requests/sec "$WORK/wrk.txt" | xargs))" <"$WORK/folded" >"$OUT"
 perf report -i "$WORK/perf.data" --no-children --percent-limit 0.7 --stdio 2>/dev/null \
   | grep -E '^ +[0-9.]+%' | head -25
 [ -z "${FOLDED:-}" ] || cp "$WORK/folded" "$FOLDED"

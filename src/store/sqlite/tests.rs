@@ -34,3 +34,60 @@ async fn the_store_folder_and_files_are_private() {
     assert!(files >= 2, "the database and its WAL");
     store.close().await;
 }
+
+/// Checkpoints are the checkpointer's: a commit never copies the WAL back
+/// into the database, so no accept waits behind a checkpoint (docs/perf,
+/// "Intake"). With the checkpointer stopped, the WAL keeps every frame the
+/// writer appended; had the writer checkpointed (SQLite's default, every
+/// 1000 frames), the WAL would have been restarted below that.
+#[tokio::test]
+async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_checkpointing(
+        dir.path(),
+        StoreMetrics::default(),
+        test_keyring(),
+        Duration::MAX,
+    )
+    .await
+    .unwrap();
+    // One commit each: every accept appends its pages to the WAL.
+    for n in 0..400u32 {
+        store
+            .accept(crate::store::tests::new_record(None, n as u8))
+            .await
+            .unwrap();
+    }
+    let options = SqliteConnectOptions::new().filename(dir.path().join(DB_FILE));
+    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
+    // Reports the WAL's frames; copies them back (the store is idle now).
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(frames > 1200, "the WAL holds {frames} frames: the writer checkpointed");
+    conn.close().await.unwrap();
+    store.close().await;
+}
+
+/// A subject that never had a consent is answered without a query (intake
+/// asks for every record; docs/perf, "Intake"): with the read pool closed,
+/// the answer is still "none", while a subject with a consent still reads
+/// the database (and so fails here).
+#[tokio::test]
+async fn a_subject_without_consent_costs_no_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
+        .await
+        .unwrap();
+    let mut consent = crate::store::tests::new_record(None, 1);
+    consent.consent = Some(crate::store::ConsentEntry {
+        subject: "subject-with-consent".into(),
+        consent: br#"{"status":"granted"}"#.to_vec(),
+    });
+    store.accept(consent).await.unwrap();
+    store.reads.close().await;
+    assert!(store.latest_consent("subject-without").await.unwrap().is_none());
+    assert!(store.latest_consent("subject-with-consent").await.is_err());
+    store.close().await;
+}
