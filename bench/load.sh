@@ -16,30 +16,30 @@ PORT=18080
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 
-if ! command -v wrk >/dev/null; then
-  (apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null 2>&1) \
-    || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-fi
-cargo build --release --quiet --bin registry-gateway -p registry-gateway -p registry-mocks
-BIN=target/release/registry-gateway
+source bench/lib/common.sh
+ensure_wrk
+cargo build --release --quiet -p registry-gateway --bin registry-gateway
+cargo build --release --quiet -p registry-mocks
+BIN=$BIN_DIR/registry-gateway
 
-# The example config without limits, birth routes to the three unlimited
+# The example config without limits (clients' lifted by gateway_config;
+# destinations': no rate, 32 in flight), birth routes to the three unlimited
 # registries (the Examplia mock enforces its own published 5/s).
+gateway_config "$WORK/gateway.toml"
 python3 - "$WORK/gateway.toml" <<'PY'
 import re, sys, pathlib
-text = pathlib.Path("deploy/gateway.example.toml").read_text()
-text = text.replace('"../mappings"', repr(str(pathlib.Path("mappings").resolve())).replace("'", '"'))
-text = text.replace('"../policies"', repr(str(pathlib.Path("policies").resolve())).replace("'", '"'))
-text = re.sub(r'(?m)^limits = .*\n', 'limits = { max_in_flight = 32 }\n', text)
+path = pathlib.Path(sys.argv[1])
+text = path.read_text()
+text = re.sub(r'(?m)^limits = \{ rate_per_second = [\d.]+, burst = \d+, max_in_flight = \d+ \}\n', 'limits = { max_in_flight = 32 }\n', text)
 text = re.sub(r'(?ms)^\[destinations\.examplia-crvs\.limits\].*?(?=^# --- routes)', '', text)
 text = re.sub(r'(?m)^\[\[routes\]\]\nrecord_type = "birth-notification"\ndestination = "examplia-crvs"\n', '', text)
-pathlib.Path(sys.argv[1]).write_text(text)
+path.write_text(text)
 PY
 
-target/release/registry-mocks --only opencrvs,opencrvs-v1,fhir-r4 >"$WORK/mocks.log" 2>&1 &
+"$BIN_DIR/registry-mocks" --only opencrvs,opencrvs-v1,fhir-r4 >"$WORK/mocks.log" 2>&1 &
 sleep 1
 RUST_LOG=warn $BIN serve --config "$WORK/gateway.toml" --listen 127.0.0.1:$PORT --data-dir "$WORK/data" >"$WORK/gateway.log" 2>&1 &
-for _ in $(seq 50); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.2; done
+wait_ready http://127.0.0.1:$PORT/readyz
 
 # Every request is another child (its own source_record_id): one child's
 # records are delivered one after another, by design.

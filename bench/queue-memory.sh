@@ -50,7 +50,7 @@ while :; do
   [ "$QUEUED" -ge "$TARGET" ] && break
   ROUNDS=$((ROUNDS + 1))
   wrk_script "$WORK/fill.lua" "FILL$ROUNDS"
-  wrk -t1 -c64 -d"${ROUND}s" -s "$WORK/fill.lua" "http://127.0.0.1:$PORT/v1/sources/canonical/records" >"$WORK/wrk.txt"
+  wrk -t1 -c64 -d"${ROUND}s" --latency -s "$WORK/fill.lua" "http://127.0.0.1:$PORT/v1/sources/canonical/records" >"$WORK/wrk.txt"
   RPS=$(wrk_fields "$WORK/wrk.txt" | cut -d' ' -f1)
   BAD=$(wrk_fields "$WORK/wrk.txt" | cut -d' ' -f4)
   [ "$BAD" = 0 ] || { echo "FAIL: $BAD answers were not 2xx"; exit 1; }
