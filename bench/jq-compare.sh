@@ -62,19 +62,23 @@ if command -v jaq >/dev/null; then
 else
   jaqt=""
 fi
-for f in gateway jq; do
+outputs="gateway jq"; [ -n "$jaqt" ] && outputs="$outputs jaq"
+for f in $outputs; do
   lines=$(wc -l < "$work/$f.jsonl")
   [ "$lines" = "$n" ] || { echo "$f: $lines outputs for $n records" >&2; exit 1; }
 done
 # Same declaration content (transactionId differs by design: the gateway derives it).
-python3 - "$work/gateway.jsonl" "$work/jq.jsonl" <<'PY'
+for f in $outputs; do
+  [ "$f" = gateway ] && continue
+  python3 - "$work/gateway.jsonl" "$work/$f.jsonl" "$f" <<'PY'
 import json, sys
 a = [json.loads(l) for _, l in zip(range(1000), open(sys.argv[1]))]
 b = [json.loads(l) for _, l in zip(range(1000), open(sys.argv[2]))]
 bad = sum(1 for x, y in zip(a, b) if x["declaration"] != y["declaration"] or x["createdAtLocation"] != y["createdAtLocation"])
-print(f"first 1000 outputs: {1000 - bad} identical declarations, {bad} different")
+print(f"{sys.argv[3]}: first 1000 outputs, {1000 - bad} declarations identical to the gateway's, {bad} different")
 sys.exit(1 if bad else 0)
 PY
+done
 rate() { echo "$n / $1" | bc -l; }
 printf 'machine: %s; load average before: %s\n' "$cpu" "$load"
 printf 'gateway: %d records in %.2f s = %.0f records/s on one core\n' "$n" "$gw" "$(rate "$gw")"

@@ -8,7 +8,9 @@ def code($list): . as $v | $cl[$list].codes[($v|tostring)] // $cl[$list].default
 # gateway's location list does.
 def area: . as $v | $cl["opencrvs-admin-area"].codes as $a | $a[$v] // $a[$v[:6]] // error("no code in opencrvs-admin-area");
 # ICAO 9303 XX codes are left out, as the mapping does.
-def stateless: if . and IN("XXA", "XXB", "XXC", "XXX") then null else . end;
+# Membership in a list, spelled out: jq 1.6 has IN, jaq does not.
+def one_of($xs): . as $v | any($xs[]; . == $v);
+def stateless: if . and one_of(["XXA", "XXB", "XXC", "XXX"]) then null else . end;
 def nonnull: with_entries(select(.value != null));
 def ids($p): ($p.identifiers // []);
 def idtype($p): if ($p.identifiers|not) then "NONE"
@@ -24,7 +26,7 @@ def place_address($p): if ($p.country|not) then null else
 def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", administrativeArea: ($a | area)} else null end;
 
 .record as $r | $r.child as $c | $c.place_of_birth as $p | $r.mother as $m | $r.father as $f | $r.informant as $i
-| ($i.relationship | IN("mother", "father") | not) as $other_informant
+| ($i.relationship | one_of(["mother", "father"]) | not) as $other_informant
 | ($f != null and $f.residence_admin_area != null and $m.residence_admin_area != null
     and $f.residence_admin_area == $m.residence_admin_area) as $same_address
 | {
@@ -38,8 +40,8 @@ def home_address($a): if $a then {country: "EXA", addressType: "DOMESTIC", admin
     "child.placeOfBirth": ($p.type | code("opencrvs-place-of-birth")),
     "child.birthLocation": (if $p.type == "health_facility" then ($p.facility_code | code("opencrvs-health-facility")) else null end),
     "child.birthLocation.privateHome": (if $p.type == "home" then place_address($p) else null end),
-    "child.birthLocation.other": (if ($p.type | IN("other", "in_transit")) then place_address($p) else null end),
-    "child.attendantAtBirth": (if ($r.attendant_at_birth // "unknown" | IN("other", "unknown")) then null else ($r.attendant_at_birth | code("opencrvs-attendant-at-birth")) end),
+    "child.birthLocation.other": (if ($p.type | one_of(["other", "in_transit"])) then place_address($p) else null end),
+    "child.attendantAtBirth": (if ($r.attendant_at_birth // "unknown" | one_of(["other", "unknown"])) then null else ($r.attendant_at_birth | code("opencrvs-attendant-at-birth")) end),
     "child.birthType": ($r.birth_type | code("opencrvs-birth-type")),
     "child.weightAtBirth": (if $r.birth_weight then (if $r.birth_weight.unit == "g" then $r.birth_weight.value / 1000 else $r.birth_weight.value end) else null end),
     "informant.relation": ($i.relationship | code("opencrvs-informant-relation")),

@@ -126,7 +126,7 @@ pub fn prepare(
         .parse_json(input)
         .map_err(TranslateError::Invalid)?;
     let (canonical, left_out) = pipeline
-        .canonicalize_reporting(source_config, &payload)
+        .canonicalize_owned(source_config, payload)
         .map_err(TranslateError::Invalid)?;
     let left_out = pipeline.left_out_redactions(&left_out);
     let digest = Sha256::new()

@@ -29,13 +29,13 @@ impl CodeList {
     /// Translate one code. Numbers and booleans are looked up by their text.
     pub fn lookup(&self, code: &Value) -> Option<Value> {
         let key = match code {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+            Value::Number(n) => n.to_string().into(),
+            Value::Bool(b) => b.to_string().into(),
             _ => return self.default.clone(),
         };
         self.codes
-            .get(&key)
+            .get(&*key)
             .cloned()
             .or_else(|| self.default.clone())
     }

@@ -3,7 +3,7 @@
 //! caller injects; mappings never read the clock.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::locations::LocationList;
@@ -113,20 +113,39 @@ impl RouteContext {
         )
     }
 
+    /// Every context field, as `$ctx/...` and CEL's `ctx` see them.
     pub fn to_value(&self) -> Value {
-        json!({
-            "record_id": self.record_id.to_string(),
-            "record_version": self.record_version,
-            "route": self.route,
-            "destination": self.destination,
-            "message_id": self.message_id().to_string(),
-            "idempotency_key": self.idempotency_key(),
-            "document_id": self.document_id().to_string(),
-            "record_key": self.record_key().to_string(),
-            "request_id": self.request_id().to_string(),
-            "attempt": self.attempt,
-            "timestamp": self.timestamp.to_rfc3339_opts(SecondsFormat::Secs, true),
-            "legal_basis": self.legal_basis,
+        self.to_value_of(&CONTEXT_FIELDS)
+    }
+
+    /// Only the fields named in `keys`: most are derived ids (a SHA-1 each),
+    /// and a mapping reads a few of them.
+    pub fn to_value_of(&self, keys: &[&str]) -> Value {
+        Value::Object(
+            keys.iter()
+                .filter_map(|key| Some((key.to_string(), self.field(key)?)))
+                .collect(),
+        )
+    }
+
+    fn field(&self, key: &str) -> Option<Value> {
+        Some(match key {
+            "record_id" => self.record_id.to_string().into(),
+            "record_version" => self.record_version.into(),
+            "route" => self.route.clone().into(),
+            "destination" => self.destination.clone().into(),
+            "message_id" => self.message_id().to_string().into(),
+            "idempotency_key" => self.idempotency_key().into(),
+            "document_id" => self.document_id().to_string().into(),
+            "record_key" => self.record_key().to_string().into(),
+            "request_id" => self.request_id().to_string().into(),
+            "attempt" => self.attempt.into(),
+            "timestamp" => self
+                .timestamp
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+                .into(),
+            "legal_basis" => self.legal_basis.into(),
+            _ => return None,
         })
     }
 }

@@ -25,6 +25,7 @@ pub struct Expr {
     /// The same expression compiled to native checks, when its shape allows.
     native: Option<Node>,
     uses_record: bool,
+    uses_ctx: bool,
 }
 
 impl std::fmt::Debug for Expr {
@@ -94,17 +95,23 @@ impl Expr {
             }
         }
         let uses_record = refs.has_variable("record");
+        let uses_ctx = refs.has_variable("ctx");
         let native = native::compile(program.expression());
         Ok(Expr {
             source: source.to_string(),
             program,
             native,
             uses_record,
+            uses_ctx,
         })
     }
 
     pub fn uses_record(&self) -> bool {
         self.uses_record
+    }
+
+    pub fn uses_ctx(&self) -> bool {
+        self.uses_ctx
     }
 
     /// Whether this expression runs as native checks (CEL only for the
@@ -116,11 +123,7 @@ impl Expr {
     /// Evaluate to JSON. `null` means "no value": the rule writes nothing.
     pub fn eval(&self, scope: &Scope<'_>, value: Option<&Value>) -> Result<Value, String> {
         if let Some(node) = &self.native {
-            let vars = Vars {
-                value,
-                record: scope.record,
-                ctx: scope.ctx,
-            };
+            let vars = Vars::new(value, scope.record, scope.ctx);
             match node.eval(&vars) {
                 Ok(v) => return Ok(v.into_json()),
                 Err(Fail::Error) => return Err("the expression failed".into()),
@@ -150,11 +153,7 @@ impl Expr {
     /// Evaluate a condition; anything but `true` is false.
     pub fn holds(&self, scope: &Scope<'_>) -> Result<bool, String> {
         if let Some(node) = &self.native {
-            let vars = Vars {
-                value: None,
-                record: scope.record,
-                ctx: scope.ctx,
-            };
+            let vars = Vars::new(None, scope.record, scope.ctx);
             match node.eval(&vars) {
                 Ok(v) => return Ok(v.is_true()),
                 Err(Fail::Error) => return Err("the expression failed".into()),
@@ -380,14 +379,50 @@ mod tests_agree {
         let mut native = 0;
         for source in &expressions {
             let e = Expr::compile(source).unwrap();
-            // Macros (exists, filter), size() and string() are left to CEL.
-            let cel_only = ["exists(", "filter(", "size(", "string("]
-                .iter()
-                .any(|f| source.contains(f));
+            // size() and string() are left to CEL (exists and filter are compiled).
+            let cel_only = ["size(", "string("].iter().any(|f| source.contains(f));
             assert_eq!(e.is_native(), !cel_only, "{source}");
             native += usize::from(e.is_native());
         }
         assert!(native >= 60, "{native} native");
+    }
+
+    #[test]
+    fn exists_and_filter_over_identifier_lists_are_decided_natively_as_cel_decides() {
+        let ctx = json!({});
+        let scope = Scope::new(None, &ctx).unwrap();
+        let sources = [
+            "value.exists(value, value.scheme == 'national_id') ? value.filter(value, value.scheme == 'national_id')[0].value : null",
+            "!value.exists(value, value.scheme == 'national_id') && value.exists(value, value.scheme == 'passport') ? value.filter(value, value.scheme == 'passport')[0].value : null",
+            "value.filter(value, value.scheme == 'passport').exists(value, value.value == 'P1')",
+        ];
+        let values = [
+            json!([{"scheme": "passport", "value": "P1"}, {"scheme": "national_id", "value": "N1"}]),
+            json!([{"scheme": "passport", "value": "P1"}]),
+            json!([]),
+            json!([{"scheme": "other", "value": "O"}, {"scheme": "national_id", "value": "N2"}]),
+        ];
+        for source in sources {
+            let e = Expr::compile(source).unwrap();
+            let node = e.native.as_ref().expect(source);
+            for value in &values {
+                let native = node.eval(&Vars::new(Some(value), None, &ctx));
+                let native = native.map(super::native::V::into_json).expect(source);
+                assert_eq!(
+                    Ok(native),
+                    e.eval_cel(&scope, Some(value)),
+                    "{source} on {value}"
+                );
+            }
+        }
+        // A predicate that is not a bool on some item: CEL decides.
+        let e = Expr::compile("value.exists(value, value.scheme)").unwrap();
+        let vars_value = json!([{"scheme": "a"}]);
+        let vars = Vars::new(Some(&vars_value), None, &ctx);
+        assert!(matches!(
+            e.native.as_ref().unwrap().eval(&vars),
+            Err(Fail::Unsupported)
+        ));
     }
 
     #[test]
@@ -413,11 +448,7 @@ mod tests_agree {
             runner
                 .run(&strategy, |(record, value)| {
                     let value = value.filter(|v| !v.is_null());
-                    let vars = Vars {
-                        value: value.as_ref(),
-                        record: Some(&record),
-                        ctx: &ctx,
-                    };
+                    let vars = Vars::new(value.as_ref(), Some(&record), &ctx);
                     let scope = Scope::new(Some(&record), &ctx).unwrap();
                     let by_cel = e.eval_cel(&scope, value.as_ref());
                     total.set(total.get() + 1);

@@ -265,6 +265,7 @@ pub fn load_file(
         .flat_map(|r| r.expr.iter().chain(r.when.iter()))
         .any(Expr::uses_record);
     let uses_expressions = rules.iter().any(|r| r.expr.is_some() || r.when.is_some());
+    let context_fields = context_fields(&rules);
     Ok(Mapping {
         file: file.to_path_buf(),
         description: raw.description,
@@ -273,7 +274,26 @@ pub fn load_file(
         rules,
         uses_record,
         uses_expressions,
+        context_fields,
     })
+}
+
+/// The route context fields a mapping's rules read: all of them when an
+/// expression reads `ctx`, else those its `$ctx/...` inputs name.
+fn context_fields(rules: &[Rule]) -> Vec<&'static str> {
+    let expressions_read_ctx = rules
+        .iter()
+        .flat_map(|r| r.expr.iter().chain(r.when.iter()))
+        .any(Expr::uses_ctx);
+    CONTEXT_FIELDS
+        .into_iter()
+        .filter(|field| {
+            expressions_read_ctx
+                || rules
+                    .iter()
+                    .any(|r| matches!(&r.input, Input::Context(key) if key == field))
+        })
+        .collect()
 }
 
 fn compile_rule(

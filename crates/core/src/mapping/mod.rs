@@ -19,6 +19,7 @@ mod load;
 mod native;
 pub mod path;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,6 +112,8 @@ pub struct Mapping {
     pub rules: Vec<Rule>,
     uses_record: bool,
     uses_expressions: bool,
+    /// The route context fields the rules read (`$ctx/...`, CEL's `ctx`).
+    context_fields: Vec<&'static str>,
 }
 
 /// Why a record could not be mapped. Carries rule lines and paths only.
@@ -203,7 +206,7 @@ impl Mapping {
         mut left_out: Option<&mut Vec<LeftOut>>,
         rules: Rules,
     ) -> Result<Value, MappingError> {
-        let ctx_json = ctx.to_value();
+        let ctx_json = ctx.to_value_of(&self.context_fields);
         // Converted once per run; a mapping without expressions skips CEL entirely.
         let scope = if self.uses_expressions {
             let record = self.uses_record.then_some(input);
@@ -231,18 +234,15 @@ impl Mapping {
             {
                 continue;
             }
-            let inputs: Vec<(Vec<usize>, Value)> = match &rule.input {
-                Input::Field(path) => path
-                    .select(input)
-                    .into_iter()
-                    .map(|(i, v)| (i, v.clone()))
-                    .collect(),
+            // Inputs are read in place; a value is copied only when written.
+            let inputs: Vec<(Vec<usize>, &Value)> = match &rule.input {
+                Input::Field(path) => path.select(input),
                 Input::Context(key) => ctx_json
                     .get(key)
-                    .map(|v| vec![(Vec::new(), v.clone())])
+                    .map(|v| vec![(Vec::new(), v)])
                     .unwrap_or_default(),
-                Input::Constant(v) => vec![(Vec::new(), v.clone())],
-                Input::Computed => vec![(Vec::new(), Value::Null)],
+                Input::Constant(v) => vec![(Vec::new(), v)],
+                Input::Computed => vec![(Vec::new(), &Value::Null)],
             };
             if inputs.is_empty() && rule.required {
                 return Err(MappingError::MissingRequired {
@@ -255,17 +255,17 @@ impl Mapping {
             for (indices, value) in inputs {
                 let mut value = match (&rule.expr, &scope) {
                     (Some(e), Some(scope)) => {
-                        let input = (!value.is_null()).then_some(&value);
-                        e.eval(scope, input).map_err(|_| expression_failed())?
+                        let input = (!value.is_null()).then_some(value);
+                        Cow::Owned(e.eval(scope, input).map_err(|_| expression_failed())?)
                     }
-                    _ => value,
+                    _ => Cow::Borrowed(value),
                 };
                 if value.is_null() {
                     continue;
                 }
                 if let Some(list) = &rule.codelist {
                     match (list.lookup(&value), left_out.as_deref_mut()) {
-                        (Some(code), _) => value = code,
+                        (Some(code), _) => value = Cow::Owned(code),
                         (None, Some(left_out)) if !rule.required => {
                             left_out.push(LeftOut {
                                 line: rule.line,
@@ -284,8 +284,9 @@ impl Mapping {
                     }
                 }
                 if let Some(lookup) = rule.location {
-                    value = rule.resolve_location(lookup, &value, ctx)?;
+                    value = Cow::Owned(rule.resolve_location(lookup, &value, ctx)?);
                 }
+                let mut value = value.into_owned();
                 normalize_text(&mut value);
                 rule.to
                     .set(&mut out, &indices, value)

@@ -9,13 +9,14 @@
 //! `mappings/`): where CEL's answer depends on something this tree does not
 //! model (values of different kinds compared, an index out of range, a
 //! number from a string...), evaluation answers [`Fail::Unsupported`] and the
-//! caller asks CEL. Expressions with other constructs (macros such as
-//! `exists`/`filter`, `size`, `string`) are not compiled at all.
+//! caller asks CEL. The macros `exists` and `filter` are compiled too (they
+//! bind their iteration variable); expressions with other constructs (`all`,
+//! `map`, `size`, `string`) are not compiled at all.
 
 use std::borrow::Cow;
 
 use cel::IdedExpr;
-use cel::common::ast::{Expr as Ast, LiteralValue, operators};
+use cel::common::ast::{ComprehensionExpr, Expr as Ast, LiteralValue, operators};
 use serde_json::Value;
 
 /// A compiled expression.
@@ -39,6 +40,10 @@ pub enum Node {
     Index(Box<Node>, i64),
     Double(Box<Node>),
     Int(Box<Node>),
+    /// `list.exists(x, predicate)`.
+    Exists(Box<Node>, Box<Node>),
+    /// `list.filter(x, predicate)`.
+    Filter(Box<Node>, Box<Node>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,8 @@ pub enum Var {
     Value,
     Record,
     Ctx,
+    /// The iteration variable of an enclosing macro, by depth (0 outermost).
+    Bound(usize),
 }
 
 #[derive(Debug)]
@@ -98,6 +105,26 @@ pub struct Vars<'a> {
     pub value: Option<&'a Value>,
     pub record: Option<&'a Value>,
     pub ctx: &'a Value,
+    /// The iteration variables of the enclosing macros, outermost first.
+    pub bound: Vec<V<'a>>,
+}
+
+impl<'a> Vars<'a> {
+    pub fn new(value: Option<&'a Value>, record: Option<&'a Value>, ctx: &'a Value) -> Vars<'a> {
+        Vars {
+            value,
+            record,
+            ctx,
+            bound: Vec::new(),
+        }
+    }
+
+    /// These variables with one more iteration variable bound.
+    fn binding(&self, item: V<'a>) -> Vars<'a> {
+        let mut bound = self.bound.clone();
+        bound.push(item);
+        Vars { bound, ..*self }
+    }
 }
 
 type R<'a> = Result<V<'a>, Fail>;
@@ -105,14 +132,47 @@ type R<'a> = Result<V<'a>, Fail>;
 /// Compile `ast`, or `None` when it holds a construct this tree does not
 /// model (CEL evaluates it then).
 pub fn compile(ast: &IdedExpr) -> Option<Node> {
+    compile_in(
+        ast,
+        Env {
+            bound: &[],
+            depth: 0,
+        },
+    )
+}
+
+/// Deeper expressions stay in CEL: the shipped ones nest under 15 levels,
+/// and each level here is a few stack frames.
+const MAX_NATIVE_DEPTH: usize = 64;
+
+/// Where a sub-expression sits: the iteration variables in scope, outermost
+/// first (an inner one shadows an outer one and the globals), and its depth.
+#[derive(Clone, Copy)]
+struct Env<'s> {
+    bound: &'s [&'s str],
+    depth: usize,
+}
+
+fn compile_in(ast: &IdedExpr, env: Env<'_>) -> Option<Node> {
+    if env.depth > MAX_NATIVE_DEPTH {
+        return None;
+    }
+    let env = Env {
+        depth: env.depth + 1,
+        ..env
+    };
+    let bound = env.bound;
+    let compile = |ast: &IdedExpr| compile_in(ast, env);
     Some(match &ast.expr {
         Ast::Literal(lit) => Node::Lit(literal(lit)?),
         Ast::Ident(name) => Node::Var(match name.as_str() {
+            name if bound.contains(&name) => Var::Bound(bound.iter().rposition(|b| *b == name)?),
             "value" => Var::Value,
             "record" => Var::Record,
             "ctx" => Var::Ctx,
             _ => return None,
         }),
+        Ast::Comprehension(comprehension) => return compile_macro(comprehension, env),
         Ast::Select(select) => {
             let operand = Box::new(compile(&select.operand)?);
             if select.test {
@@ -125,10 +185,67 @@ pub fn compile(ast: &IdedExpr) -> Option<Node> {
             Node::List(list.elements.iter().map(compile).collect::<Option<_>>()?)
         }
         Ast::Call(call) => {
-            return compile_call(&call.func_name, call.target.as_deref(), &call.args);
+            return compile_call(&call.func_name, call.target.as_deref(), &call.args, env);
         }
         _ => return None,
     })
+}
+
+/// `exists` and `filter`, recognised by the comprehension CEL's parser
+/// expands them into (`cel::parser::macros`): for `exists` the accumulator
+/// starts `false` and each step is `accu || predicate`; for `filter` it starts
+/// `[]` and each step is `predicate ? accu + [x] : accu`. Any other
+/// comprehension is left to CEL.
+fn compile_macro(c: &ComprehensionExpr, env: Env<'_>) -> Option<Node> {
+    if c.iter_var2.is_some() {
+        return None;
+    }
+    let accu = |e: &IdedExpr| matches!(&e.expr, Ast::Ident(n) if *n == c.accu_var);
+    if !accu(&c.result) {
+        return None;
+    }
+    let mut bound = env.bound.to_vec();
+    bound.push(c.iter_var.as_str());
+    let inner = Env {
+        bound: &bound,
+        ..env
+    };
+    let range = Box::new(compile_in(&c.iter_range, env)?);
+    let Ast::Call(step) = &c.loop_step.expr else {
+        return None;
+    };
+    match (
+        &c.accu_init.expr,
+        step.func_name.as_str(),
+        step.args.as_slice(),
+    ) {
+        (Ast::Literal(LiteralValue::Boolean(b)), operators::LOGICAL_OR, [acc, predicate])
+            if !*b.inner() && accu(acc) =>
+        {
+            Some(Node::Exists(range, Box::new(compile_in(predicate, inner)?)))
+        }
+        (Ast::List(init), operators::CONDITIONAL, [predicate, add, otherwise])
+            if init.elements.is_empty() && accu(otherwise) && appends_iter_var(add, c) =>
+        {
+            Some(Node::Filter(range, Box::new(compile_in(predicate, inner)?)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `e` is `accu + [iter_var]`.
+fn appends_iter_var(e: &IdedExpr, c: &ComprehensionExpr) -> bool {
+    let Ast::Call(call) = &e.expr else {
+        return false;
+    };
+    match (call.func_name.as_str(), call.args.as_slice()) {
+        (operators::ADD, [acc, list]) => {
+            matches!(&acc.expr, Ast::Ident(n) if *n == c.accu_var)
+                && matches!(&list.expr, Ast::List(l)
+                    if matches!(l.elements.as_slice(), [only] if matches!(&only.expr, Ast::Ident(n) if *n == c.iter_var)))
+        }
+        _ => false,
+    }
 }
 
 fn literal(lit: &LiteralValue) -> Option<Lit> {
@@ -143,7 +260,13 @@ fn literal(lit: &LiteralValue) -> Option<Lit> {
     })
 }
 
-fn compile_call(name: &str, target: Option<&IdedExpr>, args: &[IdedExpr]) -> Option<Node> {
+fn compile_call(
+    name: &str,
+    target: Option<&IdedExpr>,
+    args: &[IdedExpr],
+    env: Env<'_>,
+) -> Option<Node> {
+    let compile = |ast: &IdedExpr| compile_in(ast, env);
     let arg = |i: usize| compile(&args[i]).map(Box::new);
     Some(match (name, target, args.len()) {
         (operators::CONDITIONAL, None, 3) => Node::Cond(arg(0)?, arg(1)?, arg(2)?),
@@ -231,6 +354,7 @@ impl Node {
                 Var::Value => vars.value.map(read).ok_or(Fail::Error),
                 Var::Record => vars.record.map(read).ok_or(Fail::Unsupported),
                 Var::Ctx => Ok(read(vars.ctx)),
+                Var::Bound(depth) => vars.bound.get(*depth).cloned().ok_or(Fail::Unsupported),
             },
             Node::Select(operand, field) => match operand.eval(vars)? {
                 V::Json(Value::Object(map)) => map.get(field).map(read).ok_or(Fail::Error),
@@ -292,7 +416,38 @@ impl Node {
                 V::Double(d) if d.is_finite() && d.abs() < 9.0e18 => Ok(V::Int(d.trunc() as i64)),
                 _ => Err(Fail::Unsupported),
             },
+            Node::Exists(range, predicate) => {
+                for item in items(range.eval(vars)?)? {
+                    match predicate.eval(&vars.binding(item)) {
+                        Ok(V::Bool(true)) => return Ok(V::Bool(true)),
+                        Ok(V::Bool(false)) => {}
+                        // CEL forgives an error when a later item holds: let it decide.
+                        _ => return Err(Fail::Unsupported),
+                    }
+                }
+                Ok(V::Bool(false))
+            }
+            Node::Filter(range, predicate) => {
+                let mut kept = Vec::new();
+                for item in items(range.eval(vars)?)? {
+                    match predicate.eval(&vars.binding(item.clone())) {
+                        Ok(V::Bool(true)) => kept.push(item),
+                        Ok(V::Bool(false)) => {}
+                        _ => return Err(Fail::Unsupported),
+                    }
+                }
+                Ok(V::List(kept))
+            }
         }
+    }
+}
+
+/// The items a macro iterates over: a list's. A map's keys are left to CEL.
+fn items(range: V<'_>) -> Result<Vec<V<'_>>, Fail> {
+    match range {
+        V::Json(Value::Array(items)) => Ok(items.iter().map(read).collect()),
+        V::List(items) => Ok(items),
+        _ => Err(Fail::Unsupported),
     }
 }
 

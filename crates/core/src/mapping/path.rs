@@ -91,7 +91,11 @@ impl FieldPath {
                     let Value::Object(map) = current else {
                         return Err(format!("{self} crosses a value that is not an object"));
                     };
-                    map.entry(k.clone()).or_insert(Value::Null)
+                    // The key is copied only when the object lacks it.
+                    if !map.contains_key(k) {
+                        map.insert(k.clone(), Value::Null);
+                    }
+                    map.get_mut(k).expect("inserted above")
                 }
                 Segment::Each => {
                     let i = *next_index

@@ -20,23 +20,41 @@ pub const MAX_OBJECT_KEYS: usize = 2000;
 /// The first array or object wider than its bound, as a violation at its
 /// pointer; `None` when the whole value is within bounds.
 pub fn too_wide(value: &Value) -> Option<Violation> {
-    let mut stack = vec![(String::new(), value)];
-    while let Some((pointer, value)) = stack.pop() {
-        match value {
+    // Every payload takes this walk: it holds references only, and the
+    // pointer is spelled out only for the value refused.
+    let mut stack = vec![value];
+    while let Some(node) = stack.pop() {
+        match node {
             Value::Array(items) if items.len() > MAX_ARRAY_ITEMS => {
                 return Some(Violation {
-                    pointer,
+                    pointer: pointer_to(value, node),
                     code: "too_many_items",
                     message: format!("holds more than {MAX_ARRAY_ITEMS} items"),
                 });
             }
             Value::Object(map) if map.len() > MAX_OBJECT_KEYS => {
                 return Some(Violation {
-                    pointer,
+                    pointer: pointer_to(value, node),
                     code: "too_many_keys",
                     message: format!("holds more than {MAX_OBJECT_KEYS} keys"),
                 });
             }
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.values()),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The JSON pointer of `target`, a value inside `root`.
+fn pointer_to(root: &Value, target: &Value) -> String {
+    let mut stack = vec![(String::new(), root)];
+    while let Some((pointer, node)) = stack.pop() {
+        if std::ptr::eq(node, target) {
+            return pointer;
+        }
+        match node {
             Value::Array(items) => stack.extend(
                 items
                     .iter()
@@ -50,7 +68,7 @@ pub fn too_wide(value: &Value) -> Option<Violation> {
             _ => {}
         }
     }
-    None
+    String::new()
 }
 
 #[cfg(test)]

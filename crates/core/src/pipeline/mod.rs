@@ -376,12 +376,41 @@ impl Pipeline {
         source: &SourceConfig,
         payload: &Value,
     ) -> Result<(Canonical, Vec<LeftOut>), Vec<Violation>> {
-        let (record_type, record, left_out) = match source.format {
-            SourceFormat::Canonical => (record_type_of(payload)?, payload.clone(), Vec::new()),
-            format => self
-                .map_inbound(source, format, payload)
-                .map_err(cap_problems)?,
-        };
+        match source.format {
+            SourceFormat::Canonical => {
+                self.validated(record_type_of(payload)?, payload.clone(), Vec::new())
+            }
+            format => {
+                let (record_type, record, left_out) = self
+                    .map_inbound(source, format, payload)
+                    .map_err(cap_problems)?;
+                self.validated(record_type, record, left_out)
+            }
+        }
+    }
+
+    /// [`Pipeline::canonicalize_reporting`] of a payload the caller no longer
+    /// needs: a canonical record is validated in place, not copied.
+    pub fn canonicalize_owned(
+        &self,
+        source: &SourceConfig,
+        payload: Value,
+    ) -> Result<(Canonical, Vec<LeftOut>), Vec<Violation>> {
+        match source.format {
+            SourceFormat::Canonical => {
+                self.validated(record_type_of(&payload)?, payload, Vec::new())
+            }
+            _ => self.canonicalize_reporting(source, &payload),
+        }
+    }
+
+    /// `record` once it passes its schema and the semantic rules.
+    fn validated(
+        &self,
+        record_type: RecordType,
+        record: Value,
+        left_out: Vec<LeftOut>,
+    ) -> Result<(Canonical, Vec<LeftOut>), Vec<Violation>> {
         let mut violations = self.schemas.validate(record_type, &record);
         if violations.is_empty() {
             violations = semantic_violations(record_type, &record);
@@ -472,13 +501,23 @@ impl Pipeline {
         record: &Canonical,
         ctx: &RouteContext,
     ) -> Result<Encoded, RenderError> {
+        self.render_record(route, &record.record, ctx)
+    }
+
+    /// [`Pipeline::render`] of a canonical record's JSON.
+    fn render_record(
+        &self,
+        route: &RouteConfig,
+        record: &Value,
+        ctx: &RouteContext,
+    ) -> Result<Encoded, RenderError> {
         let mapping = self
             .mappings()
             .outbound
             .get(&route.name)
             .ok_or_else(|| RenderError::NoMapping(route.name.clone()))?;
         let tree = mapping
-            .apply(&record.record, ctx)
+            .apply(record, ctx)
             .map_err(|source| RenderError::Mapping {
                 file: self.mapping_name(mapping),
                 source,
@@ -504,22 +543,18 @@ impl Pipeline {
         consent: Option<&ConsentState>,
         ctx: &RouteContext,
     ) -> Routed {
-        let decision = self.policies.decide_with_consent(
+        let (decision, minimised) = self.policies.decide_minimised(
             &route.name,
             record.record_type,
             &record.record,
             consent,
         );
-        let rendered = (decision.decision == Outcome::Deliver).then(|| {
-            let minimised = Canonical {
-                record_type: record.record_type,
-                record: self.policies.apply(&decision, &record.record),
-            };
+        let rendered = minimised.map(|minimised| {
             let ctx = RouteContext {
                 legal_basis: decision.legal_basis,
                 ..ctx.clone()
             };
-            self.render(route, &minimised, &ctx)
+            self.render_record(route, &minimised, &ctx)
         });
         // A place the registry does not know (or has closed since acceptance)
         // denies the route, as at acceptance; it is not a rendering failure.

@@ -1,6 +1,8 @@
 //! `decide`: the first rule of the route's policy that holds lets the record
 //! through; its `keep` list and the policy's redactions say what leaves.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::consent::{ConsentGiver, ConsentState, ConsentStatus};
@@ -9,22 +11,27 @@ use super::redact::{self, escape, expand};
 use super::{Action, Decision, Outcome, Redaction};
 use crate::model::RecordType;
 
-pub(super) fn decide(
+/// The decision, and when it delivers, the minimised record: `record` with
+/// the decision's redactions performed (borrowed when there were none).
+pub(super) fn decide<'r>(
     policy: &Policy,
     route: &str,
     record_type: RecordType,
-    record: &Value,
-    has_key: bool,
+    record: &'r Value,
+    key: Option<&[u8]>,
     consent: Option<&ConsentState>,
-) -> Decision {
-    let deny = |reason: String| Decision {
-        route: route.to_string(),
-        decision: Outcome::Deny,
-        reason,
-        legal_basis: None,
-        rule: "deny-by-default".into(),
-        policy_sha256: policy.sha256.clone(),
-        redactions: Vec::new(),
+) -> (Decision, Option<Cow<'r, Value>>) {
+    let deny = |reason: String| {
+        let decision = Decision {
+            route: route.to_string(),
+            decision: Outcome::Deny,
+            reason,
+            legal_basis: None,
+            rule: "deny-by-default".into(),
+            policy_sha256: policy.sha256.clone(),
+            redactions: Vec::new(),
+        };
+        (decision, None)
     };
     if record_type != policy.record_type || !record.is_object() {
         return deny("the record is not of the route's record type".into());
@@ -33,7 +40,7 @@ pub(super) fn decide(
         .redactions
         .iter()
         .any(|r| r.action == Action::Pseudonym);
-    if needs_key && !has_key {
+    if needs_key && key.is_none() {
         return deny("the policy pseudonymises, and the destination has no pseudonym key".into());
     }
     // The latest consent decision replaces the record's consent fields when
@@ -53,15 +60,17 @@ pub(super) fn decide(
                 } else {
                     ""
                 };
-                return Decision {
+                let (redactions, minimised) = plan(rule, &policy.redactions, record, key);
+                let decision = Decision {
                     route: route.to_string(),
                     decision: Outcome::Deliver,
                     reason: format!("rule {} holds{from}", rule.name),
                     legal_basis: Some(rule.basis.as_str()),
                     rule: rule.name.clone(),
                     policy_sha256: policy.sha256.clone(),
-                    redactions: plan(rule, &policy.redactions, record),
+                    redactions,
                 };
+                return (decision, Some(minimised));
             }
             Err(why) => refusals.push(format!("rule {}: {why}", rule.name)),
         }
@@ -218,9 +227,15 @@ pub(super) fn holds(c: &Condition, base: &Value) -> bool {
     false
 }
 
-/// Every change to make, in order, each at a pointer valid when it is made.
-fn plan(rule: &Rule, rules: &[RedactionRule], record: &Value) -> Vec<Redaction> {
-    let mut work = record.clone();
+/// Every change to make, in order, each at a pointer valid when it is made,
+/// and the record once they are made (copied only if one is).
+fn plan<'r>(
+    rule: &Rule,
+    rules: &[RedactionRule],
+    record: &'r Value,
+    key: Option<&[u8]>,
+) -> (Vec<Redaction>, Cow<'r, Value>) {
+    let mut work = Cow::Borrowed(record);
     let mut out = Vec::new();
     if let Some(keep) = &rule.keep {
         let reason = format!("not in the field set of rule {}", rule.name);
@@ -232,7 +247,7 @@ fn plan(rule: &Rule, rules: &[RedactionRule], record: &Value) -> Vec<Redaction> 
                 action: Action::Drop,
                 reason: reason.clone(),
             };
-            redact::perform(&mut work, &r, None);
+            redact::perform(work.to_mut(), &r, key);
             out.push(r);
         }
     }
@@ -254,11 +269,11 @@ fn plan(rule: &Rule, rules: &[RedactionRule], record: &Value) -> Vec<Redaction> 
                 action: rr.action.clone(),
                 reason: rr.reason.clone(),
             };
-            redact::perform(&mut work, &r, None);
+            redact::perform(work.to_mut(), &r, key);
             out.push(r);
         }
     }
-    out
+    (out, work)
 }
 
 /// Pointers of the fields a `keep` list leaves out. `pattern` is the path with

@@ -17,6 +17,7 @@ mod tests;
 #[cfg(test)]
 mod tests_consent;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -173,24 +174,41 @@ impl Policies {
         record: &Value,
         consent: Option<&ConsentState>,
     ) -> Decision {
+        self.decide_minimised(route, record_type, record, consent).0
+    }
+
+    /// [`Policies::decide_with_consent`], and when the decision delivers,
+    /// the minimised record ([`Policies::apply`]) made along the way.
+    pub fn decide_minimised<'r>(
+        &self,
+        route: &str,
+        record_type: RecordType,
+        record: &'r Value,
+        consent: Option<&ConsentState>,
+    ) -> (Decision, Option<Cow<'r, Value>>) {
         match self.routes.get(route) {
             Some(policy) => evaluate::decide(
                 policy,
                 route,
                 record_type,
                 record,
-                self.pseudonym_keys.contains_key(&policy.destination),
+                self.pseudonym_keys
+                    .get(&policy.destination)
+                    .map(Vec::as_slice),
                 consent,
             ),
-            None => Decision {
-                route: route.to_string(),
-                decision: Outcome::Deny,
-                reason: "no policy for this route".into(),
-                legal_basis: None,
-                rule: "deny-by-default".into(),
-                policy_sha256: String::new(),
-                redactions: Vec::new(),
-            },
+            None => {
+                let decision = Decision {
+                    route: route.to_string(),
+                    decision: Outcome::Deny,
+                    reason: "no policy for this route".into(),
+                    legal_basis: None,
+                    rule: "deny-by-default".into(),
+                    policy_sha256: String::new(),
+                    redactions: Vec::new(),
+                };
+                (decision, None)
+            }
         }
     }
 
