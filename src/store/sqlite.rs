@@ -659,8 +659,8 @@ impl ConsentSubjects {
     async fn load(reads: &SqlitePool) -> Result<ConsentSubjects, StoreError> {
         use futures::TryStreamExt;
         let mut subjects = std::collections::HashSet::new();
-        let mut rows = sqlx::query_scalar::<_, String>("SELECT DISTINCT subject FROM consents")
-            .fetch(reads);
+        let mut rows =
+            sqlx::query_scalar::<_, String>("SELECT DISTINCT subject FROM consents").fetch(reads);
         while let Some(subject) = rows.try_next().await? {
             subjects.insert(Self::hash(&subject));
         }
@@ -669,8 +669,7 @@ impl ConsentSubjects {
 
     fn hash(subject: &str) -> u64 {
         use std::hash::{BuildHasher, BuildHasherDefault};
-        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .hash_one(subject)
+        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(subject)
     }
 
     fn add(&self, subject: &str) {
@@ -737,10 +736,11 @@ async fn commit_group(
         Err(e) if ops.len() > 1 => {
             tracing::warn!(error = %e, requests = ops.len(), "group commit failed; committing its requests one by one");
             for op in ops {
-                let result = write_group(conn, std::slice::from_ref(&op), keyring, consent_subjects)
-                    .await
-                    .map(|mut outcomes| outcomes.remove(0))
-                    .map_err(StoreError::from);
+                let result =
+                    write_group(conn, std::slice::from_ref(&op), keyring, consent_subjects)
+                        .await
+                        .map(|mut outcomes| outcomes.remove(0))
+                        .map_err(StoreError::from);
                 reply(vec![op], vec![result]);
             }
         }

@@ -65,7 +65,10 @@ async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
         .fetch_one(&mut conn)
         .await
         .unwrap();
-    assert!(frames > 1200, "the WAL holds {frames} frames: the writer checkpointed");
+    assert!(
+        frames > 1200,
+        "the WAL holds {frames} frames: the writer checkpointed"
+    );
     conn.close().await.unwrap();
     store.close().await;
 }
@@ -87,7 +90,13 @@ async fn a_subject_without_consent_costs_no_query() {
     });
     store.accept(consent).await.unwrap();
     store.reads.close().await;
-    assert!(store.latest_consent("subject-without").await.unwrap().is_none());
+    assert!(
+        store
+            .latest_consent("subject-without")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.latest_consent("subject-with-consent").await.is_err());
     store.close().await;
 }
