@@ -202,4 +202,14 @@ mod tests {
             assert!(v.get(f).is_some(), "{f}");
         }
     }
+
+    #[test]
+    fn a_subset_of_fields_reads_the_same_values_as_the_whole_context() {
+        let c = ctx(2, "a");
+        let all = c.to_value();
+        let some = c.to_value_of(&["message_id", "legal_basis"]);
+        assert_eq!(some.as_object().unwrap().len(), 2);
+        assert_eq!(some["message_id"], all["message_id"]);
+        assert_eq!(some["legal_basis"], all["legal_basis"]);
+    }
 }

@@ -264,3 +264,21 @@ fn output_is_deterministic() {
         serde_json::to_vec(&b).unwrap()
     );
 }
+
+/// A mapping builds only the route context fields it reads: `$ctx/...`
+/// inputs, or all of them when an expression reads `ctx`.
+#[test]
+fn only_the_context_fields_a_mapping_reads_are_built() {
+    let by_input = compile(&format!(
+        "{HEADER}\n[[fields]]\nto = \"Id\"\nfrom = \"$ctx/message_id\"\n[[fields]]\nto = \"Sex\"\nfrom = \"child/sex\"\nwhen = \"has(record.father)\"\n"
+    ))
+    .unwrap();
+    assert_eq!(by_input.context_fields, ["message_id"]);
+    let by_expression = compile(&format!(
+        "{HEADER}\n[[fields]]\nto = \"Kind\"\nexpr = \"ctx.route\"\n"
+    ))
+    .unwrap();
+    assert_eq!(by_expression.context_fields, context::CONTEXT_FIELDS);
+    let out = by_expression.apply(&json!({}), &ctx()).unwrap();
+    assert_eq!(out, json!({"Kind": "birth-notification-to-x"}));
+}

@@ -707,3 +707,26 @@ fn summary_describes_transforming_actions() {
         ["age_band (0-4, 5-9, 10-17, 18+)"]
     );
 }
+
+/// The minimised record `decide_minimised` makes on the way is what `apply`
+/// makes from the decision, and it is a copy only when something was redacted.
+#[test]
+fn the_minimised_record_is_made_once_and_copied_only_when_redacted() {
+    let policies = policies();
+    let route = "birth-notification-to-opencrvs";
+    let with_notes = read("schemas/examples/birth-notification.json");
+    assert!(with_notes.get("maternal_health_notes").is_some());
+    let (decision, minimised) = policies.decide_minimised(route, BN, &with_notes, None);
+    let minimised = minimised.expect("the example delivers");
+    assert!(matches!(minimised, std::borrow::Cow::Owned(_)));
+    assert_eq!(*minimised, policies.apply(&decision, &with_notes));
+    assert!(minimised.get("maternal_health_notes").is_none());
+
+    let mut without = with_notes.clone();
+    let fields = without.as_object_mut().unwrap();
+    fields.remove("maternal_health_notes");
+    fields.remove("mother_mhpss_screening");
+    let (decision, minimised) = policies.decide_minimised(route, BN, &without, None);
+    assert!(decision.redactions.is_empty());
+    assert!(matches!(minimised, Some(std::borrow::Cow::Borrowed(_))));
+}

@@ -164,8 +164,12 @@ fn compile(record_type: RecordType, source: &str) -> Result<Compiled, Vec<Schema
     let schema: Value =
         serde_json::from_str(source).map_err(|e| vec![error(format!("not valid JSON: {e}"))])?;
     let mut errors = Vec::new();
+    // The canonical schemas' patterns are plain regular expressions (no
+    // look-around, no back-references): the `regex` engine runs them in
+    // linear time, faster than fancy-regex's wrapper.
     let validator = jsonschema::draft202012::options()
         .should_validate_formats(true)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
         .build(&schema)
         .map_err(|e| errors.push(error(format!("does not compile: {e}"))))
         .ok();

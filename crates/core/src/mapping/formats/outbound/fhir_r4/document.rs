@@ -1,7 +1,10 @@
 //! The mapped tree -> an R4 document Bundle (JSON). Each function builds one
 //! resource from one part of the tree; ids come from the route context only.
 
+use std::cell::RefCell;
+
 use serde_json::{Map, Number, Value, json};
+use uuid::Uuid;
 
 use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
 use crate::config::FhirWrite;
@@ -54,11 +57,22 @@ struct Entry {
 }
 
 /// Stable per-role ids: the entry's `fullUrl` is `urn:uuid:<id>` and the resource's `id` is `<id>`.
-struct Ids<'c>(&'c RouteContext);
+struct Ids<'c>(&'c RouteContext, RefCell<Vec<(String, Uuid)>>);
 
 impl Ids<'_> {
+    /// Each role's id is a SHA-1 (UUIDv5), and a document names most roles
+    /// several times: derived once per role.
     fn id(&self, role: &str) -> String {
-        self.0.derived(role).to_string()
+        let mut known = self.1.borrow_mut();
+        let id = match known.iter().find(|(r, _)| r == role) {
+            Some((_, id)) => *id,
+            None => {
+                let id = self.0.derived(role);
+                known.push((role.to_string(), id));
+                id
+            }
+        };
+        id.to_string()
     }
     fn url(&self, role: &str) -> String {
         format!("urn:uuid:{}", self.id(role))
@@ -70,7 +84,7 @@ impl Ids<'_> {
 
 pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value, EncodeError> {
     let t = Tree(tree);
-    let ids = Ids(ctx);
+    let ids = Ids(ctx, RefCell::default());
     let timestamp = t.required_text("document/timestamp")?;
     if !is_instant(timestamp) {
         return Err(invalid(
@@ -156,8 +170,9 @@ pub fn build(tree: &Value, ctx: &RouteContext, write: FhirWrite) -> Result<Value
         "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{document}")},
         "type": "document",
         "timestamp": timestamp,
-        "entry": entries.into_iter().map(|e| bundle_entry(&ids, e)).collect::<Vec<_>>(),
     });
+    // Moved in, not through json!, which would copy every resource.
+    bundle["entry"] = entries.into_iter().map(|e| bundle_entry(&ids, e)).collect();
     if write == FhirWrite::Put {
         bundle["id"] = json!(document.to_string());
     }
@@ -176,7 +191,10 @@ fn birth_instant(child: &Value) -> Option<String> {
 fn bundle_entry(ids: &Ids, e: Entry) -> Value {
     let mut resource = e.resource;
     resource["id"] = Value::String(ids.id(e.role));
-    json!({"fullUrl": ids.url(e.role), "resource": resource})
+    let mut entry = Map::new();
+    entry.insert("fullUrl".into(), Value::String(ids.url(e.role)));
+    entry.insert("resource".into(), resource);
+    Value::Object(entry)
 }
 
 fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
@@ -189,11 +207,12 @@ fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
 
 /// A Composition section coded like the Examplia profile, listing the entries of `roles`.
 fn section(ids: &Ids, code: &str, title: &str, roles: &[&str]) -> Value {
-    json!({
+    let mut section = json!({
         "title": title,
         "code": {"coding": [coding(SECTIONS, code, None)]},
-        "entry": roles.iter().map(|r| ids.reference(r)).collect::<Vec<_>>(),
-    })
+    });
+    section["entry"] = roles.iter().map(|r| ids.reference(r)).collect();
+    section
 }
 
 fn composition(

@@ -3,8 +3,6 @@
 //! the FHIR JSON page recommends and people expect when they read a document.
 //! serde_json's map sorts keys, so the encoder writes the text itself.
 
-use std::fmt::Write;
-
 use serde_json::{Map, Value};
 
 use super::order::{self, Kind, TypeDef};
@@ -13,22 +11,22 @@ use crate::mapping::formats::EncodeError;
 
 /// Serialise one resource in element order. Compact, UTF-8, deterministic.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, EncodeError> {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(4096);
     write_resource(&mut out, value, &Path::root())?;
-    Ok(out.into_bytes())
+    Ok(out)
 }
 
-fn write_resource(out: &mut String, value: &Value, path: &Path) -> Result<(), EncodeError> {
+fn write_resource(out: &mut Vec<u8>, value: &Value, path: &Path) -> Result<(), EncodeError> {
     let (obj, type_name, def) = resource(value, path)?;
-    out.push_str("{\"resourceType\":");
-    write_scalar(out, &Value::String(type_name.to_string()));
+    out.extend_from_slice(b"{\"resourceType\":");
+    write_str(out, type_name);
     write_members(out, obj, def, &path.child(type_name), true)?;
-    out.push('}');
+    out.push(b'}');
     Ok(())
 }
 
 fn write_object(
-    out: &mut String,
+    out: &mut Vec<u8>,
     value: &Value,
     type_name: &str,
     path: &Path,
@@ -37,73 +35,95 @@ fn write_object(
         .as_object()
         .ok_or_else(|| path.invalid("a complex element must be a JSON object"))?;
     let def = order::lookup(type_name).ok_or_else(|| path.invalid("unknown FHIR type"))?;
-    out.push('{');
+    out.push(b'{');
     write_members(out, obj, def, path, false)?;
-    out.push('}');
+    out.push(b'}');
     Ok(())
 }
 
 fn write_members(
-    out: &mut String,
+    out: &mut Vec<u8>,
     obj: &Map<String, Value>,
     def: &TypeDef,
     path: &Path,
     mut comma: bool,
 ) -> Result<(), EncodeError> {
     check_keys(obj, def, path)?;
-    for element in &def.elements {
-        let name = element.name;
-        for key in [name.to_string(), format!("_{name}")] {
-            let Some(value) = obj.get(&key) else {
-                continue;
+    // An object holds a few of its type's dozens of elements: put its own
+    // keys in element order (each element, then its `_element` metadata)
+    // rather than look every element up.
+    let mut members: Vec<(usize, bool, &str, &Value)> = obj
+        .iter()
+        .filter_map(|(key, value)| {
+            let (name, metadata) = match key.strip_prefix('_') {
+                Some(base) => (base, true),
+                None => (key.as_str(), false),
             };
-            if comma {
-                out.push(',');
-            }
-            comma = true;
-            write_scalar(out, &Value::String(key.clone()));
-            out.push(':');
-            let path = path.child(&key);
-            // `_x` metadata is an Element (id, extension), or a list of them with nulls.
-            let kind = if key.starts_with('_') {
-                Kind::Complex("Element")
-            } else {
-                element.kind
-            };
-            write_element(out, value, kind, element.repeats, &path)?;
-        }
+            Some((def.position(name)?, metadata, key.as_str(), value))
+        })
+        .collect();
+    members.sort_unstable_by_key(|&(position, metadata, _, _)| (position, metadata));
+    for (position, metadata, key, value) in members {
+        let element = def.elements[position];
+        // `_x` metadata is an Element (id, extension), or a list of them with nulls.
+        let kind = if metadata {
+            Kind::Complex("Element")
+        } else {
+            element.kind
+        };
+        write_member(out, &mut comma, key, value, kind, element.repeats, path)?;
     }
     Ok(())
 }
 
-fn write_element(
-    out: &mut String,
+fn write_member(
+    out: &mut Vec<u8>,
+    comma: &mut bool,
+    key: &str,
     value: &Value,
     kind: Kind,
     repeats: bool,
     path: &Path,
 ) -> Result<(), EncodeError> {
-    let items = each(Some(value), repeats, path)?;
-    if !repeats {
-        return items
-            .first()
-            .map_or(Ok(()), |(p, item)| write_one(out, item, kind, p));
+    if *comma {
+        out.push(b',');
     }
-    out.push('[');
+    *comma = true;
+    write_str(out, key);
+    out.push(b':');
+    write_element(out, value, kind, repeats, &path.child(key))
+}
+
+fn write_element(
+    out: &mut Vec<u8>,
+    value: &Value,
+    kind: Kind,
+    repeats: bool,
+    path: &Path,
+) -> Result<(), EncodeError> {
+    if !repeats {
+        // What `each` checks of a single element, without a list of one.
+        return match value {
+            Value::Array(_) => Err(path.invalid("this element does not repeat")),
+            item => write_one(out, item, kind, path),
+        };
+    }
+    let items = each(Some(value), repeats, path)?;
+    out.push(b'[');
     for (i, (p, item)) in items.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         write_one(out, item, kind, &p)?;
     }
-    out.push(']');
+    out.push(b']');
     Ok(())
 }
 
-fn write_one(out: &mut String, value: &Value, kind: Kind, path: &Path) -> Result<(), EncodeError> {
+fn write_one(out: &mut Vec<u8>, value: &Value, kind: Kind, path: &Path) -> Result<(), EncodeError> {
     match (kind, value) {
         (_, Value::Null) => {
-            out.push_str("null");
+            out.extend_from_slice(b"null");
             Ok(())
         }
         (Kind::Primitive | Kind::Xhtml, Value::Object(_) | Value::Array(_)) => {
@@ -118,8 +138,12 @@ fn write_one(out: &mut String, value: &Value, kind: Kind, path: &Path) -> Result
     }
 }
 
-fn write_scalar(out: &mut String, value: &Value) {
-    // serde_json escapes strings and renders numbers; writing a scalar to a String cannot fail.
-    let text = serde_json::to_string(value).unwrap_or_default();
-    write!(out, "{text}").expect("writing to a String");
+/// serde_json escapes strings and renders numbers; writing into a Vec
+/// cannot fail.
+fn write_scalar(out: &mut Vec<u8>, value: &Value) {
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    let _ = serde_json::to_writer(&mut *out, text);
 }

@@ -37,11 +37,18 @@ pub struct TypeDef {
     pub is_resource: bool,
     /// Elements in StructureDefinition order.
     pub elements: Vec<Element>,
+    /// Each element's place in `elements`, by name.
+    positions: HashMap<&'static str, usize>,
 }
 
 impl TypeDef {
     pub fn element(&self, name: &str) -> Option<Element> {
-        self.elements.iter().find(|e| e.name == name).copied()
+        self.position(name).map(|i| self.elements[i])
+    }
+
+    /// Where the element `name` comes in StructureDefinition order.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
     }
 }
 
@@ -62,7 +69,7 @@ fn parse() -> HashMap<&'static str, TypeDef> {
             let mut cells = line.split(' ');
             let name = cells.next()?;
             let is_resource = cells.next()? == "R";
-            let elements = cells
+            let elements: Vec<Element> = cells
                 .filter_map(|cell| cell.split_once(':'))
                 .map(|(name, type_name)| {
                     let (type_name, repeats) = match type_name.strip_suffix('*') {
@@ -76,11 +83,17 @@ fn parse() -> HashMap<&'static str, TypeDef> {
                     }
                 })
                 .collect();
+            let positions = elements
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.name, i))
+                .collect();
             Some((
                 name,
                 TypeDef {
                     is_resource,
                     elements,
+                    positions,
                 },
             ))
         })

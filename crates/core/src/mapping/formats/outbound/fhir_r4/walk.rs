@@ -16,11 +16,14 @@ impl Path {
     }
 
     pub fn child(&self, segment: &str) -> Path {
-        if self.0.is_empty() {
-            Path(segment.to_string())
-        } else {
-            Path(format!("{}/{segment}", self.0))
+        // Every element written gets a path: pushed, not formatted.
+        let mut path = String::with_capacity(self.0.len() + 1 + segment.len());
+        if !self.0.is_empty() {
+            path.push_str(&self.0);
+            path.push('/');
         }
+        path.push_str(segment);
+        Path(path)
     }
 
     pub fn index(&self, i: usize) -> Path {
