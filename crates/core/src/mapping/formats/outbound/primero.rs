@@ -142,7 +142,8 @@ pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> 
     for (key, value) in data {
         out.insert(key.clone(), encode_field(key, value, ctx)?);
     }
-    let body = serde_json::json!({ "data": out });
+    // Moved in: json! would copy the whole case.
+    let body = Value::Object(Map::from_iter([("data".to_string(), Value::Object(out))]));
     let bytes = serde_json::to_vec(&body).map_err(|e| EncodeError::Invalid {
         path: "data".into(),
         reason: format!("cannot serialise: {e}"),

@@ -6,7 +6,7 @@
 //! no `Encounter.class`, `Observation.context`, and the birth plurality as a
 //! string in `valueQuantity.value`.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::tree::{Address, Father, Identifier, Informant, Name, Notification, Person};
 use crate::mapping::RouteContext;
@@ -97,15 +97,23 @@ pub fn build(n: &Notification, ctx: &RouteContext) -> Value {
         .flatten()
         .chain(observations)
         .collect();
-    json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "document",
         "meta": {"lastUpdated": n.last_updated},
-        "entry": entries
-            .into_iter()
-            .map(|e| json!({"fullUrl": e.full_url, "resource": e.resource}))
-            .collect::<Vec<_>>()
-    })
+    });
+    // Moved in, not through json!, which would copy every resource twice.
+    bundle["entry"] = entries.into_iter().map(Entry::into_value).collect();
+    bundle
+}
+
+impl Entry {
+    fn into_value(self) -> Value {
+        let mut entry = Map::new();
+        entry.insert("fullUrl".into(), Value::String(self.full_url));
+        entry.insert("resource".into(), self.resource);
+        Value::Object(entry)
+    }
 }
 
 fn composition(
