@@ -43,20 +43,7 @@ wait_ready http://127.0.0.1:$PORT/readyz
 
 # Every request is another child (its own source_record_id): one child's
 # records are delivered one after another, by design.
-BODY=$(python3 -c 'import json;r=json.load(open("schemas/examples/birth-notification.json"));r["source_record_id"]="@ID@";print(json.dumps(r))')
-cat >"$WORK/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer demo-agency-token"
-local template = [[$BODY]]
-local n = 0
-local thread_id = math.random(1, 1000000000)
-request = function()
-  n = n + 1
-  local body = template:gsub("@ID@", "LOAD-" .. thread_id .. "-" .. n)
-  return wrk.format(nil, nil, nil, body)
-end
-LUA
+wrk_script "$WORK/post.lua" LOAD
 
 START=$(date +%s.%N)
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$WORK/post.lua" \
