@@ -8,6 +8,7 @@
 mod json_depth;
 mod json_width;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -279,13 +280,14 @@ impl Pipeline {
         self.config
             .routes_for(record.record_type)
             .map(|route| {
-                let decision = self.policies.decide_with_consent(
+                let (decision, minimised) = self.policies.decide_minimised(
                     &route.name,
                     record.record_type,
                     &record.record,
                     consent,
                 );
-                (route, self.check_places(route, record, decision))
+                let decision = self.check_places(route, record.record_type, minimised, decision);
+                (route, decision)
             })
             .collect()
     }
@@ -293,12 +295,18 @@ impl Pipeline {
     /// A route that would deliver is denied when a place the record names is
     /// unknown or closed in the registry's location list: the agency learns
     /// it at acceptance, and the other routes go on.
+    /// `minimised` is the record the decision lets through (made by the
+    /// policy while deciding, not made again here).
     fn check_places(
         &self,
         route: &RouteConfig,
-        record: &Canonical,
+        record_type: RecordType,
+        minimised: Option<Cow<'_, Value>>,
         decision: Decision,
     ) -> Decision {
+        let Some(minimised) = minimised else {
+            return decision;
+        };
         if decision.decision != Outcome::Deliver || !self.locations.contains_key(&route.destination)
         {
             return decision;
@@ -312,8 +320,8 @@ impl Pipeline {
             return decision;
         };
         let minimised = Canonical {
-            record_type: record.record_type,
-            record: self.policies.apply(&decision, &record.record),
+            record_type,
+            record: minimised.into_owned(),
         };
         // Ids and time do not decide whether a place resolves.
         let ctx = self.context(
