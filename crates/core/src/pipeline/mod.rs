@@ -5,8 +5,7 @@
 //! Intake, `translate` and (later) the delivery workers all go through here, so
 //! what `translate` shows is what the gateway sends.
 
-mod json_depth;
-mod json_width;
+mod json_shape;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,8 +23,7 @@ use crate::policy::{
     self, Action, ConsentState, Decision, Outcome, Policies, PolicyLoadError, Redaction,
 };
 use crate::schema::{SchemaError, SchemaRegistry, Violation, cap_problems};
-pub use json_depth::exceeds_depth;
-pub use json_width::{MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, too_wide};
+pub use json_shape::{MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, ShapeError, check_shape};
 
 /// A validated canonical record.
 #[derive(Debug, Clone, PartialEq)]
@@ -338,17 +336,22 @@ impl Pipeline {
         }
     }
 
-    /// Parse a request body as JSON within the configured nesting limit.
+    /// Parse a request body as JSON within the configured nesting limit and
+    /// the width bounds, both checked on the bytes before anything is built.
     pub fn parse_json(&self, body: &[u8]) -> Result<Value, Vec<Violation>> {
         let max = self.config.server.max_json_depth;
-        if exceeds_depth(body, max) {
-            return Err(vec![Violation {
-                pointer: String::new(),
-                code: "max_depth",
-                message: format!("nests objects and arrays deeper than {max} levels"),
-            }]);
+        match check_shape(body, max) {
+            Ok(()) => {}
+            Err(ShapeError::TooDeep) => {
+                return Err(vec![Violation {
+                    pointer: String::new(),
+                    code: "max_depth",
+                    message: format!("nests objects and arrays deeper than {max} levels"),
+                }]);
+            }
+            Err(ShapeError::TooWide(violation)) => return Err(vec![violation]),
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
+        serde_json::from_slice(body).map_err(|e| {
             vec![Violation {
                 pointer: String::new(),
                 code: "malformed_json",
@@ -358,11 +361,7 @@ impl Pipeline {
                     e.column()
                 ),
             }]
-        })?;
-        match too_wide(&value) {
-            Some(violation) => Err(vec![violation]),
-            None => Ok(value),
-        }
+        })
     }
 
     /// Turn a parsed payload from `source` into a validated canonical record,
