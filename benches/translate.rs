@@ -8,6 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+// As the binary runs (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use registry_gateway::config::{Config, Overrides};
 use registry_gateway::model::RecordId;
 use registry_gateway::pipeline::Pipeline;

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::order::{self, Kind, TypeDef};
-use super::walk::{Path, check_keys, each, resource};
+use super::walk::{Path, key_name, list, resource};
 use crate::mapping::formats::EncodeError;
 
 /// Serialise one resource in element order. Compact, UTF-8, deterministic.
@@ -48,20 +48,29 @@ fn write_members(
     path: &Path,
     mut comma: bool,
 ) -> Result<(), EncodeError> {
-    check_keys(obj, def, path)?;
     // An object holds a few of its type's dozens of elements: put its own
     // keys in element order (each element, then its `_element` metadata)
-    // rather than look every element up.
-    let mut members: Vec<(usize, bool, &str, &Value)> = obj
-        .iter()
-        .filter_map(|(key, value)| {
-            let (name, metadata) = match key.strip_prefix('_') {
-                Some(base) => (base, true),
-                None => (key.as_str(), false),
-            };
-            Some((def.position(name)?, metadata, key.as_str(), value))
-        })
-        .collect();
+    // rather than look every element up. Every key must be an element of the
+    // type, `_x` metadata of a primitive element, or a resource's
+    // `resourceType` (written first, by the caller).
+    let mut members: Vec<(usize, bool, &str, &Value)> = Vec::with_capacity(obj.len());
+    for (key, value) in obj {
+        let (name, metadata) = match key.strip_prefix('_') {
+            Some(base) => (base, true),
+            None => (key.as_str(), false),
+        };
+        match def.position(name) {
+            Some(position) if !metadata || def.elements[position].kind == Kind::Primitive => {
+                members.push((position, metadata, key, value));
+            }
+            None if !metadata && def.is_resource && key == "resourceType" => {}
+            _ => {
+                return Err(path
+                    .child(key_name(key))
+                    .invalid("not an element of this FHIR type"));
+            }
+        }
+    }
     members.sort_unstable_by_key(|&(position, metadata, _, _)| (position, metadata));
     for (position, metadata, key, value) in members {
         let element = def.elements[position];
@@ -108,13 +117,12 @@ fn write_element(
             item => write_one(out, item, kind, path),
         };
     }
-    let items = each(Some(value), repeats, path)?;
     out.push(b'[');
-    for (i, (p, item)) in items.into_iter().enumerate() {
+    for (i, item) in list(value, path)?.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_one(out, item, kind, &p)?;
+        write_one(out, item, kind, &path.index(i))?;
     }
     out.push(b']');
     Ok(())

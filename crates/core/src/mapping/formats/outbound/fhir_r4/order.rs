@@ -4,8 +4,9 @@
 //! free but XML order is fixed by the StructureDefinitions, so the converter
 //! walks this table rather than the JSON object.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
+
+use rustc_hash::FxHashMap;
 
 const TABLE: &str = include_str!("r4-element-order.txt");
 
@@ -37,8 +38,10 @@ pub struct TypeDef {
     pub is_resource: bool,
     /// Elements in StructureDefinition order.
     pub elements: Vec<Element>,
-    /// Each element's place in `elements`, by name.
-    positions: HashMap<&'static str, usize>,
+    /// Each element's place in `elements`, by name. Looked up for every key
+    /// written; a fixed map built from our own table, so an unkeyed fast
+    /// hash is safe.
+    positions: FxHashMap<&'static str, usize>,
 }
 
 impl TypeDef {
@@ -61,7 +64,7 @@ fn kind(type_name: &'static str) -> Kind {
     }
 }
 
-fn parse() -> HashMap<&'static str, TypeDef> {
+fn parse() -> FxHashMap<&'static str, TypeDef> {
     TABLE
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
@@ -102,7 +105,7 @@ fn parse() -> HashMap<&'static str, TypeDef> {
 
 /// The definition of a resource, datatype or backbone element (`Bundle_Entry`).
 pub fn lookup(name: &str) -> Option<&'static TypeDef> {
-    static TYPES: OnceLock<HashMap<&'static str, TypeDef>> = OnceLock::new();
+    static TYPES: OnceLock<FxHashMap<&'static str, TypeDef>> = OnceLock::new();
     TYPES.get_or_init(parse).get(name)
 }
 

@@ -6,36 +6,61 @@ use serde_json::{Map, Value};
 use super::order::{self, Kind, TypeDef};
 use crate::mapping::formats::EncodeError;
 
-/// Where the converter is, for error messages: element names and indices only.
-#[derive(Clone)]
-pub struct Path(pub String);
+/// Where the converter is, for error messages: element names and indices
+/// only. Each step borrows its parent, so walking a document allocates
+/// nothing; the text is spelled out only for an error.
+#[derive(Clone, Copy)]
+pub struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    step: Step<'a>,
+}
 
-impl Path {
-    pub fn root() -> Path {
-        Path(String::new())
-    }
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Root,
+    Name(&'a str),
+    Index(usize),
+}
 
-    pub fn child(&self, segment: &str) -> Path {
-        // Every element written gets a path: pushed, not formatted.
-        let mut path = String::with_capacity(self.0.len() + 1 + segment.len());
-        if !self.0.is_empty() {
-            path.push_str(&self.0);
-            path.push('/');
+impl<'a> Path<'a> {
+    pub fn root() -> Path<'static> {
+        Path {
+            parent: None,
+            step: Step::Root,
         }
-        path.push_str(segment);
-        Path(path)
     }
 
-    pub fn index(&self, i: usize) -> Path {
-        self.child(&i.to_string())
+    pub fn child(&'a self, segment: &'a str) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            step: Step::Name(segment),
+        }
+    }
+
+    pub fn index(&'a self, i: usize) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            step: Step::Index(i),
+        }
     }
 
     pub fn invalid(&self, reason: &str) -> EncodeError {
+        let mut steps = Vec::new();
+        let mut at = Some(self);
+        while let Some(path) = at {
+            match path.step {
+                Step::Root => {}
+                Step::Name(name) => steps.push(name.to_string()),
+                Step::Index(i) => steps.push(i.to_string()),
+            }
+            at = path.parent;
+        }
+        steps.reverse();
         EncodeError::Invalid {
-            path: if self.0.is_empty() {
+            path: if steps.is_empty() {
                 "(root)".into()
             } else {
-                self.0.clone()
+                steps.join("/")
             },
             reason: reason.into(),
         }
@@ -88,23 +113,30 @@ pub fn check_keys(obj: &Map<String, Value>, def: &TypeDef, path: &Path) -> Resul
 
 /// The items of an element, each with its path. A repeating element must be
 /// a non-empty array, a single one must not be an array.
-pub fn each<'v>(
+pub fn each<'v, 'p>(
     value: Option<&'v Value>,
     repeats: bool,
-    path: &Path,
-) -> Result<Vec<(Path, &'v Value)>, EncodeError> {
+    path: &'p Path<'p>,
+) -> Result<Vec<(Path<'p>, &'v Value)>, EncodeError> {
     match (value, repeats) {
         (None, _) => Ok(Vec::new()),
-        (Some(Value::Array(items)), true) if items.is_empty() => {
-            Err(path.invalid("FHIR arrays must not be empty"))
-        }
-        (Some(Value::Array(items)), true) => Ok(items
+        (Some(v), true) => Ok(list(v, path)?
             .iter()
             .enumerate()
             .map(|(i, v)| (path.index(i), v))
             .collect()),
         (Some(Value::Array(_)), false) => Err(path.invalid("this element does not repeat")),
-        (Some(_), true) => Err(path.invalid("this element repeats: it must be an array")),
-        (Some(v), false) => Ok(vec![(path.clone(), v)]),
+        (Some(v), false) => Ok(vec![(*path, v)]),
+    }
+}
+
+/// The items of a repeating element: a non-empty array.
+pub fn list<'v>(value: &'v Value, path: &Path) -> Result<&'v [Value], EncodeError> {
+    match value {
+        Value::Array(items) if items.is_empty() => {
+            Err(path.invalid("FHIR arrays must not be empty"))
+        }
+        Value::Array(items) => Ok(items),
+        _ => Err(path.invalid("this element repeats: it must be an array")),
     }
 }

@@ -150,7 +150,9 @@ fn write_primitives(
 ) -> Result<(), EncodeError> {
     let name = element.name;
     let values = each(value, element.repeats, path)?;
-    let metas = each(meta, element.repeats, &path.child(&format!("_{name}")))?;
+    let meta_name = format!("_{name}");
+    let meta_path = path.child(&meta_name);
+    let metas = each(meta, element.repeats, &meta_path)?;
     if !values.is_empty() && !metas.is_empty() && values.len() != metas.len() {
         return Err(path.invalid("a primitive array and its _ metadata differ in length"));
     }
