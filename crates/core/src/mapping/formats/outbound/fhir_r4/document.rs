@@ -78,7 +78,7 @@ impl Ids<'_> {
         format!("urn:uuid:{}", self.id(role))
     }
     fn reference(&self, role: &str) -> Value {
-        json!({"reference": self.url(role)})
+        obj([("reference", Value::String(self.url(role)))])
     }
 }
 
@@ -197,6 +197,17 @@ fn bundle_entry(ids: &Ids, e: Entry) -> Value {
     Value::Object(entry)
 }
 
+/// An object of `members`, moved in. (`json!` serialises each value it is
+/// given, so a `Value` passed to it would be copied whole.)
+fn obj<const N: usize>(members: [(&str, Value); N]) -> Value {
+    Value::Object(
+        members
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect(),
+    )
+}
+
 fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
     let mut c = json!({"system": system, "code": code});
     if let Some(d) = display {
@@ -207,10 +218,13 @@ fn coding(system: &str, code: &str, display: Option<&str>) -> Value {
 
 /// A Composition section coded like the Examplia profile, listing the entries of `roles`.
 fn section(ids: &Ids, code: &str, title: &str, roles: &[&str]) -> Value {
-    let mut section = json!({
-        "title": title,
-        "code": {"coding": [coding(SECTIONS, code, None)]},
-    });
+    let mut section = obj([
+        ("title", title.into()),
+        (
+            "code",
+            obj([("coding", vec![coding(SECTIONS, code, None)].into())]),
+        ),
+    ]);
     section["entry"] = roles.iter().map(|r| ids.reference(r)).collect();
     section
 }
@@ -234,20 +248,20 @@ fn composition(
             t.text("document/type/local/display")?,
         ));
     }
-    let mut doc_type = json!({"coding": codings});
+    let mut doc_type = obj([("coding", codings.into())]);
     if let Some(text) = t.text("document/type/text")? {
         doc_type["text"] = json!(text);
     }
-    let mut c = json!({
-        "resourceType": "Composition",
-        "status": "final",
-        "type": doc_type,
-        "subject": ids.reference("child"),
-        "date": timestamp,
-        "author": [ids.reference("author")],
-        "title": t.required_text("document/title")?,
-        "section": sections,
-    });
+    let mut c = obj([
+        ("resourceType", "Composition".into()),
+        ("status", "final".into()),
+        ("type", doc_type),
+        ("subject", ids.reference("child")),
+        ("date", timestamp.into()),
+        ("author", vec![ids.reference("author")].into()),
+        ("title", t.required_text("document/title")?.into()),
+        ("section", sections.into()),
+    ]);
     if encounter {
         c["encounter"] = ids.reference("encounter");
     }
@@ -337,7 +351,11 @@ fn person(t: &Tree, who: &str, resource_type: &str) -> Result<Value, EncodeError
 fn child(t: &Tree) -> Result<Value, EncodeError> {
     let mut p = person(t, "child", "Patient")?;
     if let Some(place) = address(t, "child/birth_place")? {
-        p["extension"] = json!([{"url": EXT_BIRTH_PLACE, "valueAddress": place}]);
+        p["extension"] = vec![obj([
+            ("url", EXT_BIRTH_PLACE.into()),
+            ("valueAddress", place),
+        ])]
+        .into();
     }
     if let Some(time) = t.text("child/birth_time")? {
         let date = p["birthDate"]
@@ -372,14 +390,17 @@ fn mother(t: &Tree) -> Result<Value, EncodeError> {
     if t.has("mother/nationality") {
         let code = t.required_code("mother/nationality/code")?;
         let system = t.required_uri("mother/nationality/system")?;
-        p["extension"] = json!([{
-            "url": EXT_NATIONALITY,
-            "extension": [{"url": "code", "valueCodeableConcept": {"coding": [coding(system, code, None)]}}],
-        }]);
+        let concept = obj([("coding", vec![coding(system, code, None)].into())]);
+        let code = obj([("url", "code".into()), ("valueCodeableConcept", concept)]);
+        p["extension"] = vec![obj([
+            ("url", EXT_NATIONALITY.into()),
+            ("extension", vec![code].into()),
+        ])]
+        .into();
     }
     if let Some(mut a) = address(t, "mother/address")? {
         a["use"] = json!("home");
-        p["address"] = json!([a]);
+        p["address"] = vec![a].into();
     }
     Ok(p)
 }
@@ -393,12 +414,15 @@ fn related_person(
 ) -> Result<Value, EncodeError> {
     let mut r = person(t, who, "RelatedPerson")?;
     r["patient"] = ids.reference("child");
-    r["relationship"] = json!([relationship]);
+    r["relationship"] = vec![relationship].into();
     Ok(r)
 }
 
 fn father(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
-    let relationship = json!({"coding": [coding(ROLE_CODE, "FTH", Some("father"))]});
+    let relationship = obj([(
+        "coding",
+        vec![coding(ROLE_CODE, "FTH", Some("father"))].into(),
+    )]);
     related_person(t, ids, "father", relationship)
 }
 
@@ -420,15 +444,29 @@ fn father_absent(t: &Tree) -> Result<Value, EncodeError> {
         &EMPTY_REASONS,
         "must be a list-empty-reason code",
     )?;
-    Ok(json!({
-        "title": "Father details",
-        "code": {"coding": [coding(SECTIONS, "father-details", None)]},
-        "text": {
-            "status": "generated",
-            "div": format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">No father details: {display}.</div>"),
-        },
-        "emptyReason": {"coding": [coding(EMPTY_REASON, code, Some(display))]},
-    }))
+    let div =
+        format!("<div xmlns=\"http://www.w3.org/1999/xhtml\">No father details: {display}.</div>");
+    Ok(obj([
+        ("title", "Father details".into()),
+        (
+            "code",
+            obj([(
+                "coding",
+                vec![coding(SECTIONS, "father-details", None)].into(),
+            )]),
+        ),
+        (
+            "text",
+            obj([("status", "generated".into()), ("div", div.into())]),
+        ),
+        (
+            "emptyReason",
+            obj([(
+                "coding",
+                vec![coding(EMPTY_REASON, code, Some(display))].into(),
+            )]),
+        ),
+    ]))
 }
 
 /// `text`, `district` (an admin-area code) and `country` of an address.
@@ -477,26 +515,26 @@ fn birth_encounter(t: &Tree, ids: &Ids) -> Result<Value, EncodeError> {
         &ENCOUNTER_CLASSES,
         "must be a v3 ActCode encounter class",
     )?;
-    let mut e = json!({
-        "resourceType": "Encounter",
-        "status": "finished",
-        "class": coding(ACT_CODE, code, Some(display)),
-        "subject": ids.reference("child"),
-    });
+    let mut e = obj([
+        ("resourceType", "Encounter".into()),
+        ("status", "finished".into()),
+        ("class", coding(ACT_CODE, code, Some(display))),
+        ("subject", ids.reference("child")),
+    ]);
     if let Some(identifier) = identifier(t, "encounter/facility")? {
         // A facility is named by its master-facility-list code, a logical reference.
-        e["location"] = json!([{"location": {"identifier": identifier}}]);
+        e["location"] = vec![obj([("location", obj([("identifier", identifier)]))])].into();
     }
     Ok(e)
 }
 
 fn observation(ids: &Ids, code: Value, subject: &str, encounter: bool) -> Value {
-    let mut o = json!({
-        "resourceType": "Observation",
-        "status": "final",
-        "code": code,
-        "subject": ids.reference(subject),
-    });
+    let mut o = obj([
+        ("resourceType", "Observation".into()),
+        ("status", "final".into()),
+        ("code", code),
+        ("subject", ids.reference(subject)),
+    ]);
     if encounter {
         o["encounter"] = ids.reference("encounter");
     }
@@ -523,17 +561,25 @@ fn birth_weight(
             .ok_or_else(|| invalid("birth_weight/value", "cannot be converted to grams"))?,
         _ => return Err(invalid("birth_weight/unit", "must be g or kg")),
     };
-    let code = json!({
-        "coding": [coding(LOINC, "8339-4", Some("Birth weight Measured"))],
-        "text": "Birth weight",
-    });
+    let code = obj([
+        (
+            "coding",
+            vec![coding(LOINC, "8339-4", Some("Birth weight Measured"))].into(),
+        ),
+        ("text", "Birth weight".into()),
+    ]);
     let mut o = observation(ids, code, "child", encounter);
     if let Some(born) = born {
-        o["category"] =
-            json!([{"coding": [coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"))]}]);
-        o["effectiveDateTime"] = json!(born);
+        let vital_signs = coding(OBSERVATION_CATEGORY, "vital-signs", Some("Vital Signs"));
+        o["category"] = vec![obj([("coding", vec![vital_signs].into())])].into();
+        o["effectiveDateTime"] = born.into();
     }
-    o["valueQuantity"] = json!({"value": grams, "unit": "g", "system": UCUM, "code": "g"});
+    o["valueQuantity"] = obj([
+        ("value", grams.into()),
+        ("unit", "g".into()),
+        ("system", UCUM.into()),
+        ("code", "g".into()),
+    ]);
     Ok(Some(o))
 }
 
@@ -545,7 +591,15 @@ fn plurality(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, Enco
     if !t.has("mother") {
         return Err(invalid("plurality", "is about the mother, so needs mother"));
     }
-    let code = json!({"coding": [coding(LOINC, "57722-1", Some("Birth plurality of Pregnancy"))]});
+    let code = obj([(
+        "coding",
+        vec![coding(
+            LOINC,
+            "57722-1",
+            Some("Birth plurality of Pregnancy"),
+        )]
+        .into(),
+    )]);
     let mut o = observation(ids, code, "mother", encounter);
     o["valueInteger"] = json!(count);
     Ok(Some(o))
@@ -555,7 +609,7 @@ fn plurality(t: &Tree, ids: &Ids, encounter: bool) -> Result<Option<Value>, Enco
 fn author(t: &Tree) -> Result<Value, EncodeError> {
     let mut o = json!({"resourceType": "Organization"});
     if let Some(identifier) = identifier(t, "author/identifier")? {
-        o["identifier"] = json!([identifier]);
+        o["identifier"] = vec![identifier].into();
     }
     if let Some(name) = t.text("author/name")? {
         o["name"] = json!(name);
@@ -586,7 +640,7 @@ fn codeable_concept(t: &Tree, base: &str) -> Result<Value, EncodeError> {
     let mut concept = Map::new();
     if let Some(code) = t.code(&format!("{base}/code"))? {
         let system = t.required_uri(&format!("{base}/system"))?;
-        concept.insert("coding".into(), json!([coding(system, code, None)]));
+        concept.insert("coding".into(), vec![coding(system, code, None)].into());
     }
     if let Some(text) = t.text(&format!("{base}/text"))? {
         concept.insert("text".into(), json!(text));
