@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -138,13 +139,13 @@ pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> 
     if !data.get("module_id").is_some_and(Value::is_string) {
         return Err(EncodeError::Missing("data/module_id".into()));
     }
-    let mut out = Map::new();
-    for (key, value) in data {
-        out.insert(key.clone(), encode_field(key, value, ctx)?);
-    }
-    // Moved in: json! would copy the whole case.
-    let body = Value::Object(Map::from_iter([("data".to_string(), Value::Object(out))]));
-    let bytes = serde_json::to_vec(&body).map_err(|e| EncodeError::Invalid {
+    // Every field is checked (and each subform row's id derived) first; the
+    // body is then written from the tree itself: nothing of the case is copied.
+    let fields = data
+        .iter()
+        .map(|(key, value)| Ok((key.as_str(), encode_field(key, value, ctx)?)))
+        .collect::<Result<Vec<_>, EncodeError>>()?;
+    let bytes = serde_json::to_vec(&Body(fields)).map_err(|e| EncodeError::Invalid {
         path: "data".into(),
         reason: format!("cannot serialise: {e}"),
     })?;
@@ -169,20 +170,83 @@ fn check_id(data: &Map<String, Value>) -> Result<(), EncodeError> {
     }
 }
 
+/// A field of the case as Primero takes it.
+enum Field<'v> {
+    Value(&'v Value),
+    Rows(Vec<Row<'v>>),
+}
+
+/// A subform row, with the `unique_id` it is sent with when it has none.
+struct Row<'v> {
+    fields: &'v Map<String, Value>,
+    unique_id: Option<String>,
+}
+
+/// `{"data": {<field>: ...}}`, in the tree's key order.
+struct Body<'v>(Vec<(&'v str, Field<'v>)>);
+
+impl Serialize for Body<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Data<'a, 'v>(&'a [(&'v str, Field<'v>)]);
+        impl Serialize for Data<'_, '_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(self.0.len()))?;
+                for (key, field) in self.0 {
+                    match field {
+                        Field::Value(value) => map.serialize_entry(key, value)?,
+                        Field::Rows(rows) => map.serialize_entry(key, rows)?,
+                    }
+                }
+                map.end()
+            }
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("data", &Data(&self.0))?;
+        map.end()
+    }
+}
+
+impl Serialize for Row<'_> {
+    /// The row's fields in key order, `unique_id` in its place among them
+    /// (as an object of the tree would hold it).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const KEY: &str = "unique_id";
+        let mut map = serializer.serialize_map(None)?;
+        let mut id = self.unique_id.as_deref();
+        for (key, value) in self.fields {
+            if let Some(derived) = id.filter(|_| key.as_str() >= KEY) {
+                map.serialize_entry(KEY, derived)?;
+                id = None;
+                if key == KEY {
+                    continue;
+                }
+            }
+            map.serialize_entry(key, value)?;
+        }
+        if let Some(derived) = id {
+            map.serialize_entry(KEY, derived)?;
+        }
+        map.end()
+    }
+}
+
 /// A field's value as Primero takes it: subform rows become arrays of rows,
 /// each with a `unique_id`.
-fn encode_field(key: &str, value: &Value, ctx: &RouteContext) -> Result<Value, EncodeError> {
+fn encode_field<'v>(
+    key: &str,
+    value: &'v Value,
+    ctx: &RouteContext,
+) -> Result<Field<'v>, EncodeError> {
     match value {
         Value::Object(map) if map.keys().all(|k| k == ONLY_ROW) => {
-            let row = map.get(ONLY_ROW).cloned().unwrap_or(Value::Null);
-            encode_rows(key, vec![row], ctx)
+            encode_rows(key, map.get(ONLY_ROW).into_iter().collect(), ctx)
         }
         Value::Object(_) => Err(EncodeError::Invalid {
             path: format!("data/{key}"),
             reason: "an object is only allowed as a subform's single row (key 0)".into(),
         }),
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
-            encode_rows(key, items.clone(), ctx)
+            encode_rows(key, items.iter().collect(), ctx)
         }
         Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
             Err(EncodeError::Invalid {
@@ -190,20 +254,30 @@ fn encode_field(key: &str, value: &Value, ctx: &RouteContext) -> Result<Value, E
                 reason: "a list mixes subform rows and values".into(),
             })
         }
-        _ => Ok(value.clone()),
+        _ => Ok(Field::Value(value)),
     }
 }
 
-fn encode_rows(key: &str, rows: Vec<Value>, ctx: &RouteContext) -> Result<Value, EncodeError> {
-    let mut out = Vec::with_capacity(rows.len());
+fn encode_rows<'v>(
+    key: &str,
+    rows: Vec<&'v Value>,
+    ctx: &RouteContext,
+) -> Result<Field<'v>, EncodeError> {
+    let mut out = Vec::with_capacity(rows.len().max(1));
+    // A single row object without its row (`{}`) is a row that is not an object.
+    let rows = if rows.is_empty() {
+        vec![&Value::Null]
+    } else {
+        rows
+    };
     for (index, row) in rows.into_iter().enumerate() {
-        let Value::Object(mut row) = row else {
+        let Value::Object(fields) = row else {
             return Err(EncodeError::Invalid {
                 path: format!("data/{key}/{index}"),
                 reason: "a subform row must be an object".into(),
             });
         };
-        if let Some(bad) = row.iter().find(|(_, v)| v.is_object()) {
+        if let Some(bad) = fields.iter().find(|(_, v)| v.is_object()) {
             return Err(EncodeError::Invalid {
                 path: format!("data/{key}/{index}/{}", bad.0),
                 reason: "a subform field cannot hold an object".into(),
@@ -211,15 +285,15 @@ fn encode_rows(key: &str, rows: Vec<Value>, ctx: &RouteContext) -> Result<Value,
         }
         // Primero keys rows by unique_id; a row the source gave no id gets a
         // stable one, so that the same record version renders the same bytes.
-        if !row.get("unique_id").is_some_and(Value::is_string) {
-            // The same row of every version keeps its id: a correction's
-            // PATCH merges rows by unique_id.
-            let id = ctx.record_derived(&format!("primero/{key}/{index}"));
-            row.insert("unique_id".into(), Value::String(id.to_string()));
-        }
-        out.push(Value::Object(row));
+        // The same row of every version keeps its id: a correction's PATCH
+        // merges rows by unique_id.
+        let unique_id = (!fields.get("unique_id").is_some_and(Value::is_string)).then(|| {
+            ctx.record_derived(&format!("primero/{key}/{index}"))
+                .to_string()
+        });
+        out.push(Row { fields, unique_id });
     }
-    Ok(Value::Array(out))
+    Ok(Field::Rows(out))
 }
 
 #[cfg(test)]
