@@ -122,7 +122,7 @@ fn composition(
     child_url: &str,
     sections: Vec<Value>,
 ) -> Value {
-    json!({
+    let mut composition = json!({
         "resourceType": "Composition",
         "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
         "status": "final",
@@ -138,8 +138,10 @@ fn composition(
         "date": n.last_updated,
         "author": [],
         "title": "Birth Notification",
-        "section": sections
-    })
+    });
+    // Moved in: json! would copy every section.
+    composition["section"] = Value::Array(sections);
+    composition
 }
 
 fn section(code: &str, title: &str, reference: &str) -> Value {
@@ -189,7 +191,7 @@ fn location_extension(name: &str, id: &str) -> Value {
 fn patient(p: &Person) -> Value {
     let mut r = json!({"resourceType": "Patient", "active": true});
     if let Some(name) = human_name(&p.name) {
-        r["name"] = json!([name]);
+        r["name"] = Value::Array(vec![name]);
     }
     set(&mut r, "gender", &p.gender);
     set(&mut r, "birthDate", &p.birth_date);
@@ -200,7 +202,7 @@ fn patient(p: &Person) -> Value {
         r["identifier"] = p.identifiers.iter().map(identifier).collect();
     }
     if let Some(a) = &p.address {
-        r["address"] = json!([address(a)]);
+        r["address"] = Value::Array(vec![address(a)]);
     }
     let mut extensions = Vec::new();
     if let Some(code) = &p.nationality {
@@ -286,9 +288,11 @@ fn informant_entries(
         _ => match human_name(name) {
             Some(hn) => {
                 let url = full_url(ctx, "informant");
+                let mut resource = json!({"resourceType": "Patient", "active": true});
+                resource["name"] = Value::Array(vec![hn]);
                 let entry = Entry {
                     full_url: url.clone(),
-                    resource: json!({"resourceType": "Patient", "active": true, "name": [hn]}),
+                    resource,
                 };
                 (Some(entry), Some(url))
             }
