@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use super::activity::DestinationActivity;
 use super::backoff;
@@ -104,8 +104,7 @@ impl Worker {
                 let worker = self.clone();
                 let stop = stop.clone();
                 sending.spawn(async move {
-                    worker.deliver(delivery, stop).await;
-                    drop(permit);
+                    worker.deliver(delivery, permit, stop).await;
                 });
             }
         }
@@ -135,10 +134,19 @@ impl Worker {
             .await;
     }
 
-    async fn deliver(&self, d: ClaimedDelivery, mut stop: watch::Receiver<bool>) {
+    /// `slot` is the delivery's in-flight slot: it is given back as soon as
+    /// nothing more goes to the registry, before the outcome's commit, so a
+    /// group commit (shared with intake) never holds a slot idle.
+    async fn deliver(
+        &self,
+        d: ClaimedDelivery,
+        slot: OwnedSemaphorePermit,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let prepared = match self.prepare(&d).await {
             Ok(p) => p,
             Err(end) => {
+                drop(slot);
                 let (outcome, audit) = *end;
                 self.finish(&d, outcome, Some(audit)).await;
                 return;
@@ -201,7 +209,10 @@ impl Worker {
                 destination: self.destination.name.clone(),
             })
             .observe(started.elapsed().as_secs_f64());
+        // Classified first: a Retry-After pause or the breaker's count is in
+        // place before the slot lets the next request go.
         let (outcome, audit) = self.outcome(&d, &prepared, result);
+        drop(slot);
         self.finish(&d, outcome, Some(audit)).await;
     }
 
@@ -553,3 +564,6 @@ struct Prepared {
     rule: String,
     policy_sha256: String,
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,6 +25,9 @@
 //!   proxies.ts`, `packages/config/src/handlers/locations/handler.ts`): the
 //!   location list as a FHIR searchset Bundle.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use axum::http::{Method, header};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
@@ -34,7 +37,7 @@ use super::opencrvs::{boom, refusal_reply};
 use super::records::{Records, StoredRecord};
 use super::server::{MockRequest, Refusal, Registry, Reply};
 use super::token::{Ids, Issuer, param, parse_form, sha256_hex};
-use super::{Credentials, Locations, MockConfig, OpencrvsSettings};
+use super::{Credentials, Locations, MockConfig, OpencrvsSettings, lock};
 
 pub(crate) const NOTIFICATION_PATH: &str = "/notification";
 const TOKEN_PATH: &str = "/token";
@@ -55,6 +58,9 @@ pub(crate) struct OpencrvsV1 {
     issuer: Issuer,
     ids: Ids,
     records: Records,
+    /// The duplicate fingerprint of every saved notification: the
+    /// deduplication check of workflow asks its search index, not a scan.
+    fingerprints: Mutex<HashSet<String>>,
 }
 
 /// A refusal: status and message, like the gateway's handler.
@@ -76,6 +82,7 @@ impl OpencrvsV1 {
             issuer: Issuer::new(config.credentials.token_lifetime),
             ids: Ids::new(config.seed),
             records: Records::default(),
+            fingerprints: Mutex::default(),
         }
     }
 
@@ -301,9 +308,7 @@ impl OpencrvsV1 {
     /// resource, and answer the saved Bundle.
     fn save(&self, req: &MockRequest, mut bundle: Value, now: DateTime<Utc>) -> Reply {
         let fingerprint = duplicate_fingerprint(&bundle);
-        let earlier = self
-            .records
-            .find(|replay| replay["fingerprint"] == json!(fingerprint));
+        let earlier = lock(&self.fingerprints).contains(&fingerprint);
         let n = self.ids.next_seq();
         let tracking_id = format!("B{}", self.ids.code("tracking", n, 6));
         let composition_id = self.ids.uuid("composition", n).to_string();
@@ -342,7 +347,8 @@ impl OpencrvsV1 {
             return boom(500, "tracking id clash", Outcome::Fault)
                 .reference(existing.record.reference);
         }
-        if earlier.is_some() {
+        lock(&self.fingerprints).insert(fingerprint);
+        if earlier {
             // Saved, flagged, and answered with the short form (workflow).
             let body = json!({"compositionId": composition_id, "trackingId": tracking_id,
                               "isPotentiallyDuplicate": true});
@@ -578,5 +584,53 @@ impl Registry for OpencrvsV1 {
             self.credentials.client_secret,
             self.issuer.lifetime().as_secs()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+
+    use super::*;
+    use crate::MockKind;
+
+    /// Workflow's duplicate check asks an index of fingerprints: 10,000
+    /// notifications are saved in milliseconds, and the same child again is
+    /// still flagged. A scan of every saved notification per request, as the
+    /// mock did, grew with the run and slowed `bench/load.sh`'s drain.
+    #[test]
+    fn duplicate_checks_stay_fast_as_notifications_accumulate() {
+        let mock = OpencrvsV1::new(&MockConfig::new(MockKind::OpencrvsV1));
+        let req = MockRequest {
+            method: Method::POST,
+            path: "/notification".into(),
+            query: String::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        };
+        let bundle = |n: u32| {
+            json!({"entry": [
+                {"resource": {"resourceType": "Composition"}},
+                {"resource": {"resourceType": "Task"}},
+                {"resource": {"resourceType": "Patient", "name": [{"given": [format!("child {n}")]}]}}
+            ]})
+        };
+        let started = std::time::Instant::now();
+        for n in 0..10_000 {
+            assert_eq!(
+                mock.save(&req, bundle(n), Utc::now()).outcome,
+                Outcome::Accepted
+            );
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "10,000 notifications took {elapsed:?}"
+        );
+        assert_eq!(
+            mock.save(&req, bundle(7), Utc::now()).outcome,
+            Outcome::Duplicate
+        );
     }
 }

@@ -3,7 +3,13 @@
 //! R4 Bundle search parameter `identifier`, a token: `system|value`, or a
 //! bare `value` in any system). One lock is held for a whole interaction, so
 //! a conditional create's search and create are one step.
+//!
+//! Bundles are indexed by logical id, identifier value and `system|value`,
+//! as a real server's search parameters are: a scan of every stored Bundle
+//! per interaction made the mock, not the gateway, the bottleneck of a load
+//! test (tens of thousands of Bundles, docs/perf "Delivery under load").
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -28,9 +34,49 @@ impl Stored {
 }
 
 #[derive(Default)]
-pub(super) struct Store(Mutex<Vec<Stored>>);
+pub(super) struct Store(Mutex<Bundles>);
 
-pub(super) struct Held<'a>(MutexGuard<'a, Vec<Stored>>);
+/// The stored Bundles in creation order, and their indexes.
+#[derive(Default)]
+pub(super) struct Bundles {
+    stored: Vec<Stored>,
+    /// Logical id to position (ids are unique: a create with a taken id is an update).
+    by_id: HashMap<String, usize>,
+    /// `Bundle.identifier.value` to the positions holding it, ascending.
+    by_value: HashMap<String, Vec<usize>>,
+    /// How many Bundles hold each `system|value` now.
+    by_key: HashMap<String, usize>,
+}
+
+impl Bundles {
+    fn index(&mut self, index: usize) {
+        let resource = &self.stored[index].resource;
+        if let Some(value) = resource["identifier"]["value"].as_str() {
+            let held = self.by_value.entry(value.to_string()).or_default();
+            let at = held.partition_point(|&i| i < index);
+            held.insert(at, index);
+        }
+        if let Some(key) = bundle_key(resource) {
+            *self.by_key.entry(key).or_default() += 1;
+        }
+    }
+
+    fn unindex(&mut self, index: usize) {
+        let resource = &self.stored[index].resource;
+        if let Some(value) = resource["identifier"]["value"].as_str()
+            && let Some(held) = self.by_value.get_mut(value)
+        {
+            held.retain(|&i| i != index);
+        }
+        if let Some(key) = bundle_key(resource)
+            && let Some(n) = self.by_key.get_mut(&key)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+pub(super) struct Held<'a>(MutexGuard<'a, Bundles>);
 
 impl Store {
     /// Hold the store for one interaction.
@@ -74,47 +120,61 @@ impl IdentifierSearch {
 }
 
 impl Held<'_> {
-    /// Indexes of the Bundles the search matches.
+    /// Indexes of the Bundles the search matches, in creation order.
     pub fn search(&self, search: &IdentifierSearch) -> Vec<usize> {
-        (0..self.0.len())
-            .filter(|&i| search.matches(&self.0[i].resource))
+        let bundles = &self.0;
+        bundles
+            .by_value
+            .get(&search.value)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| search.matches(&bundles.stored[i].resource))
             .collect()
     }
 
     pub fn position(&self, id: &str) -> Option<usize> {
-        self.0.iter().position(|s| s.id == id)
+        self.0.by_id.get(id).copied()
     }
 
     pub fn get(&self, index: usize) -> &Stored {
-        &self.0[index]
+        &self.0.stored[index]
     }
 
     /// Store a new Bundle as version 1; its index.
     pub fn create(&mut self, id: String, resource: Value) -> usize {
-        let identifier = bundle_key(&resource).unwrap_or_default();
-        let same = self
-            .0
-            .iter()
-            .filter(|s| bundle_key(&s.resource).as_deref() == Some(identifier.as_str()))
-            .count();
+        let bundles = &mut self.0;
+        let identifier = bundle_key(&resource);
+        let same = identifier
+            .as_ref()
+            .and_then(|k| bundles.by_key.get(k))
+            .copied()
+            .unwrap_or(0);
+        let identifier = identifier.unwrap_or_default();
         let key = match same {
             0 => identifier,
             n => format!("{identifier}#{}", n + 1),
         };
-        self.0.push(Stored {
+        let index = bundles.stored.len();
+        bundles.by_id.insert(id.clone(), index);
+        bundles.stored.push(Stored {
             id,
             key,
             version: 1,
             resource,
         });
-        self.0.len() - 1
+        bundles.index(index);
+        index
     }
 
     /// Replace a Bundle's content as its next version.
     pub fn update(&mut self, index: usize, resource: Value) {
-        let stored = &mut self.0[index];
+        let bundles = &mut self.0;
+        bundles.unindex(index);
+        let stored = &mut bundles.stored[index];
         stored.version += 1;
         stored.resource = resource;
+        bundles.index(index);
     }
 }
 
@@ -143,5 +203,49 @@ mod tests {
         let again = held.create("c".into(), bundle("urn:ietf:rfc:3986", "urn:uuid:1"));
         assert_eq!(held.get(0).key, "urn:ietf:rfc:3986|urn:uuid:1");
         assert_eq!(held.get(again).key, "urn:ietf:rfc:3986|urn:uuid:1#2");
+        assert_eq!(held.position("c"), Some(again));
+        assert_eq!(held.position("d"), None);
+    }
+
+    /// Interactions read the indexes: 10,000 conditional creates (a search,
+    /// then a create) take milliseconds. Scanning every stored Bundle per
+    /// interaction, as the store did, takes about a minute here (quadratic),
+    /// and made the mock the bottleneck of `bench/load.sh`.
+    #[test]
+    fn conditional_creates_stay_fast_as_the_store_grows() {
+        let store = Store::default();
+        let mut held = store.hold();
+        let started = std::time::Instant::now();
+        for n in 0..10_000 {
+            let value = format!("urn:uuid:{n}");
+            let search = IdentifierSearch::parse(&format!("urn:s|{value}")).unwrap();
+            assert!(held.search(&search).is_empty());
+            held.create(format!("id-{n}"), bundle("urn:s", &value));
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(2),
+            "10,000 conditional creates took {elapsed:?}"
+        );
+        assert_eq!(
+            held.search(&IdentifierSearch::parse("urn:uuid:9999").unwrap()),
+            [9999]
+        );
+    }
+
+    #[test]
+    fn an_update_moves_the_bundle_in_the_indexes() {
+        let store = Store::default();
+        let mut held = store.hold();
+        held.create("a".into(), bundle("urn:s", "urn:uuid:1"));
+        held.create("b".into(), bundle("urn:s", "urn:uuid:1"));
+        held.update(0, bundle("urn:s", "urn:uuid:2"));
+        let search = |held: &Held, t: &str| held.search(&IdentifierSearch::parse(t).unwrap());
+        assert_eq!(search(&held, "urn:uuid:1"), [1]);
+        assert_eq!(search(&held, "urn:s|urn:uuid:2"), [0]);
+        // Only one Bundle holds urn:s|urn:uuid:1 now: the next is its second.
+        let next = held.create("c".into(), bundle("urn:s", "urn:uuid:1"));
+        assert_eq!(held.get(next).key, "urn:s|urn:uuid:1#2");
+        assert_eq!(search(&held, "urn:uuid:1"), [1, 2]);
     }
 }
