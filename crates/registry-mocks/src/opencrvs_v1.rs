@@ -595,12 +595,13 @@ mod tests {
     use super::*;
     use crate::MockKind;
 
-    /// Workflow's duplicate check asks an index of fingerprints: 10,000
-    /// notifications are saved in milliseconds, and the same child again is
-    /// still flagged. A scan of every saved notification per request, as the
-    /// mock did, grew with the run and slowed `bench/load.sh`'s drain.
+    /// Workflow's duplicate check asks an index of fingerprints, not a scan
+    /// of every saved notification (which grew with the run and slowed
+    /// `bench/load.sh`'s drain; that benchmark guards the speed). Among many
+    /// notifications, each new child is accepted and the same child again is
+    /// flagged.
     #[test]
-    fn duplicate_checks_stay_fast_as_notifications_accumulate() {
+    fn the_same_child_is_flagged_among_many_notifications() {
         let mock = OpencrvsV1::new(&MockConfig::new(MockKind::OpencrvsV1));
         let req = MockRequest {
             method: Method::POST,
@@ -616,18 +617,12 @@ mod tests {
                 {"resource": {"resourceType": "Patient", "name": [{"given": [format!("child {n}")]}]}}
             ]})
         };
-        let started = std::time::Instant::now();
-        for n in 0..10_000 {
+        for n in 0..2_000 {
             assert_eq!(
                 mock.save(&req, bundle(n), Utc::now()).outcome,
                 Outcome::Accepted
             );
         }
-        let elapsed = started.elapsed();
-        assert!(
-            elapsed < std::time::Duration::from_secs(2),
-            "10,000 notifications took {elapsed:?}"
-        );
         assert_eq!(
             mock.save(&req, bundle(7), Utc::now()).outcome,
             Outcome::Duplicate

@@ -207,29 +207,25 @@ mod tests {
         assert_eq!(held.position("d"), None);
     }
 
-    /// Interactions read the indexes: 10,000 conditional creates (a search,
-    /// then a create) take milliseconds. Scanning every stored Bundle per
-    /// interaction, as the store did, takes about a minute here (quadratic),
-    /// and made the mock the bottleneck of `bench/load.sh`.
+    /// Interactions read the indexes (by id, identifier value and
+    /// system|value) rather than scanning every stored Bundle, which made the
+    /// mock the bottleneck of `bench/load.sh`; that benchmark guards the
+    /// speed (it exits 1 when delivery falls behind intake). Here: among many
+    /// Bundles, each conditional create's search finds exactly its own.
     #[test]
-    fn conditional_creates_stay_fast_as_the_store_grows() {
+    fn conditional_creates_find_their_own_bundle_among_many() {
         let store = Store::default();
         let mut held = store.hold();
-        let started = std::time::Instant::now();
-        for n in 0..10_000 {
+        for n in 0..2_000 {
             let value = format!("urn:uuid:{n}");
             let search = IdentifierSearch::parse(&format!("urn:s|{value}")).unwrap();
             assert!(held.search(&search).is_empty());
             held.create(format!("id-{n}"), bundle("urn:s", &value));
+            assert_eq!(held.search(&search), [n]);
         }
-        let elapsed = started.elapsed();
-        assert!(
-            elapsed < std::time::Duration::from_secs(2),
-            "10,000 conditional creates took {elapsed:?}"
-        );
         assert_eq!(
-            held.search(&IdentifierSearch::parse("urn:uuid:9999").unwrap()),
-            [9999]
+            held.search(&IdentifierSearch::parse("urn:uuid:1999").unwrap()),
+            [1999]
         );
     }
 

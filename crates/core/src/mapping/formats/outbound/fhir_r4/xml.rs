@@ -157,9 +157,7 @@ fn write_primitives(
         return Err(path.invalid("a primitive array and its _ metadata differ in length"));
     }
     for i in 0..values.len().max(metas.len()) {
-        let item_path = values
-            .get(i)
-            .map_or_else(|| path.index(i), |(p, _)| *p);
+        let item_path = values.get(i).map_or_else(|| path.index(i), |(p, _)| *p);
         let v = values.get(i).map(|(_, v)| *v).filter(|v| !v.is_null());
         let m = metas.get(i).map(|(_, m)| *m).filter(|m| !m.is_null());
         if v.is_none() && m.is_none() {
