@@ -239,7 +239,8 @@ fn encode_field<'v>(
 ) -> Result<Field<'v>, EncodeError> {
     match value {
         Value::Object(map) if map.keys().all(|k| k == ONLY_ROW) => {
-            encode_rows(key, map.get(ONLY_ROW).into_iter().collect(), ctx)
+            // `{}` has no row 0: a row that is not an object, refused below.
+            encode_rows(key, vec![map.get(ONLY_ROW).unwrap_or(&Value::Null)], ctx)
         }
         Value::Object(_) => Err(EncodeError::Invalid {
             path: format!("data/{key}"),
@@ -263,13 +264,7 @@ fn encode_rows<'v>(
     rows: Vec<&'v Value>,
     ctx: &RouteContext,
 ) -> Result<Field<'v>, EncodeError> {
-    let mut out = Vec::with_capacity(rows.len().max(1));
-    // A single row object without its row (`{}`) is a row that is not an object.
-    let rows = if rows.is_empty() {
-        vec![&Value::Null]
-    } else {
-        rows
-    };
+    let mut out = Vec::with_capacity(rows.len());
     for (index, row) in rows.into_iter().enumerate() {
         let Value::Object(fields) = row else {
             return Err(EncodeError::Invalid {
