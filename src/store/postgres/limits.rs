@@ -75,6 +75,9 @@ pub(super) async fn take_cell(
     Ok((wait > 0).then(|| Duration::from_micros(wait as u64)))
 }
 
+/// The advisory lock's key, per schema.
+const SIGNER_LOCK: &str = "hashtext(current_schema() || '/checkpoint-signer')";
+
 /// Whether this instance is the checkpoint signer: it holds a session
 /// advisory lock (keyed by the schema, so stores in other schemas of the
 /// database have their own) on the connection kept in `held`. When the
@@ -92,15 +95,26 @@ pub(super) async fn lead(
         *held = None;
     }
     let mut conn = PgConnection::connect_with(connect).await?;
-    let got: bool = sqlx::query_scalar(
-        "SELECT pg_try_advisory_lock(hashtext(current_schema() || '/checkpoint-signer'))",
-    )
-    .fetch_one(&mut conn)
-    .await?;
+    let got: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({SIGNER_LOCK})"))
+        .fetch_one(&mut conn)
+        .await?;
     if got {
         *held = Some(conn);
     } else {
         let _ = conn.close().await;
     }
     Ok(got)
+}
+
+/// Give up the signer's lock, then the connection that held it. Unlocking
+/// first: PostgreSQL frees a session's locks only once its backend has
+/// exited, which comes a moment after the client's close returns, so
+/// another instance asking at once could still be refused.
+pub(super) async fn step_down(held: Option<PgConnection>) {
+    if let Some(mut conn) = held {
+        let _ = sqlx::query(&format!("SELECT pg_advisory_unlock({SIGNER_LOCK})"))
+            .execute(&mut conn)
+            .await;
+        let _ = sqlx::Connection::close(conn).await;
+    }
 }

@@ -631,10 +631,8 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
-        // Closing the session gives the signer's lock to another instance now.
-        if let Some(conn) = self.leader.lock().await.take() {
-            let _ = sqlx::Connection::close(conn).await;
-        }
+        // Another instance may sign checkpoints from now on.
+        limits::step_down(self.leader.lock().await.take()).await;
         self.pool.close().await;
     }
 }
