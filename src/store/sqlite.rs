@@ -1021,6 +1021,27 @@ struct Claim {
     until_ms: i64,
 }
 
+/// Lease due deliveries of a destination. A subject's earlier deliveries that
+/// are still open hold later ones back; they are found through the subject's
+/// records (`records_by_subject`, then each record's deliveries), never by
+/// walking the destination's queue: the plan is pinned by the unary `+`s and
+/// the CROSS JOIN, and checked by a test.
+const CLAIM_DUE: &str = "
+    UPDATE deliveries
+       SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1, claims = claims + 1
+     WHERE id IN (
+           SELECT d.id FROM deliveries d
+            WHERE d.destination = ?3 AND d.status IN ('pending', 'awaiting')
+              AND d.next_attempt_ms <= ?4
+              AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
+              AND (d.subject IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM records r CROSS JOIN deliveries e ON e.record_id = r.id
+                    WHERE r.subject = d.subject AND +e.destination = d.destination
+                      AND +e.status IN ('pending', 'awaiting', 'parked')
+                      AND e.id < d.id))
+            ORDER BY d.id LIMIT ?5)
+ RETURNING id, record_id, route, destination, attempts, claims, subject";
+
 /// Lease due deliveries, with their records. A subject's deliveries to one
 /// destination leave in acceptance order: one waits while an earlier one of
 /// the same subject is still pending.
@@ -1029,30 +1050,14 @@ async fn claim_in(
     c: &Claim,
     keyring: &Keyring,
 ) -> Result<Vec<ClaimedDelivery>, sqlx::Error> {
-    let rows = sqlx::query(
-        "UPDATE deliveries
-            SET lease_owner = ?1, lease_until_ms = ?2, attempts = attempts + 1,
-                claims = claims + 1
-          WHERE id IN (
-                SELECT d.id FROM deliveries d
-                 WHERE d.destination = ?3 AND d.status IN ('pending', 'awaiting')
-                   AND d.next_attempt_ms <= ?4
-                   AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= ?4)
-                   AND (d.subject IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM deliveries e
-                         WHERE e.destination = d.destination AND e.subject = d.subject
-                           AND e.status IN ('pending', 'awaiting', 'parked')
-                           AND e.id < d.id))
-                 ORDER BY d.id LIMIT ?5)
-      RETURNING id, record_id, route, destination, attempts, claims, subject",
-    )
-    .bind(&c.worker)
-    .bind(c.until_ms)
-    .bind(&c.destination)
-    .bind(c.now_ms)
-    .bind(c.limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(CLAIM_DUE)
+        .bind(&c.worker)
+        .bind(c.until_ms)
+        .bind(&c.destination)
+        .bind(c.now_ms)
+        .bind(c.limit as i64)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut records = HashMap::new();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<Sqlite>::new(
@@ -1105,6 +1110,14 @@ async fn claim_in(
     Ok(claimed)
 }
 
+/// The latest answered delivery of a subject on a route before a given one,
+/// found through the subject's records like [`CLAIM_DUE`]'s check.
+const PRIOR_RECEIPT: &str = "
+    SELECT e.receipt FROM records r CROSS JOIN deliveries e ON e.record_id = r.id
+     WHERE +e.destination = ? AND r.subject = ? AND e.route = ? AND e.id < ?
+       AND +e.status IN ('delivered', 'awaiting', 'referred') AND e.receipt IS NOT NULL
+     ORDER BY e.id DESC LIMIT 1";
+
 /// The receipt of the subject's latest earlier delivery on the same route that
 /// a registry answered: what a correction updates.
 async fn prior_receipt(
@@ -1114,18 +1127,13 @@ async fn prior_receipt(
     let Some(subject) = &c.subject else {
         return Ok(None);
     };
-    let receipt: Option<String> = sqlx::query_scalar(
-        "SELECT receipt FROM deliveries
-          WHERE destination = ? AND subject = ? AND route = ? AND id < ?
-            AND status IN ('delivered', 'awaiting', 'referred') AND receipt IS NOT NULL
-          ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&c.destination)
-    .bind(subject)
-    .bind(&c.route)
-    .bind(c.delivery_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let receipt: Option<String> = sqlx::query_scalar(PRIOR_RECEIPT)
+        .bind(&c.destination)
+        .bind(subject)
+        .bind(&c.route)
+        .bind(c.delivery_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     receipt
         .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("a receipt is not JSON")))
         .transpose()

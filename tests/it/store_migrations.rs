@@ -51,6 +51,10 @@ const PINNED: &[(&str, &str)] = &[
         "0006_quota_days.sql",
         "9a2eeaf293c5556dd9bc3192821a2b8c99de7153e4bf8326c6c16f9636fe154c88e2a64f614e7a58441be46b7be59781",
     ),
+    (
+        "0007_subject_index_on_records.sql",
+        "706ed877f29bfcf4f92e765bae9daa1262951a40c3dec3a15a4acb272c5f04c0ddb495a590f6b354ed4247ddd8dcd86f",
+    ),
 ];
 
 /// A migration's version, as sqlx reads it: the number before the first `_`.

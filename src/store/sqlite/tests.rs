@@ -100,3 +100,47 @@ async fn a_subject_without_consent_costs_no_query() {
     assert!(store.latest_consent("subject-with-consent").await.is_err());
     store.close().await;
 }
+
+/// A subject's deliveries are found through its records (one index entry per
+/// record), not through an index over every delivery's subject (a random
+/// page written per delivery: docs/perf, "Intake"). The claim's ordering
+/// check and the prior-receipt lookup go from `records_by_subject` to each
+/// record's deliveries; had the planner walked a destination's queue
+/// instead, every claim would cost as much as the backlog.
+#[tokio::test]
+async fn a_subjects_deliveries_are_found_through_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), StoreMetrics::default(), test_keyring())
+        .await
+        .unwrap();
+    let mut conn = store.reads.acquire().await.unwrap();
+    let indexed: Vec<String> = sqlx::query_scalar(
+        "SELECT i.name FROM pragma_index_list('deliveries') i, pragma_index_info(i.name) c
+          WHERE c.name = 'subject'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert!(
+        indexed.is_empty(),
+        "deliveries indexed by subject: {indexed:?}"
+    );
+    for (name, sql) in [("claim", CLAIM_DUE), ("prior receipt", PRIOR_RECEIPT)] {
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<String, _>("detail"))
+            .collect();
+        let step = |prefix: &str| plan.iter().position(|d| d.starts_with(prefix));
+        let subject = step("SEARCH r USING COVERING INDEX records_by_subject (subject=?");
+        let deliveries = step("SEARCH e USING INDEX sqlite_autoindex_deliveries_1 (record_id=?");
+        assert!(
+            subject.is_some() && deliveries.is_some() && subject < deliveries,
+            "{name}: {plan:#?}"
+        );
+    }
+    drop(conn);
+    store.close().await;
+}
