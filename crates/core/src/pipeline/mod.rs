@@ -32,12 +32,17 @@ pub struct Canonical {
     pub record: Value,
 }
 
+/// A canonical record's `record_version` (1 when absent).
+fn record_version(record: &Value) -> i64 {
+    record
+        .get("record_version")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+}
+
 impl Canonical {
     pub fn version(&self) -> i64 {
-        self.record
-            .get("record_version")
-            .and_then(Value::as_i64)
-            .unwrap_or(1)
+        record_version(&self.record)
     }
 
     /// The subject key (model::subject_key) of the person this record is
@@ -284,7 +289,7 @@ impl Pipeline {
                     &record.record,
                     consent,
                 );
-                let decision = self.check_places(route, record.record_type, minimised, decision);
+                let decision = self.check_places(route, minimised, decision);
                 (route, decision)
             })
             .collect()
@@ -298,7 +303,6 @@ impl Pipeline {
     fn check_places(
         &self,
         route: &RouteConfig,
-        record_type: RecordType,
         minimised: Option<Cow<'_, Value>>,
         decision: Decision,
     ) -> Decision {
@@ -317,20 +321,17 @@ impl Pipeline {
         else {
             return decision;
         };
-        let minimised = Canonical {
-            record_type,
-            record: minimised.into_owned(),
-        };
-        // Ids and time do not decide whether a place resolves.
-        let ctx = self.context(
+        // Ids and time do not decide whether a place resolves. The record is
+        // read where it is (the policy's copy only if it made one).
+        let ctx = self.context_of_version(
             route,
             RecordId(uuid::Uuid::nil()),
-            &minimised,
+            record_version(&minimised),
             DateTime::UNIX_EPOCH,
             1,
             None,
         );
-        match mapping.unresolved_place(&minimised.record, &ctx) {
+        match mapping.unresolved_place(&minimised, &ctx) {
             Some(error) => deny_for_place(decision, &error),
             None => decision,
         }
@@ -598,9 +599,28 @@ impl Pipeline {
         attempt: u32,
         subject: Option<String>,
     ) -> RouteContext {
+        self.context_of_version(
+            route,
+            record_id,
+            record.version(),
+            timestamp,
+            attempt,
+            subject,
+        )
+    }
+
+    fn context_of_version(
+        &self,
+        route: &RouteConfig,
+        record_id: RecordId,
+        record_version: i64,
+        timestamp: DateTime<Utc>,
+        attempt: u32,
+        subject: Option<String>,
+    ) -> RouteContext {
         RouteContext {
             record_id,
-            record_version: record.version(),
+            record_version,
             route: route.name.clone(),
             destination: route.destination.clone(),
             timestamp,
