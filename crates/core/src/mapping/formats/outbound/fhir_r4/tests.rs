@@ -726,7 +726,6 @@ mod direct_writer_agrees_with_the_tree_writer {
                 let direct = encode_with(&tree, &c, write).map(|e| e.bytes);
                 let through_tree =
                     oracle::build(&tree, &c, write).and_then(|document| json::to_vec(&document));
-                if let Err(e) = &direct {}
                 if direct.is_ok() {
                     written.set(written.get() + 1);
                 }
