@@ -13,7 +13,10 @@
 //! mapping file and its code lists.
 
 mod document;
+#[cfg(test)]
 mod json;
+#[cfg(test)]
+mod oracle;
 mod order;
 mod tree;
 mod walk;
@@ -118,9 +121,8 @@ pub fn encode_with(
     ctx: &RouteContext,
     write: FhirWrite,
 ) -> Result<Encoded, EncodeError> {
-    let bundle = document::build(tree, ctx, write)?;
     Ok(Encoded {
-        bytes: json::to_vec(&bundle)?,
+        bytes: document::write(tree, ctx, write)?,
         extension: "json",
         content_type: "application/fhir+json",
     })

@@ -312,7 +312,7 @@ fn json_is_written_in_element_order_and_loses_nothing() {
     let reparsed: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         reparsed,
-        document::build(&tree(), &ctx(), FhirWrite::ConditionalCreate).unwrap()
+        oracle::build(&tree(), &ctx(), FhirWrite::ConditionalCreate).unwrap()
     );
     let metadata = json!({"resourceType": "Patient", "name": [{"given": ["A", null], "_given": [null, {"id": "g"}]}]});
     assert_eq!(
@@ -480,4 +480,267 @@ fn a_put_document_carries_its_stable_id_and_a_correction_is_amended() {
     assert_eq!(first["entry"][0]["resource"]["status"], "final");
     assert_eq!(corrected["entry"][0]["resource"]["status"], "amended");
     assert!(with(FhirWrite::ConditionalCreate, 1).get("id").is_none());
+}
+
+/// The encoder writes the document's bytes directly (`document.rs`); the
+/// tree-building builder it replaced (`oracle.rs`) and the generic
+/// element-order writer (`json.rs`) are its oracle: on trees made of every
+/// path a mapping may write, with good values and, now and then, faulty ones,
+/// both give the same bytes or the same error.
+mod direct_writer_agrees_with_the_tree_writer {
+    use std::cell::Cell;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use serde_json::{Value, json};
+
+    use super::super::{FIELDS, encode_with, json, oracle};
+    use super::ctx;
+    use crate::config::FhirWrite;
+
+    /// Values a field may well have, by the last segment of its path.
+    fn good(leaf: &str) -> Vec<Value> {
+        let texts = || {
+            vec![
+                json!("Habte"),
+                json!("ሊያ"),
+                json!("O'Brien & \"Sons\" <x>"),
+                json!("tab\there\nnewline \\ \u{1}"),
+            ]
+        };
+        match leaf {
+            "timestamp" => vec![
+                json!("2026-10-22T09:12:05+02:00"),
+                json!("2026-10-22T07:12:05.120Z"),
+            ],
+            "given" => vec![
+                json!("Liya"),
+                json!(["Liya", "Ana"]),
+                json!(["ሊያ"]),
+                json!("Zoë"),
+            ],
+            "gender" => vec![
+                json!("female"),
+                json!("male"),
+                json!("other"),
+                json!("unknown"),
+            ],
+            "birth_date" => vec![
+                json!("2026-10-21"),
+                json!("2026"),
+                json!("2026-10"),
+                json!("1990-02-28"),
+            ],
+            // Mostly full dates: a birth time needs one.
+            "child_birth_date" => vec![
+                json!("2026-10-21"),
+                json!("2024-02-29"),
+                json!("2026-10-01"),
+                json!("2026"),
+            ],
+            "birth_time" => vec![json!("23:48:00"), json!("00:40:05.25")],
+            "birth_time_offset" => vec![json!("+02:00"), json!("Z"), json!("-14:00")],
+            "system" => vec![
+                json!("urn:unhcr:progres:individual"),
+                json!("http://loinc.org"),
+                json!("urn:examplia:master-facility-list"),
+            ],
+            "code" => vec![json!("NI"), json!("MTH"), json!("XXB"), json!("71230-7")],
+            "class" => vec![json!("IMP"), json!("HH"), json!("FLD"), json!("VR")],
+            "reason" => vec![json!("unavailable"), json!("withheld"), json!("nilknown")],
+            "unit" => vec![json!("g"), json!("kg")],
+            "birth_order" | "plurality" => vec![json!(1), json!(2), json!(3)],
+            "value" => vec![json!("EXA-26-0052217"), json!("HF-040907")],
+            "weight" => vec![json!(3.12), json!(3120), json!(2.5), json!(4)],
+            _ => texts(),
+        }
+    }
+
+    /// Values a mapping should not produce: each breaks a check somewhere.
+    fn faulty(leaf: &str) -> Vec<Value> {
+        match leaf {
+            "timestamp" => vec![json!("2026-10-22T09:12"), json!(5)],
+            "given" => vec![json!(["A", 3]), json!([]), json!(" ")],
+            "gender" => vec![json!("f"), json!(1)],
+            "birth_date" | "child_birth_date" => vec![json!("2026-13-01"), json!("26")],
+            "birth_time" => vec![json!("24:00:00")],
+            "birth_time_offset" => vec![json!("+2:00")],
+            "system" | "code" => vec![json!("has space"), json!("a  b"), json!("")],
+            "value" | "weight" => vec![json!(""), json!(0), json!(-1.5), json!([1])],
+            "birth_order" | "plurality" => vec![json!(0), json!("two"), json!(1.5)],
+            _ => vec![json!(" "), json!(7), json!({"x": 1})],
+        }
+    }
+
+    /// Sets `value` at `path`, making objects and arrays (padded with nulls) on the way.
+    fn set(at: &mut Value, path: &[&str], value: Value) {
+        let Some((first, rest)) = path.split_first() else {
+            *at = value;
+            return;
+        };
+        let next = match first.parse::<usize>() {
+            Ok(i) => {
+                if !at.is_array() {
+                    *at = json!([]);
+                }
+                let items = at.as_array_mut().unwrap();
+                while items.len() <= i {
+                    items.push(Value::Null);
+                }
+                &mut items[i]
+            }
+            Err(_) => {
+                if !at.is_object() {
+                    *at = json!({});
+                }
+                at.as_object_mut()
+                    .unwrap()
+                    .entry(first.to_string())
+                    .or_insert(Value::Null)
+            }
+        };
+        set(next, rest, value);
+    }
+
+    /// Every field path, list items twice.
+    fn paths() -> Vec<String> {
+        FIELDS
+            .iter()
+            .flat_map(|(path, _)| match path.split_once("/*/") {
+                Some((list, rest)) => vec![format!("{list}/0/{rest}"), format!("{list}/1/{rest}")],
+                None => vec![path.to_string()],
+            })
+            .collect()
+    }
+
+    /// The part of the tree a path belongs to: a list item, else its first segment.
+    fn group(path: &str) -> &str {
+        match path.find("/identifiers/") {
+            Some(at) => &path[..at + "/identifiers/0".len()],
+            None => path.split('/').next().unwrap(),
+        }
+    }
+
+    /// A tree from one choice per path: left out, a good value or (rarely) a
+    /// faulty one. Whole parts come and go together, and within a part the
+    /// fields the encoder needs are seldom left out, so that most trees make
+    /// a document.
+    fn tree_of(paths: &[String], choices: &[u8]) -> Value {
+        let mut tree = json!({});
+        let mut groups: Vec<(&str, bool)> = Vec::new();
+        for (path, &choice) in paths.iter().zip(choices) {
+            let group = group(path);
+            let present = match groups.iter().find(|(g, _)| *g == group) {
+                Some((_, present)) => *present,
+                None => {
+                    let always = matches!(group, "document" | "child" | "author");
+                    // A second identifier only after a first; no father_absent beside a father;
+                    // plurality (about the mother) only with a mother.
+                    let needs = |other: &str| groups.iter().any(|(g, p)| *g == other && *p);
+                    let allowed = match group {
+                        "mother/identifiers/0" => needs("mother"),
+                        "father/identifiers/0" => needs("father"),
+                        "mother/identifiers/1" => needs("mother/identifiers/0"),
+                        "father/identifiers/1" => needs("father/identifiers/0"),
+                        "father_absent" => !needs("father"),
+                        "plurality" => needs("mother"),
+                        _ => true,
+                    };
+                    let present = always || (allowed && choice % 3 != 0);
+                    groups.push((group, present));
+                    present
+                }
+            };
+            if !present {
+                continue;
+            }
+            let needed = matches!(
+                path.as_str(),
+                "document/timestamp"
+                    | "document/title"
+                    | "document/type/code"
+                    | "document/type/system"
+                    | "child/given"
+                    | "author/name"
+                    | "mother/nationality/code"
+                    | "mother/nationality/system"
+                    | "informant/relationship/text"
+                    | "encounter/class"
+                    | "birth_weight/value"
+                    | "birth_weight/unit"
+                    | "father_absent/reason"
+                    | "child/birth_time_offset"
+                    | "child/birth_date"
+                    | "birth_order"
+                    | "plurality"
+            ) || path.ends_with("/system")
+                || path.ends_with("identifiers/0/value")
+                || path.ends_with("identifiers/1/value")
+                || path.ends_with("/type/text");
+            let leaf = match path.as_str() {
+                "birth_weight/value" => "weight",
+                "child/birth_date" => "child_birth_date",
+                p => p.rsplit('/').next().unwrap(),
+            };
+            let value = match choice {
+                c if c < if needed { 2 } else { 40 } => continue,
+                c if c < 99 => {
+                    let pool = good(leaf);
+                    pool[usize::from(c) % pool.len()].clone()
+                }
+                c => {
+                    let pool = faulty(leaf);
+                    pool[usize::from(c) % pool.len()].clone()
+                }
+            };
+            let segments: Vec<&str> = path.split('/').collect();
+            set(&mut tree, &segments, value);
+        }
+        tree
+    }
+
+    #[test]
+    fn same_bytes_or_same_error_on_arbitrary_trees() {
+        let paths = paths();
+        let written = Cell::new(0u32);
+        let cases = 1024;
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
+        let inputs = (
+            prop::collection::vec(0u8..100, paths.len()),
+            1i64..=2,
+            any::<bool>(),
+        );
+        runner
+            .run(&inputs, |(choices, version, put)| {
+                let tree = tree_of(&paths, &choices);
+                let mut c = ctx();
+                c.record_version = version;
+                let write = if put {
+                    FhirWrite::Put
+                } else {
+                    FhirWrite::ConditionalCreate
+                };
+                let direct = encode_with(&tree, &c, write).map(|e| e.bytes);
+                let through_tree =
+                    oracle::build(&tree, &c, write).and_then(|document| json::to_vec(&document));
+                if direct.is_ok() {
+                    written.set(written.get() + 1);
+                }
+                let text = |r: &Result<Vec<u8>, crate::mapping::formats::EncodeError>| {
+                    r.clone().map(|b| String::from_utf8_lossy(&b).into_owned())
+                };
+                prop_assert_eq!(text(&direct), text(&through_tree), "tree: {}", tree);
+                Ok(())
+            })
+            .unwrap();
+        // The comparison means something only if many documents are written.
+        assert!(
+            written.get() > cases / 4,
+            "only {} of {cases} trees made a document",
+            written.get()
+        );
+    }
 }
