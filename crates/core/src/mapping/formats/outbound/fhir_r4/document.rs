@@ -892,7 +892,7 @@ fn human_name<'a>(t: &Tree<'a>, base: &str, latin: bool) -> Result<Option<Name<'
     }))
 }
 
-fn gender(t: &Tree, person: &str) -> Result<Option<&'static str>, EncodeError> {
+pub(super) fn gender(t: &Tree, person: &str) -> Result<Option<&'static str>, EncodeError> {
     let path = format!("{person}/gender");
     match t.code(&path)? {
         None => Ok(None),
@@ -905,7 +905,7 @@ fn gender(t: &Tree, person: &str) -> Result<Option<&'static str>, EncodeError> {
     }
 }
 
-fn birth_date<'a>(t: &Tree<'a>, person: &str) -> Result<Option<&'a str>, EncodeError> {
+pub(super) fn birth_date<'a>(t: &Tree<'a>, person: &str) -> Result<Option<&'a str>, EncodeError> {
     let path = format!("{person}/birth_date");
     let date = t.text(&path)?;
     if date.is_some_and(|d| !is_date(d)) {

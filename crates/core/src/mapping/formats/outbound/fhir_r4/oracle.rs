@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::document::{
     ACT_CODE, EMPTY_REASON, EMPTY_REASONS, ENCOUNTER_CLASSES, EXT_BIRTH_PLACE, EXT_BIRTH_TIME,
-    EXT_NAME_REPRESENTATION, EXT_NATIONALITY, GENDERS, LOINC, OBSERVATION_CATEGORY, ROLE_CODE,
-    SECTIONS, STATE_DOCUMENT_TYPES, UCUM, UNHCR_SYSTEMS, from_table, kilograms_to_grams,
+    EXT_NAME_REPRESENTATION, EXT_NATIONALITY, LOINC, OBSERVATION_CATEGORY, ROLE_CODE, SECTIONS,
+    STATE_DOCUMENT_TYPES, UCUM, UNHCR_SYSTEMS, birth_date, from_table, gender, kilograms_to_grams,
 };
-use super::tree::{Tree, invalid, is_date, is_full_date, is_instant, is_offset, is_time};
+use super::tree::{Tree, invalid, is_full_date, is_instant, is_offset, is_time};
 use crate::config::FhirWrite;
 use crate::mapping::RouteContext;
 use crate::mapping::formats::EncodeError;
@@ -270,31 +270,6 @@ fn human_name(t: &Tree, base: &str) -> Result<Option<Value>, EncodeError> {
         name["given"] = json!(given);
     }
     Ok(Some(name))
-}
-
-fn gender(t: &Tree, person: &str) -> Result<Option<&'static str>, EncodeError> {
-    let path = format!("{person}/gender");
-    match t.code(&path)? {
-        None => Ok(None),
-        Some(g) => GENDERS
-            .iter()
-            .find(|x| **x == g)
-            .copied()
-            .map(Some)
-            .ok_or_else(|| invalid(&path, "must be male, female, other or unknown")),
-    }
-}
-
-fn birth_date<'a>(t: &Tree<'a>, person: &str) -> Result<Option<&'a str>, EncodeError> {
-    let path = format!("{person}/birth_date");
-    let date = t.text(&path)?;
-    if date.is_some_and(|d| !is_date(d)) {
-        return Err(invalid(
-            &path,
-            "must be a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)",
-        ));
-    }
-    Ok(date)
 }
 
 /// Name, gender, birth date and identifiers: what every person resource here carries.
