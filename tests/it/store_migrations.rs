@@ -25,7 +25,8 @@ fn test_keyring() -> std::sync::Arc<Keyring> {
     std::sync::Arc::new(Keyring::from_hex(("test", &"ab".repeat(32)), &[]).unwrap())
 }
 
-/// SHA-384 of every shipped migration, as sqlx records it in `_sqlx_migrations`.
+/// SHA-384 of every shipped migration of the embedded store, as sqlx records
+/// it in `_sqlx_migrations`.
 const PINNED: &[(&str, &str)] = &[
     (
         "0001_init.sql",
@@ -57,6 +58,18 @@ const PINNED: &[(&str, &str)] = &[
     ),
 ];
 
+/// The same for the PostgreSQL store (`migrations/postgres/`).
+const PINNED_POSTGRES: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        "1186c61e4af3aa4fcf7afc6ab581bcbe401d73b34ad5c241c0a1567f1827de0999529bc26cf410d357820316a330fbc1",
+    ),
+    (
+        "0002_subject_index_on_records.sql",
+        "1b179253b359a2f462f888eec54a718fd64484e1b73fe432a0cde16627b66f71b516ccd1299f1d0b3f0c501deee3eabb",
+    ),
+];
+
 /// A migration's version, as sqlx reads it: the number before the first `_`.
 fn version_of(file: &str) -> i64 {
     file.split('_').next().unwrap().parse().unwrap()
@@ -64,7 +77,12 @@ fn version_of(file: &str) -> i64 {
 
 #[test]
 fn shipped_migrations_are_pinned() {
-    let dir = repo_path("migrations/sqlite");
+    assert_pinned("migrations/sqlite", PINNED);
+    assert_pinned("migrations/postgres", PINNED_POSTGRES);
+}
+
+fn assert_pinned(folder: &str, pinned: &[(&str, &str)]) {
+    let dir = repo_path(folder);
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -76,21 +94,22 @@ fn shipped_migrations_are_pinned() {
             );
         }
     }
-    for (name, pinned) in PINNED {
+    for (name, pinned) in pinned {
         let Some(actual) = files.remove(*name) else {
             panic!(
-                "migrations/sqlite/{name} shipped and is gone: stores that ran it no longer open; restore it"
+                "{folder}/{name} shipped and is gone: stores that ran it no longer open; restore it"
             );
         };
         assert_eq!(
             actual, *pinned,
-            "migrations/sqlite/{name}: a shipped migration was edited: never edit one, add a new migration"
+            "{folder}/{name}: a shipped migration was edited: never edit one, add a new migration"
         );
     }
     assert!(
         files.is_empty(),
-        "migrations not pinned: {:?}. When a migration ships, add its SHA-384 to PINNED in \
-         tests/it/store_migrations.rs (and make the release's fixture, tests/fixtures/stores/README.md)",
+        "{folder}: migrations not pinned: {:?}. When a migration ships, add its SHA-384 to \
+         tests/it/store_migrations.rs (for the embedded store, also make the release's fixture, \
+         tests/fixtures/stores/README.md)",
         files
     );
 }

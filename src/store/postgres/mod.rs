@@ -20,6 +20,8 @@ mod limits;
 mod payload;
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -637,10 +639,30 @@ impl Store for PgStore {
     }
 }
 
+const CLAIM_DUE: &str = "
+    WITH due AS (
+         SELECT d.id FROM deliveries d
+          WHERE d.destination = $3 AND d.status IN ('pending', 'awaiting')
+            AND d.next_attempt_ms <= $4
+            AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= $4)
+            AND (d.subject IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM records r JOIN deliveries e ON e.record_id = r.id
+                  WHERE r.subject = d.subject AND e.destination = d.destination
+                    AND e.status IN ('pending', 'awaiting', 'parked')
+                    AND e.id < d.id))
+          ORDER BY d.id LIMIT $5
+          FOR UPDATE SKIP LOCKED)
+    UPDATE deliveries AS d
+       SET lease_owner = $1, lease_until_ms = $2, attempts = d.attempts + 1,
+           claims = d.claims + 1
+      FROM due WHERE d.id = due.id
+ RETURNING d.id, d.record_id, d.route, d.destination, d.attempts, d.claims, d.subject";
+
 /// Lease due deliveries of `destination`, with their records, in one
 /// statement: rows another instance is leasing right now are skipped, never
 /// waited for or leased twice. A subject's deliveries leave in acceptance
-/// order, as on SQLite.
+/// order, as on SQLite, and are found the same way: through the subject's
+/// records (`records_by_subject`), then each record's deliveries.
 async fn claim_in(
     conn: &mut PgConnection,
     destination: &str,
@@ -650,32 +672,14 @@ async fn claim_in(
     until_ms: i64,
     keyring: &Keyring,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let rows = sqlx::query(
-        "WITH due AS (
-             SELECT d.id FROM deliveries d
-              WHERE d.destination = $3 AND d.status IN ('pending', 'awaiting')
-                AND d.next_attempt_ms <= $4
-                AND (d.lease_until_ms IS NULL OR d.lease_until_ms <= $4)
-                AND (d.subject IS NULL OR NOT EXISTS (
-                     SELECT 1 FROM deliveries e
-                      WHERE e.destination = d.destination AND e.subject = d.subject
-                        AND e.status IN ('pending', 'awaiting', 'parked')
-                        AND e.id < d.id))
-              ORDER BY d.id LIMIT $5
-              FOR UPDATE SKIP LOCKED)
-         UPDATE deliveries AS d
-            SET lease_owner = $1, lease_until_ms = $2, attempts = d.attempts + 1,
-                claims = d.claims + 1
-           FROM due WHERE d.id = due.id
-       RETURNING d.id, d.record_id, d.route, d.destination, d.attempts, d.claims, d.subject",
-    )
-    .bind(worker)
-    .bind(until_ms)
-    .bind(destination)
-    .bind(now_ms)
-    .bind(limit as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(CLAIM_DUE)
+        .bind(worker)
+        .bind(until_ms)
+        .bind(destination)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .fetch_all(&mut *conn)
+        .await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -731,6 +735,12 @@ async fn claim_in(
     Ok(claimed)
 }
 
+const PRIOR_RECEIPT: &str = "
+    SELECT e.receipt FROM records r JOIN deliveries e ON e.record_id = r.id
+     WHERE e.destination = $1 AND r.subject = $2 AND e.route = $3 AND e.id < $4
+       AND e.status IN ('delivered', 'awaiting', 'referred') AND e.receipt IS NOT NULL
+     ORDER BY e.id DESC LIMIT 1";
+
 /// The receipt of the subject's latest earlier delivery on the same route
 /// that a registry answered: what a correction updates.
 async fn prior_receipt(
@@ -740,18 +750,13 @@ async fn prior_receipt(
     let Some(subject) = &c.subject else {
         return Ok(None);
     };
-    let text: Option<String> = sqlx::query_scalar(
-        "SELECT receipt FROM deliveries
-          WHERE destination = $1 AND subject = $2 AND route = $3 AND id < $4
-            AND status IN ('delivered', 'awaiting', 'referred') AND receipt IS NOT NULL
-          ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&c.destination)
-    .bind(subject)
-    .bind(&c.route)
-    .bind(c.delivery_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let text: Option<String> = sqlx::query_scalar(PRIOR_RECEIPT)
+        .bind(&c.destination)
+        .bind(subject)
+        .bind(&c.route)
+        .bind(c.delivery_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     receipt(text).map_err(|_| StoreError::Corrupt("a receipt is not JSON".into()))
 }
 
