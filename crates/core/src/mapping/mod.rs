@@ -220,6 +220,9 @@ impl Mapping {
             None
         };
         let mut out = Value::Object(Map::new());
+        // One buffer for every rule's inputs, which are read in place; a
+        // value is copied only when written.
+        let mut inputs: Vec<(Vec<usize>, &Value)> = Vec::new();
         let rules = self
             .rules
             .iter()
@@ -234,16 +237,13 @@ impl Mapping {
             {
                 continue;
             }
-            // Inputs are read in place; a value is copied only when written.
-            let inputs: Vec<(Vec<usize>, &Value)> = match &rule.input {
-                Input::Field(path) => path.select(input),
-                Input::Context(key) => ctx_json
-                    .get(key)
-                    .map(|v| vec![(Vec::new(), v)])
-                    .unwrap_or_default(),
-                Input::Constant(v) => vec![(Vec::new(), v)],
-                Input::Computed => vec![(Vec::new(), &Value::Null)],
-            };
+            inputs.clear();
+            match &rule.input {
+                Input::Field(path) => path.select_to(input, &mut inputs),
+                Input::Context(key) => inputs.extend(ctx_json.get(key).map(|v| (Vec::new(), v))),
+                Input::Constant(v) => inputs.push((Vec::new(), v)),
+                Input::Computed => inputs.push((Vec::new(), &Value::Null)),
+            }
             if inputs.is_empty() && rule.required {
                 return Err(MappingError::MissingRequired {
                     line: rule.line,
@@ -252,7 +252,7 @@ impl Mapping {
                 });
             }
             let mut written = false;
-            for (indices, value) in inputs {
+            for (indices, value) in inputs.drain(..) {
                 let mut value = match (&rule.expr, &scope) {
                     (Some(e), Some(scope)) => {
                         let input = (!value.is_null()).then_some(value);
@@ -368,7 +368,9 @@ impl Rule {
 /// Text leaves in Unicode NFC: registries store names exactly as sent.
 fn normalize_text(value: &mut Value) {
     match value {
-        Value::String(s) if is_nfc_quick(s.chars()) != IsNormalized::Yes => {
+        // ASCII is NFC, and checked a word at a time: most values are codes,
+        // dates and ids.
+        Value::String(s) if !s.is_ascii() && is_nfc_quick(s.chars()) != IsNormalized::Yes => {
             *s = s.nfc().collect();
         }
         Value::Array(items) => items.iter_mut().for_each(normalize_text),

@@ -121,9 +121,15 @@ impl<'a> Vars<'a> {
 
     /// These variables with one more iteration variable bound.
     fn binding(&self, item: V<'a>) -> Vars<'a> {
-        let mut bound = self.bound.clone();
+        let mut bound = Vec::with_capacity(self.bound.len() + 1);
+        bound.extend(self.bound.iter().cloned());
         bound.push(item);
         Vars { bound, ..*self }
+    }
+
+    /// The innermost iteration variable (set by [`Vars::binding`]).
+    fn innermost(&mut self) -> &mut V<'a> {
+        self.bound.last_mut().expect("a binding binds a variable")
     }
 }
 
@@ -417,8 +423,12 @@ impl Node {
                 _ => Err(Fail::Unsupported),
             },
             Node::Exists(range, predicate) => {
-                for item in items(range.eval(vars)?)? {
-                    match predicate.eval(&vars.binding(item)) {
+                let items = items(range.eval(vars)?)?;
+                // One binding per macro, its variable set to each item in turn.
+                let mut inner = vars.binding(V::Null);
+                for item in items {
+                    *inner.innermost() = item;
+                    match predicate.eval(&inner) {
                         Ok(V::Bool(true)) => return Ok(V::Bool(true)),
                         Ok(V::Bool(false)) => {}
                         // CEL forgives an error when a later item holds: let it decide.
@@ -428,10 +438,15 @@ impl Node {
                 Ok(V::Bool(false))
             }
             Node::Filter(range, predicate) => {
+                let items = items(range.eval(vars)?)?;
+                let mut inner = vars.binding(V::Null);
                 let mut kept = Vec::new();
-                for item in items(range.eval(vars)?)? {
-                    match predicate.eval(&vars.binding(item.clone())) {
-                        Ok(V::Bool(true)) => kept.push(item),
+                for item in items {
+                    *inner.innermost() = item;
+                    match predicate.eval(&inner) {
+                        Ok(V::Bool(true)) => {
+                            kept.push(std::mem::replace(inner.innermost(), V::Null))
+                        }
                         Ok(V::Bool(false)) => {}
                         _ => return Err(Fail::Unsupported),
                     }
@@ -443,11 +458,29 @@ impl Node {
 }
 
 /// The items a macro iterates over: a list's. A map's keys are left to CEL.
-fn items(range: V<'_>) -> Result<Vec<V<'_>>, Fail> {
+fn items(range: V<'_>) -> Result<Items<'_>, Fail> {
     match range {
-        V::Json(Value::Array(items)) => Ok(items.iter().map(read).collect()),
-        V::List(items) => Ok(items),
+        V::Json(Value::Array(items)) => Ok(Items::Json(items.iter())),
+        V::List(items) => Ok(Items::List(items.into_iter())),
         _ => Err(Fail::Unsupported),
+    }
+}
+
+/// A list's items, read in place from JSON or taken from a computed list
+/// (not collected first: a macro runs per record, often several times).
+enum Items<'a> {
+    Json(std::slice::Iter<'a, Value>),
+    List(std::vec::IntoIter<V<'a>>),
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = V<'a>;
+
+    fn next(&mut self) -> Option<V<'a>> {
+        match self {
+            Items::Json(items) => items.next().map(read),
+            Items::List(items) => items.next(),
+        }
     }
 }
 

@@ -282,3 +282,14 @@ fn only_the_context_fields_a_mapping_reads_are_built() {
     let out = by_expression.apply(&json!({}), &ctx()).unwrap();
     assert_eq!(out, json!({"Kind": "birth-notification-to-x"}));
 }
+
+proptest::proptest! {
+    /// Text leaves exactly as NFC makes it, ASCII or not.
+    #[test]
+    fn text_is_normalised_to_nfc(text in "(?s).{0,12}|[a-z0-9 -]{0,12}|[eao\u{301}\u{308}\u{1100}\u{1161}\u{ac00}]{0,8}") {
+        let mut value = json!({"a": [text.clone()]});
+        normalize_text(&mut value);
+        let nfc: String = unicode_normalization::UnicodeNormalization::nfc(text.as_str()).collect();
+        proptest::prop_assert_eq!(value, json!({"a": [nfc]}));
+    }
+}

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::consent::{ConsentGiver, ConsentState, ConsentStatus};
 use super::load::{Condition, ConsentRule, Policy, RedactionRule, Rule, Scalar, covers};
-use super::redact::{self, escape, expand};
+use super::redact::{self, escape, expand, lookup};
 use super::{Action, Decision, Outcome, Redaction};
 use crate::model::RecordType;
 
@@ -100,18 +100,17 @@ fn rule_holds(
 /// Valid consent: not withdrawn, every required flag true, a recipient of the
 /// route among those consented to, and given by someone who may consent.
 fn valid_consent(c: &ConsentRule, record: &Value) -> Result<(), String> {
-    if record.pointer(&c.withdrawn_field) == Some(&Value::Bool(true)) {
+    if lookup(record, &c.withdrawn_field) == Some(&Value::Bool(true)) {
         return Err(format!("consent withdrawn ({})", c.withdrawn_field));
     }
     if let Some(flag) = c
         .required_true
         .iter()
-        .find(|f| record.pointer(f) != Some(&Value::Bool(true)))
+        .find(|f| lookup(record, f) != Some(&Value::Bool(true)))
     {
         return Err(format!("{flag} is not true"));
     }
-    let shared = record
-        .pointer(&c.sharing_field)
+    let shared = lookup(record, &c.sharing_field)
         .and_then(Value::as_array)
         .is_some_and(|a| {
             a.iter().any(|v| {
@@ -125,11 +124,11 @@ fn valid_consent(c: &ConsentRule, record: &Value) -> Result<(), String> {
             c.sharing_field
         ));
     }
-    let subject = record.pointer(&c.subject_field).and_then(Value::as_str);
+    let subject = lookup(record, &c.subject_field).and_then(Value::as_str);
     match subject {
         Some(s) if c.caregivers.iter().any(|g| g == s) => Ok(()),
         Some(s) if s == c.child => {
-            let age = record.pointer(&c.age_field).and_then(Value::as_u64);
+            let age = lookup(record, &c.age_field).and_then(Value::as_u64);
             if age.is_some_and(|a| a >= u64::from(c.child_from_age)) {
                 Ok(())
             } else {
@@ -188,7 +187,7 @@ fn decided_consent(
             let age = state
                 .child_age_years
                 .map(u64::from)
-                .or_else(|| record.pointer(&c.age_field).and_then(Value::as_u64));
+                .or_else(|| lookup(record, &c.age_field).and_then(Value::as_u64));
             if age.is_some_and(|a| a >= u64::from(c.child_from_age)) {
                 Ok(())
             } else {
@@ -206,7 +205,7 @@ fn decided_consent(
 
 /// Whether condition `c` holds for the value below `base`.
 pub(super) fn holds(c: &Condition, base: &Value) -> bool {
-    let Some(v) = base.pointer(&c.path) else {
+    let Some(v) = lookup(base, &c.path) else {
         return false;
     };
     if let Some(is) = &c.is {
@@ -255,7 +254,7 @@ fn plan<'r>(
         let mut matched: Vec<String> = expand(&work, &rr.path)
             .into_iter()
             .filter(|p| {
-                work.pointer(p).is_some_and(|item| {
+                lookup(&work, p).is_some_and(|item| {
                     rr.when.iter().all(|c| holds(c, item))
                         && !rr.unless.iter().any(|c| holds(c, item))
                 })

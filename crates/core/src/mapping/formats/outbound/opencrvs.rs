@@ -69,13 +69,58 @@ pub fn encode(tree: &Value, _ctx: &RouteContext) -> Result<Encoded, EncodeError>
             return Err(EncodeError::Missing(required.into()));
         }
     }
-    let mut body = tree.clone();
-    if body.get("declaration").is_none() {
+    // The tree is the body: it is copied only to add the declaration
+    // OpenCRVS requires when the mapping wrote no declaration field.
+    let with_declaration;
+    let body = if tree.get("declaration").is_some() {
+        tree
+    } else {
+        let mut body = tree.clone();
         body["declaration"] = Value::Object(Default::default());
-    }
+        with_declaration = body;
+        &with_declaration
+    };
     Ok(Encoded {
-        bytes: serde_json::to_vec(&body).expect("a JSON tree serialises"),
+        bytes: serde_json::to_vec(body).expect("a JSON tree serialises"),
         extension: "json",
         content_type: "application/json",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::RecordId;
+
+    fn ctx() -> RouteContext {
+        RouteContext {
+            record_id: RecordId::parse("0192f0c2-7b1e-7c3a-9f00-000000000001").unwrap(),
+            record_version: 1,
+            route: "r".into(),
+            destination: "d".into(),
+            timestamp: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            attempt: 1,
+            subject: None,
+            locations: None,
+            legal_basis: None,
+        }
+    }
+
+    #[test]
+    fn the_body_is_the_tree_with_a_declaration_always_present() {
+        let tree = json!({"eventType": "v2.birth", "transactionId": "t", "createdAtLocation": "l",
+            "declaration": {"child.dob": "2026-01-02"}, "keepAssignment": true});
+        let bytes = encode(&tree, &ctx()).unwrap().bytes;
+        assert_eq!(bytes, serde_json::to_vec(&tree).unwrap());
+        let bare = json!({"eventType": "v2.birth", "transactionId": "t", "createdAtLocation": "l",
+            "keepAssignment": true});
+        let bytes = encode(&bare, &ctx()).unwrap().bytes;
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            r#"{"createdAtLocation":"l","declaration":{},"eventType":"v2.birth","keepAssignment":true,"transactionId":"t"}"#
+        );
+    }
 }

@@ -145,7 +145,10 @@ pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> 
         .iter()
         .map(|(key, value)| Ok((key.as_str(), encode_field(key, value, ctx)?)))
         .collect::<Result<Vec<_>, EncodeError>>()?;
-    let bytes = serde_json::to_vec(&Body(fields)).map_err(|e| EncodeError::Invalid {
+    // Room for a typical case (about 3 kB) up front, rather than growing
+    // from 128 bytes by doubling.
+    let mut bytes = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut bytes, &Body(fields)).map_err(|e| EncodeError::Invalid {
         path: "data".into(),
         reason: format!("cannot serialise: {e}"),
     })?;
