@@ -1,9 +1,15 @@
-//! A mapped tree checked against the element table and put in XSD order: the
-//! step that turns "whatever keys the mapping wrote" into "the elements the
-//! registry expects, in its sequence", or an error naming the path.
+//! A mapped tree checked against the element table and handed on in XSD
+//! order: the step that turns "whatever keys the mapping wrote" into "the
+//! elements the registry expects, in its sequence", or an error naming the
+//! path.
+//!
+//! One walk checks and writes: no node tree is built to be walked again. The
+//! checks run in the order they always ran (a level's keys, then each element
+//! in table order, depth first, then the level's presence rules), so a faulty
+//! tree gets the same error; what was written before it is dropped.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::fmt;
 
 use serde_json::{Map, Value};
 use unicode_normalization::is_nfc;
@@ -11,30 +17,84 @@ use unicode_normalization::is_nfc;
 use super::schema::{Attribute, Content, Element, Presence};
 use crate::mapping::formats::EncodeError;
 
-/// One element to write, with its attributes in table order.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Node<'t> {
-    pub name: &'static str,
-    pub attributes: Vec<(&'static str, Cow<'t, str>)>,
-    pub body: Body<'t>,
+/// Where the walk is, for error messages. Each step borrows its parent, so a
+/// walk allocates nothing for paths: the text is spelled out only for an error.
+#[derive(Clone, Copy)]
+pub struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    step: Step<'a>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Body<'t> {
-    Text(Cow<'t, str>),
-    Children(Vec<Node<'t>>),
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Key(&'a str),
+    /// An attribute's name, written `@name`.
+    Attribute(&'a str),
+    Index(usize),
 }
 
-fn invalid(path: &str, reason: impl Into<String>) -> EncodeError {
+impl<'a> Path<'a> {
+    pub fn root(name: &'a str) -> Path<'a> {
+        Path {
+            parent: None,
+            step: Step::Key(name),
+        }
+    }
+
+    fn step(&'a self, step: Step<'a>) -> Path<'a> {
+        Path {
+            parent: Some(self),
+            step,
+        }
+    }
+
+    fn child(&'a self, key: &'a str) -> Path<'a> {
+        self.step(Step::Key(key))
+    }
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent {
+            write!(f, "{parent}/")?;
+        }
+        match self.step {
+            Step::Key(key) => f.write_str(key),
+            Step::Attribute(name) => write!(f, "@{name}"),
+            Step::Index(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// What the walk hands on, in document order.
+pub trait Sink {
+    /// An element with child elements opens (the format gives such elements
+    /// no attributes).
+    fn start(&mut self, name: &'static str) -> Result<(), EncodeError>;
+    fn end(&mut self, name: &'static str) -> Result<(), EncodeError>;
+    /// An element with text, and its attributes in table order.
+    fn text(
+        &mut self,
+        name: &'static str,
+        attributes: &[(&'static str, Cow<'_, str>)],
+        text: &str,
+    ) -> Result<(), EncodeError>;
+}
+
+pub fn invalid(path: &impl fmt::Display, reason: impl Into<String>) -> EncodeError {
     EncodeError::Invalid {
         path: path.to_string(),
         reason: reason.into(),
     }
 }
 
+pub fn missing(path: &impl fmt::Display) -> EncodeError {
+    EncodeError::Missing(path.to_string())
+}
+
 /// Nothing to write: the mapping wrote no value here or anywhere below, so the
 /// element is absent rather than empty.
-fn is_empty(value: &Value) -> bool {
+pub fn is_empty(value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::String(s) => s.is_empty(),
@@ -44,83 +104,82 @@ fn is_empty(value: &Value) -> bool {
     }
 }
 
-/// The children of the element at `path`, in `table` order.
-pub fn children<'t>(
-    value: &'t Value,
+/// The children of the element at `path`, in `table` order, to `sink`.
+pub fn children(
+    value: &Value,
     table: &'static [Element],
-    path: &str,
-) -> Result<Vec<Node<'t>>, EncodeError> {
+    path: &Path<'_>,
+    sink: &mut impl Sink,
+) -> Result<(), EncodeError> {
     let Value::Object(map) = value else {
         return Err(invalid(path, "expected child elements (an object)"));
     };
     if let Some(key) = map.keys().find(|k| !table.iter().any(|e| e.name == *k)) {
         return Err(invalid(
-            &format!("{path}/{key}"),
+            &path.child(key),
             "the format has no such element here",
         ));
     }
-    let mut nodes = Vec::new();
-    let mut present = BTreeSet::new();
-    for element in table {
+    // Which elements of the table are present, by position: a table has at
+    // most 64 elements (`tests::tables_fit_the_presence_mask`).
+    let mut present = 0u64;
+    for (i, element) in table.iter().enumerate() {
         if let Some(v) = map.get(element.name).filter(|v| !is_empty(v)) {
-            occurrences(v, element, path, &mut nodes)?;
-            present.insert(element.name);
+            occurrences(v, element, &path.child(element.name), sink)?;
+            present |= 1 << i;
         }
     }
-    check_presence(table, &present, path)?;
-    Ok(nodes)
+    check_presence(table, present, path)
 }
 
-fn occurrences<'t>(
-    value: &'t Value,
+fn occurrences(
+    value: &Value,
     element: &'static Element,
-    parent: &str,
-    out: &mut Vec<Node<'t>>,
+    path: &Path<'_>,
+    sink: &mut impl Sink,
 ) -> Result<(), EncodeError> {
-    let path = format!("{parent}/{}", element.name);
     if element.max == 1 {
         if value.is_array() {
-            return Err(invalid(&path, "a list where one element is expected"));
+            return Err(invalid(path, "a list where one element is expected"));
         }
-        out.push(node(value, element, &path)?);
-        return Ok(());
+        return node(value, element, path, sink);
     }
     let Value::Array(items) = value else {
-        return Err(invalid(&path, "a repeated element must be a list ('*')"));
+        return Err(invalid(path, "a repeated element must be a list ('*')"));
     };
     if items.len() > element.max {
         return Err(invalid(
-            &path,
+            path,
             format!("at most {} occurrences are allowed", element.max),
         ));
     }
     for (i, item) in items.iter().enumerate().filter(|(_, v)| !is_empty(v)) {
-        out.push(node(item, element, &format!("{path}/{i}"))?);
+        node(item, element, &path.step(Step::Index(i)), sink)?;
     }
     Ok(())
 }
 
-fn node<'t>(
-    value: &'t Value,
+fn node(
+    value: &Value,
     element: &'static Element,
-    path: &str,
-) -> Result<Node<'t>, EncodeError> {
-    let (attributes, body) = match element.content {
-        Content::Text => (Vec::new(), Body::Text(text(value, path)?)),
+    path: &Path<'_>,
+    sink: &mut impl Sink,
+) -> Result<(), EncodeError> {
+    match element.content {
+        Content::Text => sink.text(element.name, &[], &text(value, path)?),
         Content::TextWithAttributes(allowed) => match value {
             Value::Object(map) => {
                 let (attributes, content) = with_attributes(map, allowed, path)?;
-                (attributes, Body::Text(content))
+                sink.text(element.name, &attributes, &content)
             }
-            scalar => (Vec::new(), Body::Text(text(scalar, path)?)),
+            scalar => sink.text(element.name, &[], &text(scalar, path)?),
         },
-        Content::Children(table) => (Vec::new(), Body::Children(children(value, table, path)?)),
-    };
-    Ok(Node {
-        name: element.name,
-        attributes,
-        body,
-    })
+        Content::Children(table) => {
+            sink.start(element.name)?;
+            children(value, table, path, sink)?;
+            sink.end(element.name)
+        }
+    }
 }
 
 type Attributes<'t> = Vec<(&'static str, Cow<'t, str>)>;
@@ -129,31 +188,34 @@ type Attributes<'t> = Vec<(&'static str, Cow<'t, str>)>;
 fn with_attributes<'t>(
     map: &'t Map<String, Value>,
     allowed: &'static [Attribute],
-    path: &str,
+    path: &Path<'_>,
 ) -> Result<(Attributes<'t>, Cow<'t, str>), EncodeError> {
-    let known = |k: &str| {
-        k == "$text"
-            || k.strip_prefix('@')
-                .is_some_and(|name| allowed.iter().any(|a| a.name == name))
-    };
-    if let Some(key) = map.keys().find(|k| !known(k)) {
+    fn attribute(key: &str) -> Option<&str> {
+        key.strip_prefix('@')
+    }
+    if let Some(key) = map.keys().find(|k| {
+        *k != "$text" && !attribute(k).is_some_and(|name| allowed.iter().any(|a| a.name == name))
+    }) {
         return Err(invalid(
-            &format!("{path}/{key}"),
+            &path.child(key),
             "the format has no such attribute here",
         ));
     }
     let content = match map.get("$text").filter(|v| !is_empty(v)) {
-        Some(v) => text(v, &format!("{path}/$text"))?,
-        None => return Err(EncodeError::Missing(format!("{path}/$text"))),
+        Some(v) => text(v, &path.child("$text"))?,
+        None => return Err(missing(&path.child("$text"))),
     };
-    let mut attributes = Vec::new();
-    for attribute in allowed {
-        let key = format!("@{}", attribute.name);
-        match map.get(&key).filter(|v| !is_empty(v)) {
-            Some(v) => attributes.push((attribute.name, text(v, &format!("{path}/{key}"))?)),
-            None if attribute.required => {
-                return Err(EncodeError::Missing(format!("{path}/{key}")));
-            }
+    let mut attributes = Vec::with_capacity(allowed.len());
+    for wanted in allowed {
+        // Found among the few keys checked above, without making the key `@name`.
+        let value = map
+            .iter()
+            .find(|(k, _)| attribute(k) == Some(wanted.name))
+            .map(|(_, v)| v);
+        let path = path.step(Step::Attribute(wanted.name));
+        match value.filter(|v| !is_empty(v)) {
+            Some(v) => attributes.push((wanted.name, text(v, &path)?)),
+            None if wanted.required => return Err(missing(&path)),
             None => {}
         }
     }
@@ -162,7 +224,7 @@ fn with_attributes<'t>(
 
 /// The text of a leaf: a string, or an integer (no element of the format takes
 /// a decimal or a boolean).
-fn text<'t>(value: &'t Value, path: &str) -> Result<Cow<'t, str>, EncodeError> {
+pub fn text<'t>(value: &'t Value, path: &impl fmt::Display) -> Result<Cow<'t, str>, EncodeError> {
     match value {
         Value::String(s) => {
             check_characters(s, path)?;
@@ -173,13 +235,13 @@ fn text<'t>(value: &'t Value, path: &str) -> Result<Cow<'t, str>, EncodeError> {
         Value::Bool(_) => Err(invalid(path, "a boolean where text is expected")),
         Value::Array(_) => Err(invalid(path, "a list where text is expected")),
         Value::Object(_) => Err(invalid(path, "an object where text is expected")),
-        Value::Null => Err(EncodeError::Missing(path.to_string())),
+        Value::Null => Err(missing(path)),
     }
 }
 
 /// XML 1.0 cannot carry most control characters at all, not even escaped, and
 /// the registry refuses text that is not NFC rather than normalising it.
-fn check_characters(s: &str, path: &str) -> Result<(), EncodeError> {
+fn check_characters(s: &str, path: &impl fmt::Display) -> Result<(), EncodeError> {
     let xml_char = |c: char| {
         matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
     };
@@ -192,50 +254,61 @@ fn check_characters(s: &str, path: &str) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// The presence rules of `table`, given which of its elements are `present`
+/// (bit `i` for `table[i]`).
 fn check_presence(
     table: &'static [Element],
-    present: &BTreeSet<&'static str>,
-    path: &str,
+    present: u64,
+    path: &Path<'_>,
 ) -> Result<(), EncodeError> {
-    let group_of = |wanted: &str| -> Vec<&'static str> {
+    let is_present = |i: usize| present & (1 << i) != 0;
+    let named = |name: &str| {
         table
             .iter()
-            .filter(|e| match e.presence {
+            .enumerate()
+            .any(|(i, e)| e.name == name && is_present(i))
+    };
+    // The members of a choice or an any-of group, by position.
+    let group = |wanted: &'static str| {
+        table
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| match e.presence {
                 Presence::OneOf { group, .. } | Presence::AnyOf(group) => group == wanted,
                 _ => false,
             })
-            .map(|e| e.name)
-            .collect()
     };
-    let alternatives = |names: &[&str]| format!("{path}/({})", names.join("|"));
-    for element in table {
-        let here = present.contains(element.name);
+    // Spelled out for an error only.
+    let names = |wanted: &'static str, separator: &str| {
+        group(wanted)
+            .map(|(_, e)| e.name)
+            .collect::<Vec<_>>()
+            .join(separator)
+    };
+    for (i, element) in table.iter().enumerate() {
+        let here = is_present(i);
         match element.presence {
             Presence::Required if !here => {
-                return Err(EncodeError::Missing(format!("{path}/{}", element.name)));
+                return Err(missing(&path.child(element.name)));
             }
-            Presence::OneOf { group, required } => {
-                let names = group_of(group);
-                let given = names.iter().filter(|n| present.contains(*n)).count();
+            Presence::OneOf { group: g, required } => {
+                let given = group(g).filter(|(j, _)| is_present(*j)).count();
                 if given > 1 {
                     return Err(invalid(
                         path,
-                        format!("at most one of {} may be given", names.join(", ")),
+                        format!("at most one of {} may be given", names(g, ", ")),
                     ));
                 }
                 if given == 0 && required {
-                    return Err(EncodeError::Missing(alternatives(&names)));
+                    return Err(EncodeError::Missing(format!("{path}/({})", names(g, "|"))));
                 }
             }
-            Presence::AnyOf(group) => {
-                let names = group_of(group);
-                if !names.iter().any(|n| present.contains(n)) {
-                    return Err(EncodeError::Missing(alternatives(&names)));
-                }
+            Presence::AnyOf(g) if !group(g).any(|(j, _)| is_present(j)) => {
+                return Err(EncodeError::Missing(format!("{path}/({})", names(g, "|"))));
             }
-            Presence::With(sibling) if here && !present.contains(sibling) => {
+            Presence::With(sibling) if here && !named(sibling) => {
                 return Err(invalid(
-                    &format!("{path}/{}", element.name),
+                    &path.child(element.name),
                     format!("allowed only together with {sibling}"),
                 ));
             }

@@ -19,11 +19,14 @@ mod schema;
 mod xml;
 
 #[cfg(test)]
+mod oracle;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use super::{EncodeError, Encoded};
 use crate::mapping::{Catalogue, RouteContext};
@@ -40,6 +43,18 @@ pub fn catalogue(_folder: &Path) -> Result<Catalogue, String> {
 }
 
 pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> {
+    let root = root(tree)?;
+    let mut request = xml::Request::start()?;
+    // X-Road's `xrd:id`, written out from the UUID without formatting.
+    let mut id = Uuid::encode_buffer();
+    let request_id = ctx.request_id().hyphenated().encode_lower(&mut id);
+    request.header(part(root, "Header")?, request_id)?;
+    request.body(part(root, "BirthNotification")?)?;
+    sized(request.finish()?)
+}
+
+/// The tree's root: an object of `Header` and `BirthNotification`.
+fn root(tree: &Value) -> Result<&Map<String, Value>, EncodeError> {
     let Value::Object(root) = tree else {
         return Err(EncodeError::Invalid {
             path: String::new(),
@@ -55,17 +70,15 @@ pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> 
             reason: "the format has only Header and BirthNotification".into(),
         });
     }
-    let part = |name: &str| {
-        root.get(name)
-            .ok_or_else(|| EncodeError::Missing(name.into()))
-    };
-    let header = document::children(part("Header")?, schema::HEADER, "Header")?;
-    let notification = document::children(
-        part("BirthNotification")?,
-        schema::BIRTH_NOTIFICATION,
-        "BirthNotification",
-    )?;
-    let bytes = xml::envelope(&header, &notification, &ctx.request_id().to_string())?;
+    Ok(root)
+}
+
+fn part<'t>(root: &'t Map<String, Value>, name: &str) -> Result<&'t Value, EncodeError> {
+    root.get(name)
+        .ok_or_else(|| EncodeError::Missing(name.into()))
+}
+
+fn sized(bytes: Vec<u8>) -> Result<Encoded, EncodeError> {
     if bytes.len() > MAX_REQUEST_BYTES {
         return Err(EncodeError::Invalid {
             path: "BirthNotification".into(),

@@ -1,9 +1,11 @@
+use std::collections::BTreeSet;
+
 use chrono::DateTime;
 use quick_xml::Reader;
 use quick_xml::events::Event;
 use serde_json::{Value, json};
 
-use super::schema::BIRTH_NOTIFICATION;
+use super::schema::{self, BIRTH_NOTIFICATION};
 use super::*;
 use crate::mapping::path::FieldPath;
 use crate::model::RecordId;
@@ -526,5 +528,190 @@ mod properties {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn tables_fit_the_presence_mask() {
+    fn check(name: &str, table: &[schema::Element]) {
+        // `document::children` records presence in a u64, by position, and the
+        // presence rules find siblings by name.
+        assert!(table.len() <= 64, "{name}: {} elements", table.len());
+        let names: BTreeSet<&str> = table.iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), table.len(), "{name}: a name twice");
+        for element in table {
+            if let schema::Content::Children(children) = element.content {
+                check(element.name, children);
+            }
+        }
+    }
+    check("Header", schema::HEADER);
+    check("BirthNotification", BIRTH_NOTIFICATION);
+}
+
+mod one_walk_agrees_with_the_node_tree {
+    use std::cell::Cell;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::super::oracle;
+    use super::*;
+
+    /// Every place a mapping may write (list items twice), the elements and
+    /// lists above them, and a few keys the format does not have.
+    fn places() -> Vec<String> {
+        let mut paths = Vec::new();
+        schema::paths("Header", schema::HEADER, &mut paths);
+        schema::paths("BirthNotification", BIRTH_NOTIFICATION, &mut paths);
+        let mut places = BTreeSet::new();
+        for path in paths {
+            for item in ["0", "1"] {
+                let path = path.replace('*', item);
+                let segments: Vec<&str> = path.split('/').collect();
+                for n in 1..=segments.len() {
+                    places.insert(segments[..n].join("/"));
+                }
+            }
+        }
+        places.extend(
+            [
+                "Body",
+                "BirthNotification/Unknown",
+                "Header/client/memberName",
+                "BirthNotification/Child/Name/GivenNames/@lang",
+            ]
+            .map(String::from),
+        );
+        places.into_iter().collect()
+    }
+
+    /// What a place may be given: nothing (the key removed), good values and
+    /// faulty ones.
+    fn values() -> Vec<Option<Value>> {
+        [
+            Value::Null,
+            json!(""),
+            json!("Habte"),
+            json!("ليان"),
+            json!("O'Brien & <Sons> \"Jr\"\r\n\t"),
+            json!(2026),
+            json!(3100),
+            json!(-4),
+            json!(3.25),
+            json!(true),
+            json!("Zo\u{65}\u{301}"),
+            json!("bell\u{7}"),
+            json!(["4f64db8f-a0c2-4f4c-bb64-14f9ecf8c348", ""]),
+            json!([]),
+            json!([
+                {"$text": "EXA-1", "@scheme": "UNHCR_CASE", "@issuer": "UNHCR"},
+                {"$text": "EXA-2", "@scheme": "OTHER", "@schemeLabel": "a\"b"}
+            ]),
+            json!({"$text": "Layan", "@script": "Latn"}),
+            json!({"$text": 2026, "@reason": "BORN_IN_TRANSIT"}),
+            json!({"$text": "x"}),
+            json!({"@script": "Arab"}),
+            json!({"Reason": "NOT_RECORDED"}),
+            json!({"Name": {"FamilyName": "Habte"}, "Nationality": "EXA"}),
+            json!({}),
+            json!({"x": "y"}),
+        ]
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .collect()
+    }
+
+    /// Sets `value` at `path` (or removes the key), making objects and arrays
+    /// (padded with nulls) on the way.
+    fn set(at: &mut Value, path: &[&str], value: Option<Value>) {
+        let Some((first, rest)) = path.split_first() else {
+            *at = value.unwrap_or(Value::Null);
+            return;
+        };
+        if rest.is_empty() && value.is_none() {
+            if let Value::Object(map) = at {
+                map.remove(*first);
+            }
+            return;
+        }
+        let next = match first.parse::<usize>() {
+            Ok(i) => {
+                if !at.is_array() {
+                    *at = json!([]);
+                }
+                let items = at.as_array_mut().unwrap();
+                while items.len() <= i {
+                    items.push(Value::Null);
+                }
+                &mut items[i]
+            }
+            Err(_) => {
+                if !at.is_object() {
+                    *at = json!({});
+                }
+                at.as_object_mut()
+                    .unwrap()
+                    .entry(first.to_string())
+                    .or_insert(Value::Null)
+            }
+        };
+        set(next, rest, value);
+    }
+
+    #[test]
+    fn same_bytes_or_same_error_on_arbitrary_trees() {
+        let places = places();
+        let values = values();
+        let written = Cell::new(0u32);
+        let cases = 2048;
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
+        let inputs = (
+            prop::collection::vec((0..places.len(), 0..values.len()), 0..4),
+            1u32..=2,
+            any::<bool>(),
+        );
+        runner
+            .run(&inputs, |(changes, attempt, with_father)| {
+                let mut t = tree();
+                if with_father {
+                    let notification = t["BirthNotification"].as_object_mut().unwrap();
+                    notification.remove("FatherDetailsNotAvailable");
+                    notification.insert(
+                        "Father".into(),
+                        json!({"Name": {"GivenNames": "Tesfay"}, "Nationality": "EXA",
+                               "Identifiers": {"Identifier": [{"$text": "E-3", "@scheme": "NID"}]}}),
+                    );
+                }
+                for (place, value) in changes {
+                    let segments: Vec<&str> = places[place].split('/').collect();
+                    set(&mut t, &segments, values[value].clone());
+                }
+                let one_walk = encode(&t, &ctx(attempt));
+                if one_walk.is_ok() {
+                    written.set(written.get() + 1);
+                }
+                let text = |r: Result<Encoded, EncodeError>| {
+                    r.map(|e| (String::from_utf8_lossy(&e.bytes).into_owned(), e.extension))
+                };
+                prop_assert_eq!(
+                    text(one_walk),
+                    text(oracle::encode(&t, &ctx(attempt))),
+                    "tree: {}",
+                    t
+                );
+                Ok(())
+            })
+            .unwrap();
+        // The comparison means something only if many documents are written.
+        assert!(
+            written.get() > cases / 4,
+            "only {} of {cases} trees made a document",
+            written.get()
+        );
     }
 }

@@ -9,7 +9,10 @@ use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
-use super::document::{Body, Node};
+use serde_json::Value;
+
+use super::document::{self, Path, Sink};
+use super::schema;
 use crate::mapping::formats::EncodeError;
 
 const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -19,7 +22,7 @@ pub const BN: &str = "urn:examplia:crvs:birth-notification:1";
 
 /// The service this format calls, fixed by the spec (README §2); only its
 /// X-Road instance differs between production and test.
-const SERVICE: [(&str, &str); 5] = [
+pub const SERVICE: [(&str, &str); 5] = [
     ("memberClass", "GOV"),
     ("memberCode", "70000001"),
     ("subsystemCode", "crvs"),
@@ -55,8 +58,14 @@ pub fn escape(s: &str, in_attribute: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-struct Xml {
+/// Attribute pairs for an element that has none.
+pub const NONE: &[(&str, &str)] = &[];
+
+/// The writer, and a buffer in which element names are put together (prefix,
+/// then local name) rather than formatted anew for each element.
+pub struct Xml {
     writer: Writer<Vec<u8>>,
+    name: String,
 }
 
 fn write_failed() -> EncodeError {
@@ -71,126 +80,188 @@ impl Xml {
         self.writer.write_event(event).map_err(|_| write_failed())
     }
 
-    fn start(&mut self, name: &str, attributes: &[(&str, &str)]) -> Result<(), EncodeError> {
-        let mut start = BytesStart::new(name);
+    fn name(&mut self, prefix: &str, local: &str) {
+        self.name.clear();
+        self.name.push_str(prefix);
+        self.name.push_str(local);
+    }
+
+    pub fn start<V: AsRef<str>>(
+        &mut self,
+        prefix: &str,
+        local: &str,
+        attributes: &[(&str, V)],
+    ) -> Result<(), EncodeError> {
+        self.name(prefix, local);
+        let mut start = BytesStart::new(self.name.as_str());
         for (key, value) in attributes {
-            let value = escape(value, true);
+            let value = escape(value.as_ref(), true);
             start.push_attribute(Attribute::from((key.as_bytes(), value.as_bytes())));
         }
-        self.event(Event::Start(start))
+        self.writer
+            .write_event(Event::Start(start))
+            .map_err(|_| write_failed())
     }
 
-    fn end(&mut self, name: &str) -> Result<(), EncodeError> {
-        self.event(Event::End(BytesEnd::new(name)))
+    pub fn end(&mut self, prefix: &str, local: &str) -> Result<(), EncodeError> {
+        self.name(prefix, local);
+        self.writer
+            .write_event(Event::End(BytesEnd::new(self.name.as_str())))
+            .map_err(|_| write_failed())
     }
 
-    fn text_element(
+    pub fn text_element<V: AsRef<str>>(
         &mut self,
-        name: &str,
-        attributes: &[(&str, &str)],
+        prefix: &str,
+        local: &str,
+        attributes: &[(&str, V)],
         text: &str,
     ) -> Result<(), EncodeError> {
-        self.start(name, attributes)?;
+        self.start(prefix, local, attributes)?;
         self.event(Event::Text(BytesText::from_escaped(escape(text, false))))?;
-        self.end(name)
+        self.end(prefix, local)
+    }
+}
+
+/// The notification: every element in namespace prefix `bn`.
+struct Notification<'x>(&'x mut Xml);
+
+impl Sink for Notification<'_> {
+    fn start(&mut self, name: &'static str) -> Result<(), EncodeError> {
+        self.0.start("bn:", name, NONE)
     }
 
-    /// A tree of nodes, every element in namespace prefix `bn`.
-    fn nodes(&mut self, nodes: &[Node<'_>]) -> Result<(), EncodeError> {
-        for node in nodes {
-            let name = format!("bn:{}", node.name);
-            let attributes: Vec<(&str, &str)> = node
-                .attributes
-                .iter()
-                .map(|(k, v)| (*k, v.as_ref()))
-                .collect();
-            match &node.body {
-                Body::Text(text) => self.text_element(&name, &attributes, text)?,
-                Body::Children(children) => {
-                    self.start(&name, &attributes)?;
-                    self.nodes(children)?;
-                    self.end(&name)?;
-                }
+    fn end(&mut self, name: &'static str) -> Result<(), EncodeError> {
+        self.0.end("bn:", name)
+    }
+
+    fn text(
+        &mut self,
+        name: &'static str,
+        attributes: &[(&'static str, Cow<'_, str>)],
+        text: &str,
+    ) -> Result<(), EncodeError> {
+        self.0.text_element("bn:", name, attributes, text)
+    }
+}
+
+/// The X-Road header in the spec's order: client, service, id, userId,
+/// issue (the mapped parts in table order, `xrd:client` and `xrd:service`
+/// X-Road identifiers with their parts in `id`), then protocolVersion. Never
+/// requestHash (the provider adds it).
+struct Header<'x> {
+    xml: &'x mut Xml,
+    request_id: &'x str,
+    /// Inside `client` or `service`.
+    in_identifier: bool,
+}
+
+impl Sink for Header<'_> {
+    fn start(&mut self, name: &'static str) -> Result<(), EncodeError> {
+        let object_type = match (self.in_identifier, name) {
+            (false, "client") => "SUBSYSTEM",
+            (false, "service") => "SERVICE",
+            _ => return Err(write_failed()),
+        };
+        self.in_identifier = true;
+        self.xml
+            .start("xrd:", name, &[("id:objectType", object_type)])
+    }
+
+    fn end(&mut self, name: &'static str) -> Result<(), EncodeError> {
+        self.in_identifier = false;
+        if name == "service" {
+            for (part, text) in SERVICE {
+                self.xml.text_element("id:", part, NONE, text)?;
             }
+        }
+        self.xml.end("xrd:", name)?;
+        if name == "service" {
+            self.xml.text_element("xrd:", "id", NONE, self.request_id)?;
         }
         Ok(())
     }
 
-    /// `xrd:client` or `xrd:service`: an X-Road identifier, its parts in `id`.
-    fn identifier(
+    /// The header's parts have no attributes.
+    fn text(
         &mut self,
-        name: &str,
-        object_type: &str,
-        parts: &[Node<'_>],
-        fixed: &[(&str, &str)],
+        name: &'static str,
+        _attributes: &[(&'static str, Cow<'_, str>)],
+        text: &str,
     ) -> Result<(), EncodeError> {
-        self.start(name, &[("id:objectType", object_type)])?;
-        for part in parts {
-            let Body::Text(text) = &part.body else {
-                return Err(write_failed());
-            };
-            self.text_element(&format!("id:{}", part.name), &[], text)?;
-        }
-        for (part, text) in fixed {
-            self.text_element(&format!("id:{part}"), &[], text)?;
-        }
-        self.end(name)
-    }
-
-    /// The X-Road header in the spec's order: client, service, id, userId,
-    /// issue, protocolVersion. Never requestHash (the provider adds it).
-    fn header(&mut self, parts: &[Node<'_>], request_id: &str) -> Result<(), EncodeError> {
-        self.start("SOAP-ENV:Header", &[])?;
-        for part in parts {
-            match (part.name, &part.body) {
-                ("client", Body::Children(ids)) => {
-                    self.identifier("xrd:client", "SUBSYSTEM", ids, &[])?;
-                }
-                ("service", Body::Children(ids)) => {
-                    self.identifier("xrd:service", "SERVICE", ids, &SERVICE)?;
-                    self.text_element("xrd:id", &[], request_id)?;
-                }
-                (name, Body::Text(text)) => {
-                    self.text_element(&format!("xrd:{name}"), &[], text)?;
-                }
-                _ => return Err(write_failed()),
-            }
-        }
-        self.text_element("xrd:protocolVersion", &[], "4.0")?;
-        self.end("SOAP-ENV:Header")
+        let prefix = if self.in_identifier { "id:" } else { "xrd:" };
+        self.xml.text_element(prefix, name, NONE, text)
     }
 }
 
 /// The whole request: declaration, envelope, header, and the body's
 /// `submitBirthNotification` wrapper around the notification.
-pub fn envelope(
-    header: &[Node<'_>],
-    notification: &[Node<'_>],
-    request_id: &str,
-) -> Result<Vec<u8>, EncodeError> {
-    let mut xml = Xml {
-        writer: Writer::new_with_indent(Vec::new(), b' ', 2),
-    };
-    xml.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
-    xml.start(
-        "SOAP-ENV:Envelope",
-        &[
-            ("xmlns:SOAP-ENV", SOAP_ENV),
-            ("xmlns:xrd", XRD),
-            ("xmlns:id", ID),
-            ("xmlns:bn", BN),
-        ],
-    )?;
-    xml.header(header, request_id)?;
-    xml.start("SOAP-ENV:Body", &[])?;
-    xml.start("bn:submitBirthNotification", &[])?;
-    xml.start("bn:BirthNotification", &[])?;
-    xml.nodes(notification)?;
-    xml.end("bn:BirthNotification")?;
-    xml.end("bn:submitBirthNotification")?;
-    xml.end("SOAP-ENV:Body")?;
-    xml.end("SOAP-ENV:Envelope")?;
-    let mut bytes = xml.writer.into_inner();
-    bytes.push(b'\n');
-    Ok(bytes)
+pub struct Request(Xml);
+
+impl Request {
+    /// The declaration and the envelope's start tag.
+    pub fn start() -> Result<Request, EncodeError> {
+        // A request is a few kilobytes: one allocation rather than a doubling series.
+        let mut xml = Xml {
+            writer: Writer::new_with_indent(Vec::with_capacity(8 << 10), b' ', 2),
+            name: String::with_capacity(64),
+        };
+        xml.event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))?;
+        xml.start(
+            "SOAP-ENV:",
+            "Envelope",
+            &[
+                ("xmlns:SOAP-ENV", SOAP_ENV),
+                ("xmlns:xrd", XRD),
+                ("xmlns:id", ID),
+                ("xmlns:bn", BN),
+            ],
+        )?;
+        Ok(Request(xml))
+    }
+
+    /// The mapped `Header`, checked against [`schema::HEADER`] as it is written.
+    pub fn header(&mut self, header: &Value, request_id: &str) -> Result<(), EncodeError> {
+        let xml = &mut self.0;
+        xml.start("SOAP-ENV:", "Header", NONE)?;
+        let mut sink = Header {
+            xml,
+            request_id,
+            in_identifier: false,
+        };
+        document::children(header, schema::HEADER, &Path::root("Header"), &mut sink)?;
+        xml.text_element("xrd:", "protocolVersion", NONE, "4.0")?;
+        xml.end("SOAP-ENV:", "Header")
+    }
+
+    /// The mapped `BirthNotification`, checked against
+    /// [`schema::BIRTH_NOTIFICATION`] as it is written.
+    pub fn body(&mut self, notification: &Value) -> Result<(), EncodeError> {
+        let xml = &mut self.0;
+        xml.start("SOAP-ENV:", "Body", NONE)?;
+        xml.start("bn:", "submitBirthNotification", NONE)?;
+        xml.start("bn:", "BirthNotification", NONE)?;
+        document::children(
+            notification,
+            schema::BIRTH_NOTIFICATION,
+            &Path::root("BirthNotification"),
+            &mut Notification(xml),
+        )?;
+        xml.end("bn:", "BirthNotification")?;
+        xml.end("bn:", "submitBirthNotification")?;
+        xml.end("SOAP-ENV:", "Body")
+    }
+
+    /// The envelope's end tag.
+    pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
+        self.0.end("SOAP-ENV:", "Envelope")?;
+        let mut bytes = self.0.writer.into_inner();
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+
+    #[cfg(test)]
+    pub fn xml(&mut self) -> &mut Xml {
+        &mut self.0
+    }
 }

@@ -5,87 +5,133 @@
 //! `Address.type: "PRIMARY_ADDRESS"`, a single `RelatedPerson.relationship`,
 //! no `Encounter.class`, `Observation.context`, and the birth plurality as a
 //! string in `valueQuantity.value`.
+//!
+//! The resources are the structs of `resources.rs`, written straight to bytes.
 
-use serde_json::{Map, Value, json};
+use super::resources::*;
 
 use super::tree::{Address, Father, Identifier, Informant, Name, Notification, Person};
 use crate::mapping::RouteContext;
 
-const SPEC: &str = "http://opencrvs.org/specs";
+/// `http://opencrvs.org/specs` and its extensions, spelled out.
+const TYPES: &str = "http://opencrvs.org/specs/types";
+const IDENTIFIER_TYPE: &str = "http://opencrvs.org/specs/identifier-type";
 const SECTIONS: &str = "http://opencrvs.org/specs/sections";
+const CONTACT_PERSON: &str = "http://opencrvs.org/specs/extension/contact-person";
+const CONTACT_PHONE: &str = "http://opencrvs.org/specs/extension/contact-person-phone-number";
+const CONTACT_EMAIL: &str = "http://opencrvs.org/specs/extension/contact-person-email";
+const REG_LAST_LOCATION: &str = "http://opencrvs.org/specs/extension/regLastLocation";
+const REG_LAST_OFFICE: &str = "http://opencrvs.org/specs/extension/regLastOffice";
+const AGE_IN_YEARS: &str = "http://opencrvs.org/specs/extension/age-of-individual-in-years";
+const REASON_NOT_APPLYING: &str = "http://opencrvs.org/specs/extension/reason-not-applying";
 
-/// One entry of the Bundle before it is placed.
-struct Entry {
-    full_url: String,
-    resource: Value,
+/// The role of a resource in the document, which its fullUrl is derived from.
+#[derive(Clone, Copy)]
+enum Role {
+    Composition,
+    Task,
+    Child,
+    Mother,
+    Father,
+    Informant,
+    InformantRelationship,
+    Encounter,
+    BodyWeight,
+    BirthPlurality,
+    BirthAttendant,
+}
+
+impl Role {
+    /// The UUIDv5 name's last part, `opencrvs-v1/<role>`: written out rather
+    /// than formatted for every entry of every document.
+    fn purpose(self) -> &'static str {
+        match self {
+            Role::Composition => "opencrvs-v1/composition",
+            Role::Task => "opencrvs-v1/task",
+            Role::Child => "opencrvs-v1/child",
+            Role::Mother => "opencrvs-v1/mother",
+            Role::Father => "opencrvs-v1/father",
+            Role::Informant => "opencrvs-v1/informant",
+            Role::InformantRelationship => "opencrvs-v1/informant-relationship",
+            Role::Encounter => "opencrvs-v1/encounter",
+            Role::BodyWeight => "opencrvs-v1/body-weight",
+            Role::BirthPlurality => "opencrvs-v1/birth-plurality",
+            Role::BirthAttendant => "opencrvs-v1/birth-attendant",
+        }
+    }
 }
 
 /// Each resource's fullUrl is a UUIDv5 of the record, version, route and
 /// the resource's role, so the same record version gives the same Bundle.
-fn full_url(ctx: &RouteContext, role: &str) -> String {
-    format!("urn:uuid:{}", ctx.derived(&format!("opencrvs-v1/{role}")))
+fn full_url(ctx: &RouteContext, role: Role) -> Url {
+    Url(ctx.derived(role.purpose()))
 }
 
-pub fn build(n: &Notification, ctx: &RouteContext) -> Value {
-    let composition_url = full_url(ctx, "composition");
+pub fn build<'a>(n: &'a Notification<'a>, ctx: &RouteContext) -> Bundle<'a> {
+    let composition_url = full_url(ctx, Role::Composition);
     let child = Entry {
-        full_url: full_url(ctx, "child"),
-        resource: patient(&n.child),
+        full_url: full_url(ctx, Role::Child),
+        resource: Resource::Patient(patient(&n.child)),
     };
     let mother = n.mother.as_ref().map(|m| Entry {
-        full_url: full_url(ctx, "mother"),
-        resource: patient(m),
+        full_url: full_url(ctx, Role::Mother),
+        resource: Resource::Patient(patient(m)),
     });
     let father = n.father.as_ref().map(|f| Entry {
-        full_url: full_url(ctx, "father"),
-        resource: match f {
+        full_url: full_url(ctx, Role::Father),
+        resource: Resource::Patient(match f {
             Father::Given(p) => patient(p),
             Father::NotAvailable { reason } => father_not_available(reason),
-        },
+        }),
     });
     let encounter = Entry {
-        full_url: full_url(ctx, "encounter"),
-        resource: json!({
-            "resourceType": "Encounter",
-            "status": "finished",
-            "location": [{"location": {"reference": format!("Location/{}", n.encounter_location_id)}}]
+        full_url: full_url(ctx, Role::Encounter),
+        resource: Resource::Encounter(Encounter {
+            location: [EncounterLocation {
+                location: Reference {
+                    reference: Location(n.encounter_location_id),
+                },
+            }],
+            resource_type: "Encounter",
+            status: "finished",
         }),
     };
     let (informant_patient, related_person) =
         informant_entries(n, ctx, mother.as_ref(), father.as_ref());
-    let observations = observations(n, ctx, &encounter.full_url);
+    let observations = observations(n, ctx, encounter.full_url);
 
-    let mut sections = vec![section("child-details", "Child details", &child.full_url)];
+    let mut sections = Vec::with_capacity(5);
+    sections.push(section("child-details", "Child details", child.full_url));
     if let Some(m) = &mother {
-        sections.push(section("mother-details", "Mother's details", &m.full_url));
+        sections.push(section("mother-details", "Mother's details", m.full_url));
     }
     if let Some(f) = &father {
-        sections.push(section("father-details", "Father's details", &f.full_url));
+        sections.push(section("father-details", "Father's details", f.full_url));
     }
     if let Some(r) = &related_person {
         sections.push(section(
             "informant-details",
             "Informant's details",
-            &r.full_url,
+            r.full_url,
         ));
     }
     sections.push(section(
         "birth-encounter",
         "Birth encounter",
-        &encounter.full_url,
+        encounter.full_url,
     ));
 
     let composition = Entry {
-        full_url: composition_url.clone(),
-        resource: composition(n, ctx, &child.full_url, sections),
+        full_url: composition_url,
+        resource: Resource::Composition(composition(n, ctx, child.full_url, sections)),
     };
     let task = Entry {
-        full_url: full_url(ctx, "task"),
-        resource: task(n, &composition_url),
+        full_url: full_url(ctx, Role::Task),
+        resource: Resource::Task(task(n, composition_url)),
     };
 
     // Joi checks the order: the Composition first, the Task second.
-    let entries: Vec<Entry> = [Some(composition), Some(task), Some(child)]
+    let entry = [Some(composition), Some(task), Some(child)]
         .into_iter()
         .chain([
             mother,
@@ -95,279 +141,268 @@ pub fn build(n: &Notification, ctx: &RouteContext) -> Value {
             Some(encounter),
         ])
         .flatten()
-        .chain(observations)
+        .chain(observations.into_iter().flatten())
         .collect();
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "type": "document",
-        "meta": {"lastUpdated": n.last_updated},
-    });
-    // Moved in, not through json!, which would copy every resource twice.
-    bundle["entry"] = entries.into_iter().map(Entry::into_value).collect();
-    bundle
-}
-
-impl Entry {
-    fn into_value(self) -> Value {
-        let mut entry = Map::new();
-        entry.insert("fullUrl".into(), Value::String(self.full_url));
-        entry.insert("resource".into(), self.resource);
-        Value::Object(entry)
+    Bundle {
+        entry,
+        meta: Meta {
+            last_updated: n.last_updated,
+        },
+        resource_type: "Bundle",
+        r#type: "document",
     }
 }
 
-fn composition(
-    n: &Notification,
+fn composition<'a>(
+    n: &Notification<'a>,
     ctx: &RouteContext,
-    child_url: &str,
-    sections: Vec<Value>,
-) -> Value {
-    let mut composition = json!({
-        "resourceType": "Composition",
-        "identifier": {"system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", ctx.document_id())},
-        "status": "final",
-        "type": {
-            "coding": [{"system": "http://opencrvs.org/doc-types", "code": "birth-notification"}],
-            "text": "Birth Notification"
+    child_url: Url,
+    section: Vec<Section>,
+) -> Composition<'a> {
+    Composition {
+        author: [],
+        class: Concept::code("http://opencrvs.org/doc-classes", "crvs-document")
+            .text("CRVS Document"),
+        date: n.last_updated,
+        identifier: DocumentIdentifier {
+            system: "urn:ietf:rfc:3986",
+            value: Url(ctx.document_id()),
         },
-        "class": {
-            "coding": [{"system": "http://opencrvs.org/doc-classes", "code": "crvs-document"}],
-            "text": "CRVS Document"
+        resource_type: "Composition",
+        section,
+        status: "final",
+        subject: Reference {
+            reference: child_url,
         },
-        "subject": {"reference": child_url},
-        "date": n.last_updated,
-        "author": [],
-        "title": "Birth Notification",
-    });
-    // Moved in: json! would copy every section.
-    composition["section"] = Value::Array(sections);
-    composition
+        title: "Birth Notification",
+        r#type: Concept::code("http://opencrvs.org/doc-types", "birth-notification")
+            .text("Birth Notification"),
+    }
 }
 
-fn section(code: &str, title: &str, reference: &str) -> Value {
-    json!({
-        "title": title,
-        "code": {"coding": [{"system": SECTIONS, "code": code}], "text": title},
-        "entry": [{"reference": reference}]
-    })
+fn section(code: &'static str, title: &'static str, reference: Url) -> Section {
+    Section {
+        code: Concept::code(SECTIONS, code).text(title),
+        entry: [Reference { reference }],
+        title,
+    }
 }
 
-fn task(n: &Notification, composition_url: &str) -> Value {
-    let mut extensions = Vec::new();
+fn task<'a>(n: &Notification<'a>, composition_url: Url) -> Task<'a> {
+    let mut extension = Vec::with_capacity(5);
     let contact = [
-        ("contact-person", &n.contact.relationship),
-        ("contact-person-phone-number", &n.contact.phone),
-        ("contact-person-email", &n.contact.email),
+        (CONTACT_PERSON, n.contact.relationship),
+        (CONTACT_PHONE, n.contact.phone),
+        (CONTACT_EMAIL, n.contact.email),
     ];
-    for (name, value) in contact {
+    for (url, value) in contact {
         if let Some(v) = value {
-            extensions.push(json!({"url": format!("{SPEC}/extension/{name}"), "valueString": v}));
+            extension.push(Extension::string(url, v));
         }
     }
-    if let Some(location) = &n.office_location_id {
-        extensions.push(location_extension("regLastLocation", location));
+    if let Some(location) = n.office_location_id {
+        extension.push(Extension::location(REG_LAST_LOCATION, location));
     }
-    extensions.push(location_extension("regLastOffice", &n.office_id));
-    json!({
-        "resourceType": "Task",
-        "status": "draft",
-        "intent": "unknown",
-        "code": {"coding": [{"system": format!("{SPEC}/types"), "code": "BIRTH"}]},
-        "focus": {"reference": composition_url},
+    extension.push(Extension::location(REG_LAST_OFFICE, n.office_id));
+    Task {
+        code: Concept::code(TYPES, "BIRTH"),
+        extension,
+        focus: Reference {
+            reference: composition_url,
+        },
         // workflow spreads this list to add the tracking id (v1.9.15
         // eventNotificationHandler.ts): without it the notification is a 500.
-        "identifier": [],
-        "extension": extensions
-    })
+        identifier: [],
+        intent: "unknown",
+        resource_type: "Task",
+        status: "draft",
+    }
 }
 
-fn location_extension(name: &str, id: &str) -> Value {
-    json!({
-        "url": format!("{SPEC}/extension/{name}"),
-        "valueReference": {"reference": format!("Location/{id}")}
-    })
-}
-
-fn patient(p: &Person) -> Value {
-    let mut r = json!({"resourceType": "Patient", "active": true});
-    if let Some(name) = human_name(&p.name) {
-        r["name"] = Value::Array(vec![name]);
-    }
-    set(&mut r, "gender", &p.gender);
-    set(&mut r, "birthDate", &p.birth_date);
-    if let Some(order) = p.multiple_birth_order {
-        r["multipleBirthInteger"] = json!(order);
-    }
-    if !p.identifiers.is_empty() {
-        r["identifier"] = p.identifiers.iter().map(identifier).collect();
-    }
-    if let Some(a) = &p.address {
-        r["address"] = Value::Array(vec![address(a)]);
-    }
-    let mut extensions = Vec::new();
-    if let Some(code) = &p.nationality {
-        extensions.push(json!({
-            "url": "http://hl7.org/fhir/StructureDefinition/patient-nationality",
-            "extension": [{
-                "url": "code",
-                "valueCodeableConcept": {"coding": [{"system": "urn:iso:std:iso:3166", "code": code}]}
-            }]
-        }));
+fn patient<'a>(p: &'a Person<'a>) -> Patient<'a> {
+    let mut extension = Vec::new();
+    if let Some(code) = p.nationality {
+        extension.push(Extension {
+            extension: Some([Nationality {
+                url: "code",
+                value_codeable_concept: Concept::code("urn:iso:std:iso:3166", code),
+            }]),
+            ..Extension::new("http://hl7.org/fhir/StructureDefinition/patient-nationality")
+        });
     }
     if let Some(age) = p.age_years {
-        extensions.push(json!({
-            "url": format!("{SPEC}/extension/age-of-individual-in-years"),
-            "valueInteger": age
-        }));
+        extension.push(Extension {
+            value_integer: Some(age),
+            ..Extension::new(AGE_IN_YEARS)
+        });
     }
-    if !extensions.is_empty() {
-        r["extension"] = Value::Array(extensions);
+    Patient {
+        address: p.address.as_ref().map(|a| [address(a)]),
+        birth_date: p.birth_date,
+        extension,
+        gender: p.gender,
+        identifier: p.identifiers.iter().map(identifier).collect(),
+        multiple_birth_integer: p.multiple_birth_order,
+        name: human_name(&p.name).map(|name| [name]),
+        ..Patient::new(true)
     }
-    r
 }
 
-fn set(resource: &mut Value, key: &str, value: &Option<String>) {
-    if let Some(v) = value {
-        resource[key] = json!(v);
-    }
-}
-
-fn human_name(name: &Name) -> Option<Value> {
+fn human_name<'a>(name: &Name<'a>) -> Option<HumanName<'a>> {
     if name.given.is_none() && name.family.is_none() {
         return None;
     }
-    // The dialect's `use` is a language tag, and `family` a string since 1.7.
-    let mut n = json!({"use": "en"});
-    if let Some(given) = &name.given {
-        n["given"] = json!([given]);
-    }
-    if let Some(family) = &name.family {
-        n["family"] = json!(family);
-    }
-    Some(n)
-}
-
-fn identifier(id: &Identifier) -> Value {
-    json!({
-        "type": {"coding": [{"system": format!("{SPEC}/identifier-type"), "code": id.kind}]},
-        "value": id.value
+    Some(HumanName {
+        family: name.family,
+        given: name.given.map(|given| [given]),
+        r#use: "en",
     })
 }
 
-fn address(a: &Address) -> Value {
-    let mut v = json!({"type": "PRIMARY_ADDRESS", "country": a.country});
-    set(&mut v, "state", &a.state);
-    set(&mut v, "district", &a.district);
-    v
+fn identifier<'a>(id: &Identifier<'a>) -> PatientIdentifier<'a> {
+    PatientIdentifier {
+        r#type: Concept::code(IDENTIFIER_TYPE, id.kind),
+        value: id.value,
+    }
 }
 
-fn father_not_available(reason: &str) -> Value {
-    json!({
-        "resourceType": "Patient",
-        "active": false,
-        "extension": [{"url": format!("{SPEC}/extension/reason-not-applying"), "valueString": reason}]
-    })
+fn address<'a>(a: &Address<'a>) -> PostalAddress<'a> {
+    PostalAddress {
+        country: a.country,
+        district: a.district,
+        state: a.state,
+        r#type: "PRIMARY_ADDRESS",
+    }
+}
+
+fn father_not_available(reason: &str) -> Patient<'_> {
+    Patient {
+        extension: vec![Extension::string(REASON_NOT_APPLYING, reason)],
+        ..Patient::new(false)
+    }
 }
 
 /// The informant's RelatedPerson points at the Patient that holds the
 /// informant's details: the mother's or father's own entry, or a Patient of
 /// its own when someone else informed and was named.
-fn informant_entries(
-    n: &Notification,
+fn informant_entries<'a>(
+    n: &Notification<'a>,
     ctx: &RouteContext,
-    mother: Option<&Entry>,
-    father: Option<&Entry>,
-) -> (Option<Entry>, Option<Entry>) {
+    mother: Option<&Entry<'a>>,
+    father: Option<&Entry<'a>>,
+) -> (Option<Entry<'a>>, Option<Entry<'a>>) {
     let Some(Informant { relationship, name }) = &n.informant else {
         return (None, None);
     };
     let father_given = matches!(n.father, Some(Father::Given(_)));
-    let (own, points_at) = match relationship.as_str() {
-        "MOTHER" if mother.is_some() => (None, mother.map(|m| m.full_url.clone())),
-        "FATHER" if father_given => (None, father.map(|f| f.full_url.clone())),
+    let relationship: &'a str = relationship;
+    let (own, points_at) = match relationship {
+        "MOTHER" if mother.is_some() => (None, mother.map(|m| m.full_url)),
+        "FATHER" if father_given => (None, father.map(|f| f.full_url)),
         _ => match human_name(name) {
             Some(hn) => {
-                let url = full_url(ctx, "informant");
-                let mut resource = json!({"resourceType": "Patient", "active": true});
-                resource["name"] = Value::Array(vec![hn]);
+                let url = full_url(ctx, Role::Informant);
                 let entry = Entry {
-                    full_url: url.clone(),
-                    resource,
+                    full_url: url,
+                    resource: Resource::Patient(Patient {
+                        name: Some([hn]),
+                        ..Patient::new(true)
+                    }),
                 };
                 (Some(entry), Some(url))
             }
             None => (None, None),
         },
     };
-    let mut related = json!({
-        "resourceType": "RelatedPerson",
-        "relationship": {
-            "coding": [{
-                "system": "http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype",
-                "code": relationship
-            }]
-        }
-    });
-    if let Some(url) = points_at {
-        related["patient"] = json!({"reference": url});
-    }
     let related = Entry {
-        full_url: full_url(ctx, "informant-relationship"),
-        resource: related,
+        full_url: full_url(ctx, Role::InformantRelationship),
+        resource: Resource::RelatedPerson(RelatedPerson {
+            patient: points_at.map(|reference| Reference { reference }),
+            relationship: Concept::code(
+                "http://hl7.org/fhir/ValueSet/relatedperson-relationshiptype",
+                relationship,
+            ),
+            resource_type: "RelatedPerson",
+        }),
     };
     (own, Some(related))
 }
 
-fn observations(n: &Notification, ctx: &RouteContext, encounter_url: &str) -> Vec<Entry> {
-    let observation = |role: &str,
-                       category: (&str, &str),
-                       code: (&str, &str),
-                       value: (&str, Value)| {
-        let mut r = json!({
-            "resourceType": "Observation",
-            "status": "final",
-            "context": {"reference": encounter_url},
-            "category": [{"coding": [{
-                "system": "http://hl7.org/fhir/observation-category",
-                "code": category.0,
-                "display": category.1
-            }]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": code.0, "display": code.1}]}
-        });
-        r[value.0] = value.1;
+fn observations<'a>(
+    n: &Notification<'a>,
+    ctx: &RouteContext,
+    encounter_url: Url,
+) -> [Option<Entry<'a>>; 3] {
+    let observation = |role: Role,
+                       category: (&'static str, &'static str),
+                       code: (&'static str, &'static str),
+                       value_quantity: Option<Quantity<'a>>,
+                       value_string: Option<&'a str>| {
+        let coding = |system: &'static str, (code, display): (&'static str, &'static str)| Coding {
+            code,
+            display: Some(display),
+            system,
+        };
         Entry {
             full_url: full_url(ctx, role),
-            resource: r,
+            resource: Resource::Observation(Observation {
+                category: [Concept {
+                    coding: [coding("http://hl7.org/fhir/observation-category", category)],
+                    text: None,
+                }],
+                code: Concept {
+                    coding: [coding("http://loinc.org", code)],
+                    text: None,
+                },
+                context: Reference {
+                    reference: encounter_url,
+                },
+                resource_type: "Observation",
+                status: "final",
+                value_quantity,
+                value_string,
+            }),
         }
     };
-    let mut out = Vec::new();
-    if let Some(kg) = n.body_weight_kg {
-        out.push(observation(
-            "body-weight",
-            ("vital-signs", "Vital Signs"),
-            ("3141-9", "Body weight Measured"),
-            (
-                "valueQuantity",
-                json!({"value": kg, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}),
-            ),
-        ));
-    }
-    if let Some(plurality) = &n.birth_plurality {
-        // OpenCRVS sends the plurality code as a string quantity value.
-        out.push(observation(
-            "birth-plurality",
-            ("procedure", "Procedure"),
-            ("57722-1", "Birth plurality of Pregnancy"),
-            ("valueQuantity", json!({"value": plurality})),
-        ));
-    }
-    if let Some(attendant) = &n.attendant_at_birth {
-        out.push(observation(
-            "birth-attendant",
-            ("procedure", "Procedure"),
-            ("73764-3", "Birth attendant title"),
-            ("valueString", json!(attendant)),
-        ));
-    }
-    out
+    [
+        n.body_weight_kg.map(|kg| {
+            let quantity = Quantity {
+                code: Some("kg"),
+                system: Some("http://unitsofmeasure.org"),
+                unit: Some("kg"),
+                value: QuantityValue::Number(kg),
+            };
+            observation(
+                Role::BodyWeight,
+                ("vital-signs", "Vital Signs"),
+                ("3141-9", "Body weight Measured"),
+                Some(quantity),
+                None,
+            )
+        }),
+        n.birth_plurality.map(|plurality| {
+            let quantity = Quantity {
+                code: None,
+                system: None,
+                unit: None,
+                value: QuantityValue::Code(plurality),
+            };
+            observation(
+                Role::BirthPlurality,
+                ("procedure", "Procedure"),
+                ("57722-1", "Birth plurality of Pregnancy"),
+                Some(quantity),
+                None,
+            )
+        }),
+        n.attendant_at_birth.map(|attendant| {
+            observation(
+                Role::BirthAttendant,
+                ("procedure", "Procedure"),
+                ("73764-3", "Birth attendant title"),
+                None,
+                Some(attendant),
+            )
+        }),
+    ]
 }

@@ -13,6 +13,7 @@
 //! code lists, never from here.
 
 mod bundle;
+mod resources;
 mod tree;
 
 use std::path::Path;
@@ -82,5 +83,7 @@ pub fn encode(tree: &Value, ctx: &RouteContext) -> Result<Encoded, EncodeError> 
     })
 }
 
+#[cfg(test)]
+mod oracle;
 #[cfg(test)]
 mod tests;

@@ -366,6 +366,7 @@ mod no_panic {
     use proptest::prelude::*;
     use serde_json::{Map, Value};
 
+    use super::super::oracle;
     use super::*;
 
     /// Keys of the logical tree plus a stranger, so random trees hit the
@@ -422,7 +423,8 @@ mod no_panic {
     proptest! {
         #[test]
         fn any_tree_encodes_or_is_refused_without_panicking(t in tree()) {
-            let _ = encode(&t, &ctx(1));
+            // ... and as the former encoder did.
+            prop_assert_eq!(encode(&t, &ctx(1)).map(|e| e.bytes), oracle::encode(&t, &ctx(1)));
         }
 
         #[test]
@@ -430,7 +432,209 @@ mod no_panic {
             let mut t = full();
             t["mother"][key] = v.clone();
             t["task"][key] = v;
-            let _ = encode(&t, &ctx(1));
+            prop_assert_eq!(encode(&t, &ctx(1)).map(|e| e.bytes), oracle::encode(&t, &ctx(1)));
         }
+    }
+}
+
+/// The struct writer against the former `Value` tree builder (`oracle/`):
+/// same bytes or same error, on trees made of every path the catalogue has.
+mod struct_writer_agrees_with_the_value_tree {
+    use std::cell::Cell;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::super::{OTHER_PATHS, PERSON, oracle};
+    use super::*;
+
+    /// Values a field may well have, by its last segment.
+    fn good(leaf: &str) -> Vec<Value> {
+        match leaf {
+            "last_updated" => vec![
+                json!("2026-10-22T09:12:05+02:00"),
+                json!("2026-10-22T07:12:05.120Z"),
+            ],
+            "office_id" | "office_location_id" | "location_id" => {
+                vec![json!(OFFICE), json!(FACILITY), json!(DISTRICT)]
+            }
+            "state" => vec![json!(STATE)],
+            "district" => vec![json!(DISTRICT)],
+            "relationship" => vec![json!("MOTHER"), json!("FATHER"), json!("GRANDMOTHER")],
+            "gender" => vec![json!("female"), json!("male")],
+            "age_years" | "multiple_birth_order" => vec![json!(0), json!(2), json!(24)],
+            "body_weight_kg" => vec![json!(3.12), json!(3), json!(10), json!(0.5)],
+            "country" | "nationality" => vec![json!("ERI"), json!("EXA")],
+            _ => vec![
+                json!("Liya"),
+                json!("ሊያ"),
+                json!("O'Brien & \"Sons\" <x>"),
+                json!("tab\there\nnewline \\ \u{1}"),
+            ],
+        }
+    }
+
+    /// Values a mapping should not produce: each breaks a check somewhere.
+    fn faulty() -> Vec<Value> {
+        vec![
+            json!(" "),
+            json!(""),
+            json!(7),
+            json!(-1),
+            json!(11.5),
+            json!("not-a-uuid"),
+            json!("2026-10-22"),
+            json!({"x": 1}),
+            json!([1]),
+        ]
+    }
+
+    /// Sets `value` at `path`, making objects and arrays (padded with nulls) on the way.
+    fn set(at: &mut Value, path: &[&str], value: Value) {
+        let Some((first, rest)) = path.split_first() else {
+            *at = value;
+            return;
+        };
+        let next = match first.parse::<usize>() {
+            Ok(i) => {
+                if !at.is_array() {
+                    *at = json!([]);
+                }
+                let items = at.as_array_mut().unwrap();
+                while items.len() <= i {
+                    items.push(Value::Null);
+                }
+                &mut items[i]
+            }
+            Err(_) => {
+                if !at.is_object() {
+                    *at = json!({});
+                }
+                at.as_object_mut()
+                    .unwrap()
+                    .entry(first.to_string())
+                    .or_insert(Value::Null)
+            }
+        };
+        set(next, rest, value);
+    }
+
+    /// Every path of the logical tree, list items twice.
+    fn paths() -> Vec<String> {
+        ["child", "mother", "father"]
+            .into_iter()
+            .flat_map(|role| PERSON.iter().map(move |f| format!("{role}/{f}")))
+            .chain(OTHER_PATHS.iter().map(|p| p.to_string()))
+            .flat_map(|path| match path.split_once("/*/") {
+                Some((list, rest)) => vec![format!("{list}/0/{rest}"), format!("{list}/1/{rest}")],
+                None => vec![path],
+            })
+            .collect()
+    }
+
+    /// The part of the tree a path belongs to: a person, a list item, the
+    /// absent father, else its first segment.
+    fn group(path: &str) -> &str {
+        if let Some(at) = path.find("/identifiers/") {
+            return &path[..at + "/identifiers/0".len()];
+        }
+        if path.starts_with("father/details_not_available") {
+            return "father/details_not_available";
+        }
+        path.split('/').next().unwrap()
+    }
+
+    /// A tree from one choice per path: left out, a good value or (rarely) a
+    /// faulty one; whole parts come and go together.
+    fn tree_of(paths: &[String], choices: &[u8]) -> Value {
+        let mut tree = json!({});
+        let mut groups: Vec<(&str, bool)> = Vec::new();
+        for (path, &choice) in paths.iter().zip(choices) {
+            let group = group(path);
+            let present = match groups.iter().find(|(g, _)| *g == group) {
+                Some((_, present)) => *present,
+                None => {
+                    let always = matches!(group, "bundle" | "task" | "encounter");
+                    // No absent father beside a father, a second identifier
+                    // only after a first (now and then both, to see the error).
+                    let needs = |other: &str| groups.iter().any(|(g, p)| *g == other && *p);
+                    let allowed = match group {
+                        "father/details_not_available" => !needs("father") || choice == 1,
+                        "child/identifiers/1" => needs("child/identifiers/0"),
+                        "mother/identifiers/1" => needs("mother/identifiers/0"),
+                        "father/identifiers/1" => needs("father/identifiers/0"),
+                        _ => true,
+                    };
+                    let present = always || (allowed && choice % 3 != 0);
+                    groups.push((group, present));
+                    present
+                }
+            };
+            if !present {
+                continue;
+            }
+            let needed = matches!(
+                path.as_str(),
+                "bundle/last_updated" | "task/office_id" | "encounter/location_id"
+            ) || path.ends_with("identifiers/0/type")
+                || path == "informant/relationship"
+                || path.ends_with("identifiers/0/value")
+                || path.ends_with("identifiers/1/type")
+                || path.ends_with("identifiers/1/value")
+                || path.ends_with("address/country")
+                || path.ends_with("address/state");
+            let leaf = path.rsplit('/').next().unwrap();
+            let value = match choice {
+                c if c < if needed { 1 } else { 35 } => continue,
+                c if c < 99 => {
+                    let pool = good(leaf);
+                    pool[usize::from(c) % pool.len()].clone()
+                }
+                c => {
+                    let pool = faulty();
+                    pool[usize::from(c) % pool.len()].clone()
+                }
+            };
+            let segments: Vec<&str> = path.split('/').collect();
+            set(&mut tree, &segments, value);
+        }
+        tree
+    }
+
+    #[test]
+    fn same_bytes_or_same_error_on_arbitrary_trees() {
+        let paths = paths();
+        let written = Cell::new(0u32);
+        let cases = 1024;
+        let mut runner = TestRunner::new(Config {
+            cases,
+            ..Config::default()
+        });
+        let inputs = (prop::collection::vec(0u8..100, paths.len()), 1i64..=2);
+        runner
+            .run(&inputs, |(choices, version)| {
+                let tree = tree_of(&paths, &choices);
+                let structs = encode(&tree, &ctx(version)).map(|e| e.bytes);
+                if structs.is_ok() {
+                    written.set(written.get() + 1);
+                }
+                let text = |r: Result<Vec<u8>, EncodeError>| {
+                    r.map(|b| String::from_utf8_lossy(&b).into_owned())
+                };
+                prop_assert_eq!(
+                    text(structs),
+                    text(oracle::encode(&tree, &ctx(version))),
+                    "tree: {}",
+                    tree
+                );
+                Ok(())
+            })
+            .unwrap();
+        // The comparison means something only if many documents are written.
+        assert!(
+            written.get() > cases / 4,
+            "only {} of {cases} trees made a document",
+            written.get()
+        );
     }
 }
