@@ -6,6 +6,8 @@ pub mod fhir_r4;
 pub mod opencrvs;
 pub mod opencrvs_v1;
 pub mod primero;
+#[cfg(test)]
+mod test_trees;
 
 use std::path::Path;
 

@@ -626,38 +626,15 @@ mod one_walk_agrees_with_the_node_tree {
     /// Sets `value` at `path` (or removes the key), making objects and arrays
     /// (padded with nulls) on the way.
     fn set(at: &mut Value, path: &[&str], value: Option<Value>) {
-        let Some((first, rest)) = path.split_first() else {
-            *at = value.unwrap_or(Value::Null);
-            return;
-        };
-        if rest.is_empty() && value.is_none() {
-            if let Value::Object(map) = at {
-                map.remove(*first);
+        use crate::mapping::formats::outbound::test_trees::slot;
+        match (path.split_last(), value) {
+            (Some((last, parent)), None) => {
+                if let Value::Object(map) = slot(at, parent) {
+                    map.remove(*last);
+                }
             }
-            return;
+            (_, value) => *slot(at, path) = value.unwrap_or(Value::Null),
         }
-        let next = match first.parse::<usize>() {
-            Ok(i) => {
-                if !at.is_array() {
-                    *at = json!([]);
-                }
-                let items = at.as_array_mut().unwrap();
-                while items.len() <= i {
-                    items.push(Value::Null);
-                }
-                &mut items[i]
-            }
-            Err(_) => {
-                if !at.is_object() {
-                    *at = json!({});
-                }
-                at.as_object_mut()
-                    .unwrap()
-                    .entry(first.to_string())
-                    .or_insert(Value::Null)
-            }
-        };
-        set(next, rest, value);
     }
 
     #[test]

@@ -491,32 +491,7 @@ mod struct_writer_agrees_with_the_value_tree {
 
     /// Sets `value` at `path`, making objects and arrays (padded with nulls) on the way.
     fn set(at: &mut Value, path: &[&str], value: Value) {
-        let Some((first, rest)) = path.split_first() else {
-            *at = value;
-            return;
-        };
-        let next = match first.parse::<usize>() {
-            Ok(i) => {
-                if !at.is_array() {
-                    *at = json!([]);
-                }
-                let items = at.as_array_mut().unwrap();
-                while items.len() <= i {
-                    items.push(Value::Null);
-                }
-                &mut items[i]
-            }
-            Err(_) => {
-                if !at.is_object() {
-                    *at = json!({});
-                }
-                at.as_object_mut()
-                    .unwrap()
-                    .entry(first.to_string())
-                    .or_insert(Value::Null)
-            }
-        };
-        set(next, rest, value);
+        *crate::mapping::formats::outbound::test_trees::slot(at, path) = value;
     }
 
     /// Every path of the logical tree, list items twice.
