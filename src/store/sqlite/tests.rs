@@ -47,7 +47,10 @@ async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
         dir.path(),
         StoreMetrics::default(),
         test_keyring(),
-        Duration::MAX,
+        WalUpkeep {
+            checkpoint_every: Duration::MAX,
+            restart_at_frames: i64::MAX,
+        },
     )
     .await
     .unwrap();
@@ -71,6 +74,62 @@ async fn the_writer_leaves_checkpoints_to_the_checkpointer() {
     );
     conn.close().await.unwrap();
     store.close().await;
+}
+
+/// Under commits that never pause, the WAL starts over once it is
+/// `restart_at_frames` long (docs/perf, "Intake"): passive checkpoints alone
+/// let it grow without bound. Eight callers keep the writer busy; the same
+/// load with restarts off is the control that shows the WAL would grow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_over_under_sustained_commits() {
+    const RESTART_AT: i64 = 128;
+    let wal_bytes = |restart_at_frames| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let upkeep = WalUpkeep {
+            checkpoint_every: Duration::from_millis(5),
+            restart_at_frames,
+        };
+        let store = Arc::new(
+            SqliteStore::open_checkpointing(
+                dir.path(),
+                StoreMetrics::default(),
+                test_keyring(),
+                upkeep,
+            )
+            .await
+            .unwrap(),
+        );
+        let callers: Vec<_> = (0..8u8)
+            .map(|caller| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..150 {
+                        let record = crate::store::tests::new_record(None, caller);
+                        store.accept(record).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap();
+        }
+        let bytes = std::fs::metadata(dir.path().join("gateway.db-wal"))
+            .unwrap()
+            .len();
+        store.close().await;
+        bytes
+    };
+    let limit = (4 * RESTART_AT * 4096) as u64;
+    let unbounded = wal_bytes(i64::MAX).await;
+    assert!(
+        unbounded > 2 * limit,
+        "control: without restarts the WAL grew to only {unbounded} bytes"
+    );
+    let bounded = wal_bytes(RESTART_AT).await;
+    assert!(
+        bounded <= limit,
+        "the WAL is {bounded} bytes, past {limit}: it was not started over"
+    );
 }
 
 /// A subject that never had a consent is answered without a query (intake
