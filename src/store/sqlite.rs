@@ -931,7 +931,17 @@ async fn write_group(
         .iter()
         .map(|r| payload::Sealed::new(r, keyring))
         .collect();
-    insert_records(&mut tx, &records, &sealed).await?;
+    // The log's rows are numbered before they are written, so they go out
+    // with the records in one query.
+    let first_seq = if events.is_empty() {
+        0
+    } else {
+        next_seq(&mut tx).await?
+    };
+    let mut inserts = QueryBuilder::<Sqlite>::new("");
+    push_records(&mut inserts, &records, &sealed);
+    push_events(&mut inserts, &events, first_seq);
+    execute_all(&mut tx, inserts).await?;
     insert_consents(&mut tx, &records, &sealed).await?;
     // Before the commit: once a consent row is visible, its subject is known
     // here. (A group that then fails leaves a subject that only costs a query.)
@@ -945,7 +955,6 @@ async fn write_group(
             *outcome = Outcome::Claim(claim_in(&mut tx, claim, keyring).await?);
         }
     }
-    let first_seq = insert_events(&mut tx, &events).await?;
     tx.commit().await?;
     for o in &mut outcomes {
         if let Outcome::Audit(index) = o {
@@ -1015,17 +1024,17 @@ async fn existing_keys(
     Ok(known)
 }
 
-async fn insert_records(
-    conn: &mut SqliteConnection,
-    records: &[&NewRecord],
-    sealed: &[payload::Sealed],
-) -> Result<(), sqlx::Error> {
+/// The rows of `records` (their payload keys, idempotency keys and
+/// deliveries too), as statements appended to `q`.
+fn push_records<'a>(
+    q: &mut QueryBuilder<'a, Sqlite>,
+    records: &[&'a NewRecord],
+    sealed: &'a [payload::Sealed],
+) {
     let rows: Vec<(&NewRecord, &payload::Sealed)> =
         records.iter().copied().zip(sealed.iter()).collect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical, subject) ",
-        );
+        q.push("INSERT INTO records (id, client_id, source, record_type, received_at, request_sha256, canonical, subject) ");
         q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.id.to_string())
                 .push_bind(r.client_id.as_str())
@@ -1039,40 +1048,34 @@ async fn insert_records(
                 .push_bind(sealed.canonical.as_slice())
                 .push_bind(r.subject.as_deref());
         });
-        q.build().execute(&mut *conn).await?;
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT INTO payload_keys (record_id, kek_id, wrapped) ");
+        q.push(";\nINSERT INTO payload_keys (record_id, kek_id, wrapped) ");
         q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.id.to_string())
                 .push_bind(sealed.kek_id.as_str())
                 .push_bind(sealed.wrapped.as_slice());
         });
-        q.build().execute(&mut *conn).await?;
+        q.push(";\n");
     }
     let keyed: Vec<&(&NewRecord, &payload::Sealed)> = rows
         .iter()
         .filter(|(r, _)| r.idempotency_key.is_some())
         .collect();
     for chunk in keyed.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO idempotency_keys (client_id, key, request_sha256, record_id) ",
-        );
+        q.push("INSERT INTO idempotency_keys (client_id, key, request_sha256, record_id) ");
         q.push_values(chunk, |mut row, (r, sealed)| {
             row.push_bind(r.client_id.as_str())
                 .push_bind(r.idempotency_key.as_deref())
                 .push_bind(sealed.request_sha256.as_slice())
                 .push_bind(r.id.to_string());
         });
-        q.build().execute(&mut *conn).await?;
+        q.push(";\n");
     }
     let deliveries: Vec<(&NewRecord, &super::NewDelivery)> = records
         .iter()
         .flat_map(|r| r.deliveries.iter().map(move |d| (*r, d)))
         .collect();
     for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms, subject) ",
-        );
+        q.push("INSERT INTO deliveries (record_id, route, destination, status, next_attempt_ms, subject) ");
         q.push_values(chunk, |mut row, (r, d)| {
             row.push_bind(r.id.to_string())
                 .push_bind(d.route.as_str())
@@ -1081,9 +1084,8 @@ async fn insert_records(
                 .push_bind(r.received_at.timestamp_millis())
                 .push_bind(r.subject.as_deref());
         });
-        q.build().execute(&mut *conn).await?;
+        q.push(";\n");
     }
-    Ok(())
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -1361,15 +1363,31 @@ async fn insert_events(
     conn: &mut SqliteConnection,
     events: &[(&AuditEvent, Option<String>)],
 ) -> Result<i64, sqlx::Error> {
+    let first = next_seq(conn).await?;
+    let mut q = QueryBuilder::<Sqlite>::new("");
+    push_events(&mut q, events, first);
+    execute_all(conn, q).await?;
+    Ok(first)
+}
+
+/// The next sequence number of the log. Only a transaction holding SQLite's
+/// write lock may use it.
+async fn next_seq(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
     let (last,): (i64,) = sqlx::query_as("SELECT coalesce(max(seq), 0) FROM audit_log")
         .fetch_one(&mut *conn)
         .await?;
-    let first = last + 1;
+    Ok(last + 1)
+}
+
+/// `events` numbered from `first`, as statements appended to `q`.
+fn push_events(
+    q: &mut QueryBuilder<'_, Sqlite>,
+    events: &[(&AuditEvent, Option<String>)],
+    first: i64,
+) {
     for (n, chunk) in events.chunks(ROWS_PER_STATEMENT).enumerate() {
         let offset = first + (n * ROWS_PER_STATEMENT) as i64;
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO audit_log (seq, at, kind, record_id, event, leaf_hash) ",
-        );
+        q.push("INSERT INTO audit_log (seq, at, kind, record_id, event, leaf_hash) ");
         q.push_values(
             chunk.iter().enumerate(),
             |mut row, (i, (event, record_id))| {
@@ -1383,9 +1401,21 @@ async fn insert_events(
                     .push_bind(hash.to_vec());
             },
         );
+        q.push(";\n");
+    }
+}
+
+/// Run the statements appended to `q` as one query: one round trip to
+/// SQLite's thread for all of them (sqlx binds the `?`s across the
+/// statements in order), where a statement each cost a hop there and back.
+async fn execute_all(
+    conn: &mut SqliteConnection,
+    mut q: QueryBuilder<'_, Sqlite>,
+) -> Result<(), sqlx::Error> {
+    if !q.sql().is_empty() {
         q.build().execute(&mut *conn).await?;
     }
-    Ok(first)
+    Ok(())
 }
 
 #[cfg(test)]
