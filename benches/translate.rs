@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
             let ctx = pipeline.context(route, RecordId::new(), &canonical, timestamp, 1, None);
             let render = || {
                 pipeline
-                    .route(route, &canonical, &ctx)
+                    .route(route, std::borrow::Cow::Borrowed(&canonical), &ctx)
                     .rendered
                     .unwrap()
                     .unwrap()

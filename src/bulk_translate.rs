@@ -194,7 +194,7 @@ fn translate_line(
             prepared.canonical().record_type
         ));
     }
-    match translate::route_one(pipeline, &prepared, route) {
+    match translate::route_last(pipeline, prepared, route) {
         (Some(file), _) => {
             let json = file.name.ends_with(".json");
             LineOutcome::Translated(file.bytes, json)

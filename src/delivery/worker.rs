@@ -6,6 +6,7 @@
 //! due again when its lease runs out, and the registry sees the same
 //! idempotency key, so the resend is not a second registration.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,9 +293,9 @@ impl Worker {
             u32::try_from(d.claim).unwrap_or(u32::MAX),
             d.subject.clone(),
         );
-        let routed = self
-            .pipeline
-            .route_with_consent(route, &canonical, consent.as_ref(), &ctx);
+        let routed =
+            self.pipeline
+                .route_with_consent(route, Cow::Owned(canonical), consent.as_ref(), &ctx);
         let decision = routed.decision;
         if decision.decision == Outcome::Deny {
             let mut audit = self.audit(d, AuditKind::DeliveryCancelled);

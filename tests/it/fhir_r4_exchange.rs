@@ -45,7 +45,7 @@ fn render(pipeline: &Pipeline, version: i64) -> Encoded {
     let at = canonical.stated_time().unwrap();
     let ctx = pipeline.context(route, id, &canonical, at, 1, subject);
     pipeline
-        .route(route, &canonical, &ctx)
+        .route(route, std::borrow::Cow::Borrowed(&canonical), &ctx)
         .rendered
         .expect("the policy lets the example through")
         .unwrap()

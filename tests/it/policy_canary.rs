@@ -330,7 +330,7 @@ fn check_record(
                 1,
                 canonical.subject("canary"),
             );
-            let routed = pipeline.route(route, &canonical, &ctx);
+            let routed = pipeline.route(route, std::borrow::Cow::Borrowed(&canonical), &ctx);
             // A planted place code is not in the registry's location list:
             // the route is denied naming the path; plant no canary there.
             let unknown_place = (routed.decision.rule == "location-list")

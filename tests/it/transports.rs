@@ -55,7 +55,7 @@ fn render_record(route_name: &str, record: &Value) -> Encoded {
     let id = RecordId(uuid::Uuid::from_u128(0x5eed));
     let at = canonical.stated_time().unwrap();
     let ctx = PIPELINE.context(route, id, &canonical, at, 1, None);
-    let routed = PIPELINE.route(route, &canonical, &ctx);
+    let routed = PIPELINE.route(route, std::borrow::Cow::Borrowed(&canonical), &ctx);
     routed
         .rendered
         .unwrap_or_else(|| panic!("{route_name}: the policy denies the example record"))

@@ -2,6 +2,8 @@
 //! outbound route, without storing or delivering anything. What it writes is
 //! exactly what each registry would be sent.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -154,13 +156,42 @@ pub fn route_one(
     prepared: &Prepared,
     route: &RouteConfig,
 ) -> (Option<OutputFile>, Decision) {
-    let canonical = &prepared.canonical;
+    route_canonical(
+        pipeline,
+        prepared,
+        Cow::Borrowed(&prepared.canonical),
+        route,
+    )
+}
+
+/// [`route_one`] for the record's last route (`translate --jsonl` has only
+/// one): the record moves into the policy, which minimises it in place
+/// instead of copying it.
+pub fn route_last(
+    pipeline: &Pipeline,
+    mut prepared: Prepared,
+    route: &RouteConfig,
+) -> (Option<OutputFile>, Decision) {
+    let canonical = Canonical {
+        record_type: prepared.canonical.record_type,
+        record: std::mem::take(&mut prepared.canonical.record),
+    };
+    route_canonical(pipeline, &prepared, Cow::Owned(canonical), route)
+}
+
+/// `canonical` is `prepared`'s record, borrowed or moved out of it.
+fn route_canonical(
+    pipeline: &Pipeline,
+    prepared: &Prepared,
+    canonical: Cow<'_, Canonical>,
+    route: &RouteConfig,
+) -> (Option<OutputFile>, Decision) {
     // A preview has no agency; the source's name stands in for it.
     let subject = canonical.subject(&format!("translate:{}", prepared.source));
     let ctx = pipeline.context(
         route,
         prepared.record_id,
-        canonical,
+        &canonical,
         prepared.timestamp,
         1,
         subject,

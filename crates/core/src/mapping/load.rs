@@ -266,6 +266,7 @@ pub fn load_file(
         .any(Expr::uses_record);
     let uses_expressions = rules.iter().any(|r| r.expr.is_some() || r.when.is_some());
     let context_fields = context_fields(&rules);
+    let conditions = share_condition_slots(&mut rules);
     Ok(Mapping {
         file: file.to_path_buf(),
         description: raw.description,
@@ -274,8 +275,22 @@ pub fn load_file(
         rules,
         uses_record,
         uses_expressions,
+        conditions,
         context_fields,
     })
+}
+
+/// Give rules whose `when` is the same expression the same slot; returns
+/// the number of slots.
+fn share_condition_slots(rules: &mut [Rule]) -> usize {
+    let mut slots: BTreeMap<String, usize> = BTreeMap::new();
+    for rule in rules {
+        if let Some(when) = &rule.when {
+            let next = slots.len();
+            rule.when_slot = *slots.entry(when.source.clone()).or_insert(next);
+        }
+    }
+    slots.len()
 }
 
 /// The route context fields a mapping's rules read: all of them when an
@@ -424,6 +439,7 @@ fn compile_rule(
             codelist,
             location,
             when,
+            when_slot: 0,
             required: raw.required,
             note: raw.note,
         }),

@@ -98,6 +98,9 @@ pub struct Rule {
     /// through the route's location list.
     pub location: Option<Lookup>,
     pub when: Option<Expr>,
+    /// Where a run keeps the answer of `when`: rules whose conditions read
+    /// the same share a slot.
+    when_slot: usize,
     pub required: bool,
     pub note: Option<String>,
 }
@@ -112,6 +115,8 @@ pub struct Mapping {
     pub rules: Vec<Rule>,
     uses_record: bool,
     uses_expressions: bool,
+    /// Distinct `when` conditions (see `Rule::when_slot`).
+    conditions: usize,
     /// The route context fields the rules read (`$ctx/...`, CEL's `ctx`).
     context_fields: Vec<&'static str>,
 }
@@ -219,6 +224,9 @@ impl Mapping {
         } else {
             None
         };
+        // Conditions repeat across rules (a place's type, a parent's
+        // presence): each distinct one is evaluated once a run.
+        let mut held: Vec<Option<bool>> = vec![None; self.conditions];
         let mut out = Value::Object(Map::new());
         // One buffer for every rule's inputs, which are read in place; a
         // value is copied only when written.
@@ -232,10 +240,18 @@ impl Mapping {
                 line: rule.line,
                 to: rule.to.to_string(),
             };
-            if let (Some(when), Some(scope)) = (&rule.when, &scope)
-                && !when.holds(scope).map_err(|_| expression_failed())?
-            {
-                continue;
+            if let (Some(when), Some(scope)) = (&rule.when, &scope) {
+                let holds = match held[rule.when_slot] {
+                    Some(holds) => holds,
+                    None => {
+                        let holds = when.holds(scope).map_err(|_| expression_failed())?;
+                        held[rule.when_slot] = Some(holds);
+                        holds
+                    }
+                };
+                if !holds {
+                    continue;
+                }
             }
             inputs.clear();
             match &rule.input {

@@ -21,6 +21,7 @@ use crate::mapping::{self, LeftOut, Mapping, MappingError, Mappings, RouteContex
 use crate::model::{RecordId, RecordType};
 use crate::policy::{
     self, Action, ConsentState, Decision, Outcome, Policies, PolicyLoadError, Redaction,
+    json_pointer,
 };
 use crate::schema::{SchemaError, SchemaRegistry, Violation, cap_problems};
 pub use json_shape::{MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, ShapeError, check_shape};
@@ -77,7 +78,7 @@ impl Canonical {
         self.record
             .get("registration_date")
             .and_then(Value::as_str)
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .and_then(full_date)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|d| d.and_utc())
     }
@@ -286,7 +287,7 @@ impl Pipeline {
                 let (decision, minimised) = self.policies.decide_minimised(
                     &route.name,
                     record.record_type,
-                    &record.record,
+                    Cow::Borrowed(&record.record),
                     consent,
                 );
                 let decision = self.check_places(route, minimised, decision);
@@ -537,7 +538,14 @@ impl Pipeline {
     /// Decide whether `record` may go through `route` and, if so, render the
     /// minimised record: the policy runs before the mapping, so a field the
     /// policy removes never reaches the encoder.
-    pub fn route(&self, route: &RouteConfig, record: &Canonical, ctx: &RouteContext) -> Routed {
+    /// A record passed owned is minimised in place rather than copied: pass
+    /// it so on its last route.
+    pub fn route(
+        &self,
+        route: &RouteConfig,
+        record: Cow<'_, Canonical>,
+        ctx: &RouteContext,
+    ) -> Routed {
         self.route_with_consent(route, record, None, ctx)
     }
 
@@ -547,16 +555,18 @@ impl Pipeline {
     pub fn route_with_consent(
         &self,
         route: &RouteConfig,
-        record: &Canonical,
+        record: Cow<'_, Canonical>,
         consent: Option<&ConsentState>,
         ctx: &RouteContext,
     ) -> Routed {
-        let (decision, minimised) = self.policies.decide_minimised(
-            &route.name,
-            record.record_type,
-            &record.record,
-            consent,
-        );
+        let record_type = record.record_type;
+        let record = match record {
+            Cow::Borrowed(c) => Cow::Borrowed(&c.record),
+            Cow::Owned(c) => Cow::Owned(c.record),
+        };
+        let (decision, minimised) =
+            self.policies
+                .decide_minimised(&route.name, record_type, record, consent);
         let rendered = minimised.map(|minimised| {
             let ctx = RouteContext {
                 legal_basis: decision.legal_basis,
@@ -738,6 +748,22 @@ pub fn record_type_of(payload: &Value) -> Result<RecordType, Vec<Violation>> {
         })
 }
 
+/// A `YYYY-MM-DD` date, as `NaiveDate::parse_from_str(s, "%Y-%m-%d")`
+/// reads it, without parsing the format string for every record.
+fn full_date(s: &str) -> Option<NaiveDate> {
+    use chrono::format::{Item, Numeric, Pad, Parsed, parse};
+    const FULL_DATE: [Item<'static>; 5] = [
+        Item::Numeric(Numeric::Year, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Month, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Day, Pad::Zero),
+    ];
+    let mut parsed = Parsed::new();
+    parse(&mut parsed, s, FULL_DATE.iter()).ok()?;
+    parsed.to_naive_date().ok()
+}
+
 /// Rules a JSON Schema cannot state: dates in the future relative to the
 /// record's own notification time, a parent born after the child.
 pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Violation> {
@@ -746,10 +772,9 @@ pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Viola
         return out;
     }
     let date = |pointer: &str| {
-        record
-            .pointer(pointer)
+        json_pointer(record, pointer)
             .and_then(Value::as_str)
-            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .and_then(full_date)
     };
     // The local date of notification: the offset in notified_at is the place's.
     let notified = record
@@ -768,9 +793,7 @@ pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Viola
         });
     }
     if let (Some(year), Some(notified)) = (
-        record
-            .pointer("/child/estimated_year_of_birth")
-            .and_then(Value::as_i64),
+        json_pointer(record, "/child/estimated_year_of_birth").and_then(Value::as_i64),
         notified,
     ) && year > i64::from(chrono::Datelike::year(&notified))
     {
@@ -780,13 +803,12 @@ pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Viola
             message: "is after the year of notification (notified_at)".into(),
         });
     }
-    for parent in ["mother", "father"] {
-        let pointer = format!("/{parent}/date_of_birth");
-        if let (Some(parent_birth), Some(birth)) = (date(&pointer), birth)
+    for pointer in ["/mother/date_of_birth", "/father/date_of_birth"] {
+        if let (Some(parent_birth), Some(birth)) = (date(pointer), birth)
             && parent_birth >= birth
         {
             out.push(Violation {
-                pointer,
+                pointer: pointer.into(),
                 code: "parent_born_after_child",
                 message: "must be before the child's date of birth".into(),
             });
@@ -797,9 +819,19 @@ pub fn semantic_violations(record_type: RecordType, record: &Value) -> Vec<Viola
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
+
+    proptest! {
+        #[test]
+        fn full_date_reads_what_the_format_string_reads(
+            s in prop_oneof!["[0-9]{4}-[0-9]{2}-[0-9]{2}", "[0-9 +-]{0,14}", "[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}[ Tx]?"]
+        ) {
+            prop_assert_eq!(full_date(&s), NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+        }
+    }
 
     #[test]
     fn a_birth_after_notification_is_in_the_future() {

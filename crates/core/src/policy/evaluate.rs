@@ -12,12 +12,13 @@ use super::{Action, Decision, Outcome, Redaction};
 use crate::model::RecordType;
 
 /// The decision, and when it delivers, the minimised record: `record` with
-/// the decision's redactions performed (borrowed when there were none).
+/// the decision's redactions performed (a borrowed record stays borrowed when
+/// there were none).
 pub(super) fn decide<'r>(
     policy: &Policy,
     route: &str,
     record_type: RecordType,
-    record: &'r Value,
+    record: Cow<'r, Value>,
     key: Option<&[u8]>,
     consent: Option<&ConsentState>,
 ) -> (Decision, Option<Cow<'r, Value>>) {
@@ -53,7 +54,7 @@ pub(super) fn decide<'r>(
     });
     let mut refusals = Vec::new();
     for rule in &policy.rules {
-        match rule_holds(policy, rule, record, consent) {
+        match rule_holds(policy, rule, &record, consent) {
             Ok(()) => {
                 let from = if rule.consent && consent.is_some() {
                     " (consent from the latest consent decision)"
@@ -227,14 +228,13 @@ pub(super) fn holds(c: &Condition, base: &Value) -> bool {
 }
 
 /// Every change to make, in order, each at a pointer valid when it is made,
-/// and the record once they are made (copied only if one is).
+/// and the record once they are made (a borrowed one copied only if one is).
 fn plan<'r>(
     rule: &Rule,
     rules: &[RedactionRule],
-    record: &'r Value,
+    mut work: Cow<'r, Value>,
     key: Option<&[u8]>,
 ) -> (Vec<Redaction>, Cow<'r, Value>) {
-    let mut work = Cow::Borrowed(record);
     let mut out = Vec::new();
     if let Some(keep) = &rule.keep {
         let reason = format!("not in the field set of rule {}", rule.name);

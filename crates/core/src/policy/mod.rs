@@ -14,6 +14,9 @@ mod load;
 mod redact;
 #[cfg(test)]
 mod tests;
+
+/// A JSON pointer read without serde_json's copy of every segment.
+pub(crate) use redact::lookup as json_pointer;
 #[cfg(test)]
 mod tests_consent;
 
@@ -174,16 +177,19 @@ impl Policies {
         record: &Value,
         consent: Option<&ConsentState>,
     ) -> Decision {
-        self.decide_minimised(route, record_type, record, consent).0
+        self.decide_minimised(route, record_type, Cow::Borrowed(record), consent)
+            .0
     }
 
     /// [`Policies::decide_with_consent`], and when the decision delivers,
-    /// the minimised record ([`Policies::apply`]) made along the way.
+    /// the minimised record ([`Policies::apply`]) made along the way: a
+    /// borrowed record is copied only when something is redacted, an owned
+    /// one is redacted in place (the caller's last use of it).
     pub fn decide_minimised<'r>(
         &self,
         route: &str,
         record_type: RecordType,
-        record: &'r Value,
+        record: Cow<'r, Value>,
         consent: Option<&ConsentState>,
     ) -> (Decision, Option<Cow<'r, Value>>) {
         match self.routes.get(route) {

@@ -119,7 +119,7 @@ fn unescape(segment: &str) -> String {
 /// [`Value::pointer`] without its copies: serde_json unescapes every segment
 /// into two new strings, and a policy reads several pointers per record and
 /// route.
-pub(super) fn lookup<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+pub(crate) fn lookup<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
     if pointer.is_empty() {
         return Some(value);
     }

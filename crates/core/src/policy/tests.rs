@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use sha2::Digest;
@@ -716,17 +717,23 @@ fn the_minimised_record_is_made_once_and_copied_only_when_redacted() {
     let route = "birth-notification-to-opencrvs";
     let with_notes = read("schemas/examples/birth-notification.json");
     assert!(with_notes.get("maternal_health_notes").is_some());
-    let (decision, minimised) = policies.decide_minimised(route, BN, &with_notes, None);
+    let (decision, minimised) =
+        policies.decide_minimised(route, BN, Cow::Borrowed(&with_notes), None);
     let minimised = minimised.expect("the example delivers");
-    assert!(matches!(minimised, std::borrow::Cow::Owned(_)));
+    assert!(matches!(minimised, Cow::Owned(_)));
     assert_eq!(*minimised, policies.apply(&decision, &with_notes));
     assert!(minimised.get("maternal_health_notes").is_none());
+    // Owned, the record is redacted in place: the same decision and record.
+    let (in_place, moved) =
+        policies.decide_minimised(route, BN, Cow::Owned(with_notes.clone()), None);
+    assert_eq!(in_place, decision);
+    assert_eq!(moved.as_deref(), Some(&*minimised));
 
     let mut without = with_notes.clone();
     let fields = without.as_object_mut().unwrap();
     fields.remove("maternal_health_notes");
     fields.remove("mother_mhpss_screening");
-    let (decision, minimised) = policies.decide_minimised(route, BN, &without, None);
+    let (decision, minimised) = policies.decide_minimised(route, BN, Cow::Borrowed(&without), None);
     assert!(decision.redactions.is_empty());
-    assert!(matches!(minimised, Some(std::borrow::Cow::Borrowed(_))));
+    assert!(matches!(minimised, Some(Cow::Borrowed(_))));
 }
