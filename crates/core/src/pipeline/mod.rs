@@ -353,7 +353,13 @@ impl Pipeline {
             }
             Err(ShapeError::TooWide(violation)) => return Err(vec![violation]),
         }
-        serde_json::from_slice(body).map_err(|e| {
+        // UTF-8 checked once for the whole body rather than string by string;
+        // a body that is not UTF-8 gets the byte parser's error, as before.
+        match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(body),
+        }
+        .map_err(|e| {
             vec![Violation {
                 pointer: String::new(),
                 code: "malformed_json",
@@ -830,6 +836,15 @@ mod tests {
             s in prop_oneof!["[0-9]{4}-[0-9]{2}-[0-9]{2}", "[0-9 +-]{0,14}", "[0-9]{1,6}-[0-9]{1,3}-[0-9]{1,3}[ Tx]?"]
         ) {
             prop_assert_eq!(full_date(&s), NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+        }
+
+        /// `parse_json` reads UTF-8 text with `from_str`: the same value, or
+        /// an error at the same place, as the byte parser.
+        #[test]
+        fn text_and_byte_parsers_agree(s in r#"[{}\[\]",:0-9.eE+\-a-z \\\nu]{0,40}"#) {
+            let text = serde_json::from_str::<Value>(&s).map_err(|e| (e.line(), e.column()));
+            let bytes = serde_json::from_slice::<Value>(s.as_bytes()).map_err(|e| (e.line(), e.column()));
+            prop_assert_eq!(text, bytes);
         }
     }
 
