@@ -23,7 +23,9 @@ use crate::common::{example_config_path, repo_path};
 use registry_gateway::config::{Config, Overrides, RouteConfig, Secret};
 use registry_gateway::mapping::{Input, Mapping, MappingError};
 use registry_gateway::model::{RecordId, RecordType};
-use registry_gateway::pipeline::{Canonical, Pipeline, RenderError, semantic_violations};
+use registry_gateway::pipeline::{
+    Canonical, LoadError, Pipeline, RenderError, semantic_violations,
+};
 use registry_gateway::policy::{Outcome, hmac_sha256};
 
 const PRIMERO: &str = "child-protection-case-to-primero";
@@ -595,4 +597,84 @@ fn place_path(reason: &str) -> Option<String> {
     let _code = parts.next()?;
     parts.next()?.strip_prefix("line ")?;
     parts.next().map(str::to_string)
+}
+
+/// The load-time category check holds what a mapping's conditions and
+/// computed values read of the record to the route's policy, not only its
+/// `from` paths. Here the OpenCRVS policy no longer allows `health` and keeps
+/// the birth weight out with a field set (not a drop): a rule that reads it
+/// through `when` or `expr` refuses the mapping, naming file, line, path and
+/// category; the same rule reading nothing sensitive loads.
+#[test]
+fn a_condition_or_expression_reading_a_category_the_policy_keeps_out_refuses_the_mapping() {
+    let weight_rule = "from = \"birth_weight\"\nexpr = \"value.unit == 'g' ? double(value.value) / 1000.0 : double(value.value)\"";
+    let cases = [
+        ("value = 3.2\nwhen = \"has(record.birth_weight)\"", true),
+        (
+            "expr = \"double(record.birth_weight.value) / 1000.0\"",
+            true,
+        ),
+        ("value = 3.2\nwhen = \"has(record.child.sex)\"", false),
+    ];
+    for (rule, refused) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&repo_path("mappings"), &dir.path().join("mappings"));
+        copy_tree(&repo_path("policies"), &dir.path().join("policies"));
+        let mapping = dir
+            .path()
+            .join("mappings/destinations/opencrvs/birth-notification.toml");
+        let text = std::fs::read_to_string(&mapping).unwrap();
+        assert!(text.contains(weight_rule), "the weight rule moved");
+        std::fs::write(&mapping, text.replace(weight_rule, rule)).unwrap();
+        let policy = dir
+            .path()
+            .join("policies/birth-notification-to-opencrvs.toml");
+        let text = std::fs::read_to_string(&policy).unwrap();
+        let keep = "keep = [\"/record_type\", \"/record_version\", \"/source_record_id\", \"/notified_at\", \"/notifier\", \"/child\", \"/birth_type\", \"/birth_order\", \"/attendant_at_birth\", \"/mother\", \"/father\", \"/father_details_not_available\", \"/informant\", \"/legal_basis\", \"/multiple_birth_siblings\"]";
+        let edited = text
+            .replace(
+                "categories = [\"health\", \"displacement\"]",
+                "categories = [\"displacement\"]",
+            )
+            .replace(
+                "basis = \"LEGAL_OBLIGATION\"\n",
+                &format!("basis = \"LEGAL_OBLIGATION\"\n{keep}\n"),
+            );
+        assert_ne!(edited, text, "the policy's text moved");
+        std::fs::write(&policy, edited).unwrap();
+
+        let mut config = Config::load(&example_config_path(), &Overrides::default()).unwrap();
+        config.mappings_dir = dir.path().join("mappings");
+        config.policies_dir = dir.path().join("policies");
+        match Pipeline::load(Arc::new(config)) {
+            Err(LoadError::Categories(errors)) if refused => {
+                let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert!(
+                    lines
+                        .iter()
+                        .any(|l| l.contains("opencrvs/birth-notification.toml:")
+                            && l.contains("reads birth_weight")
+                            && l.contains("health")
+                            && l.contains("birth-notification-to-opencrvs")),
+                    "{rule}: {lines:?}"
+                );
+            }
+            Ok(_) if !refused => {}
+            Ok(_) => panic!("{rule}: loaded"),
+            Err(e) => panic!("{rule}: {e}"),
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -4,8 +4,11 @@
 //! context: record_id, route, message_id, idempotency_key, timestamp...).
 
 use std::cell::OnceCell;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use cel::IdedExpr;
+use cel::common::ast::{EntryExpr, Expr as Ast};
 use serde_json::Value;
 
 use super::native::{self, Fail, Node, Vars};
@@ -26,6 +29,8 @@ pub struct Expr {
     native: Option<Node>,
     uses_record: bool,
     uses_ctx: bool,
+    /// The record fields it reads (see [`record_reads`]).
+    record_reads: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Expr {
@@ -97,13 +102,21 @@ impl Expr {
         let uses_record = refs.has_variable("record");
         let uses_ctx = refs.has_variable("ctx");
         let native = native::compile(program.expression());
+        let record_reads = record_reads(program.expression());
         Ok(Expr {
             source: source.to_string(),
             program,
             native,
             uses_record,
             uses_ctx,
+            record_reads,
         })
+    }
+
+    /// The record fields this expression reads, as paths (`child/sex`; the
+    /// empty path when it reads the record whole).
+    pub fn record_reads(&self) -> impl Iterator<Item = &str> {
+        self.record_reads.iter().map(String::as_str)
     }
 
     pub fn uses_record(&self) -> bool {
@@ -164,6 +177,82 @@ impl Expr {
     }
 }
 
+/// The record paths `ast` reads, as `/`-separated field names (`child/sex`;
+/// `has(record.father)` reads `father`): a field selection rooted at
+/// `record` is one path, and `record` used any other way (passed whole,
+/// indexed by a computed key) reads everything, the empty path. What the
+/// category check holds an expression to.
+fn record_reads(ast: &IdedExpr) -> BTreeSet<String> {
+    let mut reads = BTreeSet::new();
+    collect_reads(ast, false, &mut reads);
+    reads
+}
+
+/// `shadowed`: an enclosing macro binds the name `record` to something else.
+fn collect_reads(ast: &IdedExpr, shadowed: bool, reads: &mut BTreeSet<String>) {
+    if !shadowed && let Some(path) = record_path(&ast.expr) {
+        reads.insert(path);
+        return;
+    }
+    let mut walk = |e: &IdedExpr, shadowed: bool| collect_reads(e, shadowed, reads);
+    match &ast.expr {
+        Ast::Select(select) => walk(&select.operand, shadowed),
+        Ast::Call(call) => {
+            if let Some(target) = &call.target {
+                walk(target, shadowed);
+            }
+            for arg in &call.args {
+                walk(arg, shadowed);
+            }
+        }
+        Ast::List(list) => list.elements.iter().for_each(|e| walk(e, shadowed)),
+        Ast::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => {
+                walk(&e.key, shadowed);
+                walk(&e.value, shadowed);
+            }
+            EntryExpr::StructField(f) => walk(&f.value, shadowed),
+        }),
+        Ast::Struct(s) => s.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => {
+                walk(&e.key, shadowed);
+                walk(&e.value, shadowed);
+            }
+            EntryExpr::StructField(f) => walk(&f.value, shadowed),
+        }),
+        Ast::Comprehension(c) => {
+            // The range and the accumulator's start are evaluated outside the
+            // macro's bindings.
+            walk(&c.iter_range, shadowed);
+            walk(&c.accu_init, shadowed);
+            let binds_record = [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)]
+                .into_iter()
+                .flatten()
+                .any(|name| name == "record");
+            for inner in [&c.loop_cond, &c.loop_step, &c.result] {
+                walk(inner, shadowed || binds_record);
+            }
+        }
+        Ast::Ident(_) | Ast::Literal(_) | Ast::Unspecified => {}
+    }
+}
+
+/// `record.a.b` (or `has(record.a.b)`) as `a/b`; `record` alone as the empty path.
+fn record_path(expr: &Ast) -> Option<String> {
+    match expr {
+        Ast::Ident(name) if name == "record" => Some(String::new()),
+        Ast::Select(select) => {
+            let parent = record_path(&select.operand.expr)?;
+            Some(if parent.is_empty() {
+                select.field.clone()
+            } else {
+                format!("{parent}/{}", select.field)
+            })
+        }
+        _ => None,
+    }
+}
+
 pub fn to_cel(value: &Value) -> Result<cel::Value, String> {
     cel::to_value(value).map_err(|e| e.to_string())
 }
@@ -173,6 +262,41 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn names_the_record_fields_it_reads() {
+        let reads = |source: &str| -> Vec<String> {
+            Expr::compile(source)
+                .unwrap()
+                .record_reads()
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            reads(
+                "has(record.father) && record.father.residence_admin_area == record.mother.residence_admin_area"
+            ),
+            [
+                "father",
+                "father/residence_admin_area",
+                "mother/residence_admin_area"
+            ]
+        );
+        // A list read by a macro is read whole; the element is not the record.
+        assert_eq!(
+            reads("record.mother.identifiers.exists(value, value.scheme == 'passport')"),
+            ["mother/identifiers"]
+        );
+        assert!(reads("value.unit == 'g' ? 1 : ctx.attempt").is_empty());
+        // The record passed whole, or indexed by a computed key: everything.
+        assert_eq!(reads("size(record) > 3"), [""]);
+        assert_eq!(reads("record['child'].sex == 'female'"), [""]);
+        // A macro that binds the name `record` shadows it inside.
+        assert_eq!(
+            reads("record.incidents.exists(record, record.gbv)"),
+            ["incidents"]
+        );
+    }
 
     #[test]
     fn computes_from_value_record_and_ctx() {

@@ -8,7 +8,7 @@
 mod json_shape;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -714,22 +714,41 @@ pub fn check_categories(
             continue;
         };
         for rule in &mapping.rules {
-            let crate::mapping::Input::Field(path) = &rule.input else {
-                continue;
+            // Its input, and what its condition and computed value read of
+            // the record (`value` is the input, read already).
+            let from = match &rule.input {
+                crate::mapping::Input::Field(path) => Some(path.to_string()),
+                _ => None,
             };
-            let read = format!("/{path}");
-            for field in schemas.sensitive_fields(route.record_type) {
-                let covers = field.covers(&read);
-                let within = field.path.starts_with(&format!("{read}/"));
-                if (covers || within) && !policies.permits(&route.name, &field.path, field.category)
-                {
-                    errors.push(CategoryError {
-                        file: mapping.file.display().to_string(),
-                        line: rule.line,
-                        path: path.to_string(),
-                        category: field.category.as_str(),
-                        route: route.name.clone(),
-                    });
+            let expressions = rule.when.iter().chain(&rule.expr);
+            let reads: BTreeSet<String> = from
+                .into_iter()
+                .chain(expressions.flat_map(|e| e.record_reads().map(str::to_string)))
+                .collect();
+            for path in reads {
+                let read = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{path}")
+                };
+                for field in schemas.sensitive_fields(route.record_type) {
+                    let covers = field.covers(&read);
+                    let within = field.path.starts_with(&format!("{read}/"));
+                    if (covers || within)
+                        && !policies.permits(&route.name, &field.path, field.category)
+                    {
+                        errors.push(CategoryError {
+                            file: mapping.file.display().to_string(),
+                            line: rule.line,
+                            path: if path.is_empty() {
+                                "record".into()
+                            } else {
+                                path.clone()
+                            },
+                            category: field.category.as_str(),
+                            route: route.name.clone(),
+                        });
+                    }
                 }
             }
         }
