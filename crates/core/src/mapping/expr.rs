@@ -29,7 +29,7 @@ pub struct Expr {
     native: Option<Node>,
     uses_record: bool,
     uses_ctx: bool,
-    /// The record fields it reads (see [`record_reads`]).
+    /// The record fields it reads (the function `record_reads` below).
     record_reads: BTreeSet<String>,
 }
 

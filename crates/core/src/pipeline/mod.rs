@@ -544,6 +544,7 @@ impl Pipeline {
     /// Decide whether `record` may go through `route` and, if so, render the
     /// minimised record: the policy runs before the mapping, so a field the
     /// policy removes never reaches the encoder.
+    ///
     /// A record passed owned is minimised in place rather than copied: pass
     /// it so on its last route.
     pub fn route(

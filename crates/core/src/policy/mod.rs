@@ -14,9 +14,6 @@ mod load;
 mod redact;
 #[cfg(test)]
 mod tests;
-
-/// A JSON pointer read without serde_json's copy of every segment.
-pub(crate) use redact::lookup as json_pointer;
 #[cfg(test)]
 mod tests_consent;
 
@@ -34,6 +31,8 @@ pub use describe::{ConsentSummary, FieldPolicy, PolicySummary, RedactionSummary,
 pub use fhir_consent::{ConsentSubject, fhir_consent};
 pub use load::{PolicyLoadError, load};
 pub use redact::hmac_sha256;
+/// A JSON pointer read without serde_json's copy of every segment.
+pub(crate) use redact::lookup as json_pointer;
 
 /// The lawful bases a rule may rely on (the words decisions use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
