@@ -5,7 +5,7 @@
 //! Intake, `translate` and (later) the delivery workers all go through here, so
 //! what `translate` shows is what the gateway sends.
 
-mod json_shape;
+mod json_bounded;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,7 +24,9 @@ use crate::policy::{
     json_pointer,
 };
 use crate::schema::{SchemaError, SchemaRegistry, Violation, cap_problems};
-pub use json_shape::{MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, ShapeError, check_shape};
+pub use json_bounded::{
+    MAX_ARRAY_ITEMS, MAX_OBJECT_KEYS, ParseError, ShapeError, parse_bounded, parse_bounded_bytes,
+};
 
 /// A validated canonical record.
 #[derive(Debug, Clone, PartialEq)]
@@ -342,25 +344,20 @@ impl Pipeline {
     /// the width bounds, both checked on the bytes before anything is built.
     pub fn parse_json(&self, body: &[u8]) -> Result<Value, Vec<Violation>> {
         let max = self.config.server.max_json_depth;
-        match check_shape(body, max) {
-            Ok(()) => {}
-            Err(ShapeError::TooDeep) => {
-                return Err(vec![Violation {
-                    pointer: String::new(),
-                    code: "max_depth",
-                    message: format!("nests objects and arrays deeper than {max} levels"),
-                }]);
-            }
-            Err(ShapeError::TooWide(violation)) => return Err(vec![violation]),
-        }
         // UTF-8 checked once for the whole body rather than string by string;
         // a body that is not UTF-8 gets the byte parser's error, as before.
-        match std::str::from_utf8(body) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(body),
-        }
-        .map_err(|e| {
-            vec![Violation {
+        let parsed = match std::str::from_utf8(body) {
+            Ok(text) => parse_bounded(text, max),
+            Err(_) => parse_bounded_bytes(body, max),
+        };
+        parsed.map_err(|e| match e {
+            ParseError::Shape(ShapeError::TooDeep) => vec![Violation {
+                pointer: String::new(),
+                code: "max_depth",
+                message: format!("nests objects and arrays deeper than {max} levels"),
+            }],
+            ParseError::Shape(ShapeError::TooWide(violation)) => vec![violation],
+            ParseError::Malformed(e) => vec![Violation {
                 pointer: String::new(),
                 code: "malformed_json",
                 message: format!(
@@ -368,7 +365,7 @@ impl Pipeline {
                     e.line(),
                     e.column()
                 ),
-            }]
+            }],
         })
     }
 
