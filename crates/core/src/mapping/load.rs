@@ -14,6 +14,7 @@ use toml::Spanned;
 use super::codelist::{self, CodeList, toml_to_json};
 use super::context::CONTEXT_FIELDS;
 use super::expr::Expr;
+use super::output::OutputPlan;
 use super::path::FieldPath;
 use super::{Catalogue, Input, Mapping, Rule, Side, formats};
 use crate::config::{Config, SourceFormat};
@@ -267,6 +268,12 @@ pub fn load_file(
     let uses_expressions = rules.iter().any(|r| r.expr.is_some() || r.when.is_some());
     let context_fields = context_fields(&rules);
     let conditions = share_condition_slots(&mut rules);
+    let output = OutputPlan::new(rules.iter().map(|r| &r.to)).map(|(plan, slots)| {
+        for (rule, slot) in rules.iter_mut().zip(slots) {
+            rule.output_slot = slot;
+        }
+        plan
+    });
     Ok(Mapping {
         file: file.to_path_buf(),
         description: raw.description,
@@ -277,6 +284,7 @@ pub fn load_file(
         uses_expressions,
         conditions,
         context_fields,
+        output,
     })
 }
 
@@ -440,6 +448,7 @@ fn compile_rule(
             location,
             when,
             when_slot: 0,
+            output_slot: 0,
             required: raw.required,
             note: raw.note,
         }),

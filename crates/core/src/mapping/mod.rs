@@ -17,6 +17,7 @@ mod expr;
 pub mod formats;
 mod load;
 mod native;
+mod output;
 pub mod path;
 
 use std::borrow::Cow;
@@ -101,6 +102,9 @@ pub struct Rule {
     /// Where a run keeps the answer of `when`: rules whose conditions read
     /// the same share a slot.
     when_slot: usize,
+    /// Where a run keeps the value it writes, when the mapping has an
+    /// [`output::OutputPlan`].
+    output_slot: usize,
     pub required: bool,
     pub note: Option<String>,
 }
@@ -119,6 +123,8 @@ pub struct Mapping {
     conditions: usize,
     /// The route context fields the rules read (`$ctx/...`, CEL's `ctx`).
     context_fields: Vec<&'static str>,
+    /// The output's layout, when every rule writes one fixed path.
+    output: Option<output::OutputPlan>,
 }
 
 /// Why a record could not be mapped. Carries rule lines and paths only.
@@ -228,6 +234,7 @@ impl Mapping {
         // presence): each distinct one is evaluated once a run.
         let mut held: Vec<Option<bool>> = vec![None; self.conditions];
         let mut out = Value::Object(Map::new());
+        let mut slots = self.output.as_ref().map(output::OutputPlan::slots);
         // One buffer for every rule's inputs, which are read in place; a
         // value is copied only when written.
         let mut inputs: Vec<(Vec<usize>, &Value)> = Vec::new();
@@ -304,13 +311,16 @@ impl Mapping {
                 }
                 let mut value = value.into_owned();
                 normalize_text(&mut value);
-                rule.to
-                    .set(&mut out, &indices, value)
-                    .map_err(|reason| MappingError::Write {
-                        line: rule.line,
-                        to: rule.to.to_string(),
-                        reason,
-                    })?;
+                match &mut slots {
+                    Some(slots) => slots[rule.output_slot] = Some(value),
+                    None => rule.to.set(&mut out, &indices, value).map_err(|reason| {
+                        MappingError::Write {
+                            line: rule.line,
+                            to: rule.to.to_string(),
+                            reason,
+                        }
+                    })?,
+                }
                 written = true;
             }
             if !written && rule.required {
@@ -320,6 +330,9 @@ impl Mapping {
                     to: rule.to.to_string(),
                 });
             }
+        }
+        if let (Some(plan), Some(slots)) = (&self.output, &mut slots) {
+            out = plan.build(slots);
         }
         compact(&mut out);
         Ok(out)

@@ -293,3 +293,40 @@ proptest::proptest! {
         proptest::prop_assert_eq!(value, json!({"a": [nfc]}));
     }
 }
+
+/// The shipped mappings whose every `to` is one fixed path, none inside
+/// another, build their output from a plan (`output.rs`), and the OpenCRVS
+/// 2.x one must be among them: its declaration's fifty keys were searched
+/// into place one by one per record before. A rule that turned it back to
+/// path-by-path writing fails here.
+#[test]
+fn shipped_mappings_with_fixed_targets_build_from_a_plan() {
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let config = crate::config::Config::load(
+        &root.join("deploy/gateway.example.toml"),
+        &crate::config::Overrides::default(),
+    )
+    .unwrap();
+    let mappings = load::load(&config, &crate::schema::SchemaRegistry::load().unwrap()).unwrap();
+    let planned: Vec<&str> = mappings
+        .outbound
+        .iter()
+        .filter(|(_, m)| m.output.is_some())
+        .map(|(route, _)| route.as_str())
+        .collect();
+    for (route, mapping) in &mappings.outbound {
+        let fixed = mapping.rules.iter().all(|r| r.to.wildcards() == 0);
+        let nested = mapping.rules.iter().any(|a| {
+            mapping
+                .rules
+                .iter()
+                .any(|b| a.to != b.to && a.to.covers(&b.to))
+        });
+        assert_eq!(mapping.output.is_some(), fixed && !nested, "{route}");
+    }
+    assert!(
+        planned.contains(&"birth-notification-to-opencrvs"),
+        "{planned:?}"
+    );
+    eprintln!("outbound mappings built from a plan: {planned:?}");
+}
