@@ -237,7 +237,7 @@ fn report(
 /// The output on one line. JSON is compact already; any other format (XML)
 /// is written as a JSON string of its bytes.
 fn write_one_line(out: &mut impl Write, bytes: &[u8], json: bool) -> std::io::Result<()> {
-    if json && !bytes.contains(&b'\n') {
+    if json && memchr::memchr(b'\n', bytes).is_none() {
         return out.write_all(bytes);
     }
     match std::str::from_utf8(bytes) {

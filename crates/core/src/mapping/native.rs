@@ -24,7 +24,8 @@ use serde_json::Value;
 pub enum Node {
     Lit(Lit),
     Var(Var),
-    Select(Box<Node>, String),
+    /// `operand.a.b.c`: a chain of field selections walked in one loop.
+    Select(Box<Node>, Vec<String>),
     Has(Box<Node>, String),
     Not(Box<Node>),
     And(Box<Node>, Box<Node>),
@@ -180,11 +181,17 @@ fn compile_in(ast: &IdedExpr, env: Env<'_>) -> Option<Node> {
         }),
         Ast::Comprehension(comprehension) => return compile_macro(comprehension, env),
         Ast::Select(select) => {
-            let operand = Box::new(compile(&select.operand)?);
+            let operand = compile(&select.operand)?;
             if select.test {
-                Node::Has(operand, select.field.clone())
+                Node::Has(Box::new(operand), select.field.clone())
             } else {
-                Node::Select(operand, select.field.clone())
+                match operand {
+                    Node::Select(base, mut fields) => {
+                        fields.push(select.field.clone());
+                        Node::Select(base, fields)
+                    }
+                    operand => Node::Select(Box::new(operand), vec![select.field.clone()]),
+                }
             }
         }
         Ast::List(list) if list.optional_indices.is_empty() => {
@@ -362,10 +369,18 @@ impl Node {
                 Var::Ctx => Ok(read(vars.ctx)),
                 Var::Bound(depth) => vars.bound.get(*depth).cloned().ok_or(Fail::Unsupported),
             },
-            Node::Select(operand, field) => match operand.eval(vars)? {
-                V::Json(Value::Object(map)) => map.get(field).map(read).ok_or(Fail::Error),
-                _ => Err(Fail::Unsupported),
-            },
+            Node::Select(operand, fields) => {
+                let mut value = operand.eval(vars)?;
+                for field in fields {
+                    value = match value {
+                        V::Json(Value::Object(map)) => {
+                            map.get(field).map(read).ok_or(Fail::Error)?
+                        }
+                        _ => return Err(Fail::Unsupported),
+                    };
+                }
+                Ok(value)
+            }
             Node::Has(operand, field) => match operand.eval(vars)? {
                 V::Json(Value::Object(map)) => Ok(V::Bool(map.contains_key(field))),
                 _ => Err(Fail::Unsupported),
