@@ -666,6 +666,54 @@ fn a_condition_or_expression_reading_a_category_the_policy_keeps_out_refuses_the
     }
 }
 
+/// The manifest tells a data-protection officer which categories a rule
+/// reads, its condition included: a constant sent only when the record holds
+/// a birth weight tells the registry something of the child's health. Before,
+/// only a rule's `from` counted; a condition on a tagged field went unlisted.
+#[test]
+fn the_manifest_lists_the_categories_a_rule_condition_reads() {
+    let weight_rule = "from = \"birth_weight\"\nexpr = \"value.unit == 'g' ? double(value.value) / 1000.0 : double(value.value)\"";
+    let cases = [
+        (
+            "value = 3.2\nwhen = \"has(record.birth_weight)\"",
+            vec!["health"],
+        ),
+        (
+            "value = 3.2\nwhen = \"record.birth_weight.value > 0\"",
+            vec!["health"],
+        ),
+        ("value = 3.2\nwhen = \"has(record.child.sex)\"", vec![]),
+    ];
+    for (rule, categories) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&repo_path("mappings"), &dir.path().join("mappings"));
+        let mapping = dir
+            .path()
+            .join("mappings/destinations/opencrvs/birth-notification.toml");
+        let text = std::fs::read_to_string(&mapping).unwrap();
+        assert!(text.contains(weight_rule), "the weight rule moved");
+        std::fs::write(&mapping, text.replace(weight_rule, rule)).unwrap();
+        let mut config = Config::load(&example_config_path(), &Overrides::default()).unwrap();
+        config.mappings_dir = dir.path().join("mappings");
+        let pipeline = Pipeline::load(Arc::new(config)).unwrap();
+        let manifest = registry_gateway::manifest::build(&pipeline);
+        let route = manifest
+            .routes
+            .iter()
+            .find(|r| r.route == "birth-notification-to-opencrvs")
+            .unwrap();
+        let field = route
+            .fields
+            .iter()
+            .find(|f| f.to == "declaration/child.weightAtBirth")
+            .unwrap();
+        let listed: Vec<&str> = field.sensitivity.iter().map(|s| s.as_str()).collect();
+        assert_eq!(listed, categories, "{rule}");
+        // What the policy does to the value: a constant carries no record data.
+        assert_eq!(field.policy, "sent", "{rule}");
+    }
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

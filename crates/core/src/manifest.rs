@@ -4,9 +4,11 @@
 //! reads and what the policy does to it. Generated from the loaded mappings
 //! and policies, so it cannot drift from what is sent.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 
-use crate::mapping::{Input, Mapping, Rule};
+use crate::mapping::{Input, Mapping};
 use crate::pipeline::Pipeline;
 use crate::policy::{FieldPolicy, Policies, PolicySummary};
 use crate::schema::Sensitivity;
@@ -102,17 +104,18 @@ fn fields(
             if let Input::Constant(v) = &rule.input {
                 transform.push(format!("constant {v}"));
             }
-            let mut sensitivity: Vec<Sensitivity> = match &rule.input {
-                Input::Field(path) => {
-                    let read = format!("/{path}");
-                    sensitive
-                        .iter()
-                        .filter(|f| f.covers(&read))
-                        .map(|f| f.category)
-                        .collect()
-                }
-                _ => Vec::new(),
-            };
+            // What the rule reads of the record, its condition included: a
+            // condition on a field tells the registry something of it. A
+            // field counts when a read is at or inside it (the category check
+            // also counts an object read whole, or tested with `has()`, as
+            // reading what it holds; here that would tag every rule that
+            // asks whether a father is recorded).
+            let reads = rule.record_reads();
+            let mut sensitivity: Vec<Sensitivity> = sensitive
+                .iter()
+                .filter(|f| reads.iter().any(|read| f.covers(read)))
+                .map(|f| f.category)
+                .collect();
             sensitivity.sort();
             sensitivity.dedup();
             FieldManifest {
@@ -121,7 +124,7 @@ fn fields(
                 from: rule.input_name(),
                 transform,
                 sensitivity,
-                policy: field_policy(rule, policies, route),
+                policy: field_policy(&rule.value_reads(), policies, route),
                 note: rule.note.clone(),
             }
         })
@@ -139,21 +142,12 @@ fn policy_file(pipeline: &Pipeline, route: &str) -> String {
     format!("{dir}/{route}.toml")
 }
 
-/// The policy's effect on what a rule reads: its input field, or the record
-/// fields a computed rule's expression names. Constants and the route
-/// context carry no record data.
-fn field_policy(rule: &Rule, policies: &Policies, route: &str) -> String {
-    let read: Vec<String> = match &rule.input {
-        Input::Field(path) => vec![format!("/{path}")],
-        Input::Computed => rule
-            .expr
-            .as_ref()
-            .map(|e| record_paths(&e.source))
-            .unwrap_or_default(),
-        Input::Context(_) | Input::Constant(_) => Vec::new(),
-    };
+/// The policy's effect on what a rule's value is made from (`reads`, from
+/// [`crate::mapping::Rule::value_reads`]; a condition only decides whether
+/// the value is sent). Constants and the route context carry no record data.
+fn field_policy(reads: &BTreeSet<String>, policies: &Policies, route: &str) -> String {
     let mut merged = FieldPolicy::default();
-    for path in &read {
+    for path in reads {
         let p = policies.field_policy(route, path);
         for r in p.redactions {
             if !merged.redactions.contains(&r) {
@@ -167,35 +161,6 @@ fn field_policy(rule: &Rule, policies: &Policies, route: &str) -> String {
         }
     }
     merged.text()
-}
-
-/// The record fields an expression names (`record.mother.age_years` ->
-/// `/mother/age_years`), a method call's name left out.
-fn record_paths(source: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let bytes = source.as_bytes();
-    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    for (at, _) in source.match_indices("record.") {
-        if at > 0 && ident(bytes[at - 1]) {
-            continue;
-        }
-        let rest = &source[at + "record.".len()..];
-        let len = rest
-            .bytes()
-            .position(|b| !(ident(b) || b == b'.'))
-            .unwrap_or(rest.len());
-        let mut segments: Vec<&str> = rest[..len].split('.').filter(|s| !s.is_empty()).collect();
-        if rest[len..].starts_with('(') {
-            segments.pop();
-        }
-        if !segments.is_empty() {
-            let path = format!("/{}", segments.join("/"));
-            if !out.contains(&path) {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 /// The manifest as Markdown, for a data-protection officer (docs/policy.md

@@ -35,6 +35,14 @@ use expr::{Expr, Scope};
 pub use load::{LoadError, Mappings, load, load_file};
 use path::{FieldPath, compact};
 
+/// The record fields `expr` selects, as pointers (`""`: the whole record).
+fn selected_pointers(expr: &Expr) -> impl Iterator<Item = String> + '_ {
+    expr.record_reads().map(|path| match path {
+        "" => String::new(),
+        path => format!("/{path}"),
+    })
+}
+
 /// Which vocabulary a side of a mapping speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -340,6 +348,30 @@ impl Mapping {
 }
 
 impl Rule {
+    /// What of the record the value this rule writes is made from, as
+    /// pointers (`/child/sex`; `""` for the whole record): its input, and
+    /// what its computed value selects of `record` (its `value` is the
+    /// input).
+    pub fn value_reads(&self) -> BTreeSet<String> {
+        let input = match &self.input {
+            Input::Field(path) => Some(format!("/{path}")),
+            Input::Context(_) | Input::Constant(_) | Input::Computed => None,
+        };
+        input
+            .into_iter()
+            .chain(self.expr.iter().flat_map(selected_pointers))
+            .collect()
+    }
+
+    /// Everything this rule reads of the record: [`Rule::value_reads`] and
+    /// what its condition selects. What the category check and the
+    /// manifest's sensitivity hold a rule to.
+    pub fn record_reads(&self) -> BTreeSet<String> {
+        let mut reads = self.value_reads();
+        reads.extend(self.when.iter().flat_map(selected_pointers));
+        reads
+    }
+
     /// The registry's id for the place code `value`.
     fn resolve_location(
         &self,

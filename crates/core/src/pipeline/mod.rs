@@ -8,7 +8,7 @@
 mod json_bounded;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -712,36 +712,17 @@ pub fn check_categories(
             continue;
         };
         for rule in &mapping.rules {
-            // Its input, and what its condition and computed value read of
-            // the record (`value` is the input, read already).
-            let from = match &rule.input {
-                crate::mapping::Input::Field(path) => Some(path.to_string()),
-                _ => None,
-            };
-            let expressions = rule.when.iter().chain(&rule.expr);
-            let reads: BTreeSet<String> = from
-                .into_iter()
-                .chain(expressions.flat_map(|e| e.record_reads().map(str::to_string)))
-                .collect();
-            for path in reads {
-                let read = if path.is_empty() {
-                    String::new()
-                } else {
-                    format!("/{path}")
-                };
+            for read in rule.record_reads() {
                 for field in schemas.sensitive_fields(route.record_type) {
-                    let covers = field.covers(&read);
-                    let within = field.path.starts_with(&format!("{read}/"));
-                    if (covers || within)
+                    if field.read_by(&read)
                         && !policies.permits(&route.name, &field.path, field.category)
                     {
                         errors.push(CategoryError {
                             file: mapping.file.display().to_string(),
                             line: rule.line,
-                            path: if path.is_empty() {
-                                "record".into()
-                            } else {
-                                path.clone()
+                            path: match read.strip_prefix('/') {
+                                Some(path) => path.to_string(),
+                                None => "record".into(),
                             },
                             category: field.category.as_str(),
                             route: route.name.clone(),

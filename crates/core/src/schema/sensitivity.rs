@@ -65,6 +65,16 @@ impl SensitiveField {
                 .strip_prefix(self.path.as_str())
                 .is_some_and(|rest| rest.starts_with('/'))
     }
+
+    /// Does reading `pointer` read any of this field's data: the field, a
+    /// part of it, or an object that holds it (`""`: the whole record)?
+    pub fn read_by(&self, pointer: &str) -> bool {
+        self.covers(pointer)
+            || self
+                .path
+                .strip_prefix(pointer)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
 }
 
 /// What a walk over a schema learns: its tagged fields and every field path
