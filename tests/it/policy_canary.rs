@@ -607,7 +607,6 @@ fn place_path(reason: &str) -> Option<String> {
 /// category; the same rule reading nothing sensitive loads.
 #[test]
 fn a_condition_or_expression_reading_a_category_the_policy_keeps_out_refuses_the_mapping() {
-    let weight_rule = "from = \"birth_weight\"\nexpr = \"value.unit == 'g' ? double(value.value) / 1000.0 : double(value.value)\"";
     let cases = [
         ("value = 3.2\nwhen = \"has(record.birth_weight)\"", true),
         (
@@ -617,15 +616,8 @@ fn a_condition_or_expression_reading_a_category_the_policy_keeps_out_refuses_the
         ("value = 3.2\nwhen = \"has(record.child.sex)\"", false),
     ];
     for (rule, refused) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&repo_path("mappings"), &dir.path().join("mappings"));
+        let dir = mappings_with_weight_rule(rule);
         copy_tree(&repo_path("policies"), &dir.path().join("policies"));
-        let mapping = dir
-            .path()
-            .join("mappings/destinations/opencrvs/birth-notification.toml");
-        let text = std::fs::read_to_string(&mapping).unwrap();
-        assert!(text.contains(weight_rule), "the weight rule moved");
-        std::fs::write(&mapping, text.replace(weight_rule, rule)).unwrap();
         let policy = dir
             .path()
             .join("policies/birth-notification-to-opencrvs.toml");
@@ -672,7 +664,6 @@ fn a_condition_or_expression_reading_a_category_the_policy_keeps_out_refuses_the
 /// only a rule's `from` counted; a condition on a tagged field went unlisted.
 #[test]
 fn the_manifest_lists_the_categories_a_rule_condition_reads() {
-    let weight_rule = "from = \"birth_weight\"\nexpr = \"value.unit == 'g' ? double(value.value) / 1000.0 : double(value.value)\"";
     let cases = [
         (
             "value = 3.2\nwhen = \"has(record.birth_weight)\"",
@@ -685,14 +676,7 @@ fn the_manifest_lists_the_categories_a_rule_condition_reads() {
         ("value = 3.2\nwhen = \"has(record.child.sex)\"", vec![]),
     ];
     for (rule, categories) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        copy_tree(&repo_path("mappings"), &dir.path().join("mappings"));
-        let mapping = dir
-            .path()
-            .join("mappings/destinations/opencrvs/birth-notification.toml");
-        let text = std::fs::read_to_string(&mapping).unwrap();
-        assert!(text.contains(weight_rule), "the weight rule moved");
-        std::fs::write(&mapping, text.replace(weight_rule, rule)).unwrap();
+        let dir = mappings_with_weight_rule(rule);
         let mut config = Config::load(&example_config_path(), &Overrides::default()).unwrap();
         config.mappings_dir = dir.path().join("mappings");
         let pipeline = Pipeline::load(Arc::new(config)).unwrap();
@@ -712,6 +696,21 @@ fn the_manifest_lists_the_categories_a_rule_condition_reads() {
         // What the policy does to the value: a constant carries no record data.
         assert_eq!(field.policy, "sent", "{rule}");
     }
+}
+
+/// A copy of the shipped mappings in a temporary folder (`mappings/`), the
+/// OpenCRVS 2.x birth weight rule's input and expression replaced by `rule`.
+fn mappings_with_weight_rule(rule: &str) -> tempfile::TempDir {
+    let weight_rule = "from = \"birth_weight\"\nexpr = \"value.unit == 'g' ? double(value.value) / 1000.0 : double(value.value)\"";
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&repo_path("mappings"), &dir.path().join("mappings"));
+    let mapping = dir
+        .path()
+        .join("mappings/destinations/opencrvs/birth-notification.toml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    assert!(text.contains(weight_rule), "the weight rule moved");
+    std::fs::write(&mapping, text.replace(weight_rule, rule)).unwrap();
+    dir
 }
 
 fn copy_tree(from: &Path, to: &Path) {
