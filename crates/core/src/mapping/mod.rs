@@ -131,7 +131,8 @@ pub struct Mapping {
     conditions: usize,
     /// The route context fields the rules read (`$ctx/...`, CEL's `ctx`).
     context_fields: Vec<&'static str>,
-    /// The output's layout, when every rule writes one fixed path.
+    /// The output's layout, when every rule writes one fixed path and none
+    /// lies inside another.
     output: Option<output::OutputPlan>,
 }
 

@@ -341,7 +341,8 @@ impl Pipeline {
     }
 
     /// Parse a request body as JSON within the configured nesting limit and
-    /// the width bounds, both checked on the bytes before anything is built.
+    /// the width bounds, held while it is parsed (`json_bounded`): nothing
+    /// deeper or wider than a record can be is ever built.
     pub fn parse_json(&self, body: &[u8]) -> Result<Value, Vec<Violation>> {
         let max = self.config.server.max_json_depth;
         // UTF-8 checked once for the whole body rather than string by string;
