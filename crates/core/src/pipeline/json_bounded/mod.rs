@@ -11,8 +11,9 @@
 //!
 //! The bounds ride on serde_json's parser (a `DeserializeSeed` that knows its
 //! depth and where it is); the tree it builds is the `Value` serde_json's own
-//! `Deserialize` builds, except that an object's members are gathered first
-//! and its map built from them sorted, instead of one search per insert.
+//! `Deserialize` builds. (An object's members gathered and its map built from
+//! them sorted, in one bulk build, took 5 % longer a translation than a
+//! B-tree insert per member: the bulk build moves each member three times.)
 
 use std::cell::Cell;
 use std::fmt;
@@ -232,23 +233,26 @@ impl<'de> Visitor<'de> for Bounded<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         self.open()?;
-        let mut members: Vec<(String, Value)> = Vec::new();
+        let mut members = Map::new();
+        // Members as written: a repeated key counts each time.
+        let mut written = 0;
         loop {
-            if members.len() == MAX_OBJECT_KEYS {
+            if written == MAX_OBJECT_KEYS {
                 map.next_key_seed(PastTheBound {
                     of: self,
                     code: "too_many_keys",
                     message: || format!("holds more than {MAX_OBJECT_KEYS} keys"),
                 })?;
-                return Ok(Value::Object(Map::from_iter(members)));
+                return Ok(Value::Object(members));
             }
             let Some(key) = map.next_key::<String>()? else {
-                // Sorted once, then built: the last of a repeated key wins.
-                return Ok(Value::Object(Map::from_iter(members)));
+                return Ok(Value::Object(members));
             };
             let at = Place::Key(&key, self.at);
             let value = map.next_value_seed(self.inside(&at))?;
-            members.push((key, value));
+            written += 1;
+            // The last of a repeated key wins, as with serde_json's own.
+            members.insert(key, value);
         }
     }
 }
