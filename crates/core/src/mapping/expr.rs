@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use cel::IdedExpr;
-use cel::common::ast::{EntryExpr, Expr as Ast};
+use cel::common::ast::{EntryExpr, Expr as Ast, MapExpr, StructExpr};
 use serde_json::Value;
 
 use super::native::{self, Fail, Node, Vars};
@@ -113,8 +113,8 @@ impl Expr {
         })
     }
 
-    /// The record fields this expression reads, as paths (`child/sex`; the
-    /// empty path when it reads the record whole).
+    /// The record fields this expression reads, as JSON pointers
+    /// (`/child/sex`; `""` when it reads the record whole).
     pub fn record_reads(&self) -> impl Iterator<Item = &str> {
         self.record_reads.iter().map(String::as_str)
     }
@@ -177,10 +177,10 @@ impl Expr {
     }
 }
 
-/// The record paths `ast` reads, as `/`-separated field names (`child/sex`;
-/// `has(record.father)` reads `father`): a field selection rooted at
-/// `record` is one path, and `record` used any other way (passed whole,
-/// indexed by a computed key) reads everything, the empty path. What the
+/// The record fields `ast` reads, as pointers (`/child/sex`;
+/// `has(record.father)` reads `/father`): a field selection rooted at
+/// `record` is one pointer, and `record` used any other way (passed whole,
+/// indexed by a computed key) reads everything, `""`. What the
 /// category check holds an expression to.
 fn record_reads(ast: &IdedExpr) -> BTreeSet<String> {
     let mut reads = BTreeSet::new();
@@ -206,20 +206,15 @@ fn collect_reads(ast: &IdedExpr, shadowed: bool, reads: &mut BTreeSet<String>) {
             }
         }
         Ast::List(list) => list.elements.iter().for_each(|e| walk(e, shadowed)),
-        Ast::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(e) => {
-                walk(&e.key, shadowed);
-                walk(&e.value, shadowed);
-            }
-            EntryExpr::StructField(f) => walk(&f.value, shadowed),
-        }),
-        Ast::Struct(s) => s.entries.iter().for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(e) => {
-                walk(&e.key, shadowed);
-                walk(&e.value, shadowed);
-            }
-            EntryExpr::StructField(f) => walk(&f.value, shadowed),
-        }),
+        Ast::Map(MapExpr { entries }) | Ast::Struct(StructExpr { entries, .. }) => {
+            entries.iter().for_each(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => {
+                    walk(&e.key, shadowed);
+                    walk(&e.value, shadowed);
+                }
+                EntryExpr::StructField(f) => walk(&f.value, shadowed),
+            })
+        }
         Ast::Comprehension(c) => {
             // The range and the accumulator's start are evaluated outside the
             // macro's bindings.
@@ -237,17 +232,13 @@ fn collect_reads(ast: &IdedExpr, shadowed: bool, reads: &mut BTreeSet<String>) {
     }
 }
 
-/// `record.a.b` (or `has(record.a.b)`) as `a/b`; `record` alone as the empty path.
+/// `record.a.b` (or `has(record.a.b)`) as `/a/b`; `record` alone as `""`.
 fn record_path(expr: &Ast) -> Option<String> {
     match expr {
         Ast::Ident(name) if name == "record" => Some(String::new()),
         Ast::Select(select) => {
             let parent = record_path(&select.operand.expr)?;
-            Some(if parent.is_empty() {
-                select.field.clone()
-            } else {
-                format!("{parent}/{}", select.field)
-            })
+            Some(format!("{parent}/{}", select.field))
         }
         _ => None,
     }
@@ -277,15 +268,15 @@ mod tests {
                 "has(record.father) && record.father.residence_admin_area == record.mother.residence_admin_area"
             ),
             [
-                "father",
-                "father/residence_admin_area",
-                "mother/residence_admin_area"
+                "/father",
+                "/father/residence_admin_area",
+                "/mother/residence_admin_area"
             ]
         );
         // A list read by a macro is read whole; the element is not the record.
         assert_eq!(
             reads("record.mother.identifiers.exists(value, value.scheme == 'passport')"),
-            ["mother/identifiers"]
+            ["/mother/identifiers"]
         );
         assert!(reads("value.unit == 'g' ? 1 : ctx.attempt").is_empty());
         // The record passed whole, or indexed by a computed key: everything.
@@ -294,7 +285,7 @@ mod tests {
         // A macro that binds the name `record` shadows it inside.
         assert_eq!(
             reads("record.incidents.exists(record, record.gbv)"),
-            ["incidents"]
+            ["/incidents"]
         );
     }
 

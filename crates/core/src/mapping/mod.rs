@@ -35,14 +35,6 @@ use expr::{Expr, Scope};
 pub use load::{LoadError, Mappings, load, load_file};
 use path::{FieldPath, compact};
 
-/// The record fields `expr` selects, as pointers (`""`: the whole record).
-fn selected_pointers(expr: &Expr) -> impl Iterator<Item = String> + '_ {
-    expr.record_reads().map(|path| match path {
-        "" => String::new(),
-        path => format!("/{path}"),
-    })
-}
-
 /// Which vocabulary a side of a mapping speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -360,7 +352,12 @@ impl Rule {
         };
         input
             .into_iter()
-            .chain(self.expr.iter().flat_map(selected_pointers))
+            .chain(
+                self.expr
+                    .iter()
+                    .flat_map(Expr::record_reads)
+                    .map(str::to_string),
+            )
             .collect()
     }
 
@@ -369,7 +366,12 @@ impl Rule {
     /// manifest's sensitivity hold a rule to.
     pub fn record_reads(&self) -> BTreeSet<String> {
         let mut reads = self.value_reads();
-        reads.extend(self.when.iter().flat_map(selected_pointers));
+        reads.extend(
+            self.when
+                .iter()
+                .flat_map(Expr::record_reads)
+                .map(str::to_string),
+        );
         reads
     }
 

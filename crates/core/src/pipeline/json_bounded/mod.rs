@@ -160,18 +160,28 @@ impl<'de> DeserializeSeed<'de> for Bounded<'_> {
 /// before a byte of it is read.
 struct PastTheBound<'a> {
     of: Bounded<'a>,
-    code: &'static str,
-    message: fn() -> String,
+    object: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for PastTheBound<'_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+        let (code, message) = if self.object {
+            (
+                "too_many_keys",
+                format!("holds more than {MAX_OBJECT_KEYS} keys"),
+            )
+        } else {
+            (
+                "too_many_items",
+                format!("holds more than {MAX_ARRAY_ITEMS} items"),
+            )
+        };
         Err(self.of.refuse(ShapeError::TooWide(Violation {
             pointer: self.of.at.pointer(),
-            code: self.code,
-            message: (self.message)(),
+            code,
+            message,
         })))
     }
 }
@@ -218,8 +228,7 @@ impl<'de> Visitor<'de> for Bounded<'_> {
             if items.len() == MAX_ARRAY_ITEMS {
                 seq.next_element_seed(PastTheBound {
                     of: self,
-                    code: "too_many_items",
-                    message: || format!("holds more than {MAX_ARRAY_ITEMS} items"),
+                    object: false,
                 })?;
                 return Ok(Value::Array(items));
             }
@@ -240,8 +249,7 @@ impl<'de> Visitor<'de> for Bounded<'_> {
             if written == MAX_OBJECT_KEYS {
                 map.next_key_seed(PastTheBound {
                     of: self,
-                    code: "too_many_keys",
-                    message: || format!("holds more than {MAX_OBJECT_KEYS} keys"),
+                    object: true,
                 })?;
                 return Ok(Value::Object(members));
             }
