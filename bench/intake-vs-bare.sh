@@ -16,6 +16,11 @@
 # 2. Fixed rate: RATE requests/s for RATE_DURATION s, open loop (bench/lib):
 #    p99 of both (target: gateway p99 < MAX_P99_MS).
 # 3. The gateway's RSS idle, after the runs, and its peak (VmHWM).
+# 4. Unless STORE_FLOOR=0: the criterion bench benches/intake.rs on the same
+#    core, `submit/concurrent-256` (intake without HTTP) and
+#    `store/accept-concurrent-256/as-intake` (the store alone committing what
+#    intake commits): records/s and their ratio to the bare server, the
+#    ceiling this store puts on durable intake.
 # Exits 1 when a target is missed or a response was not 2xx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +35,7 @@ SERVER_CPUS=${SERVER_CPUS:-1}
 LOAD_CPUS=${LOAD_CPUS:-0}
 MIN_RATIO=${MIN_RATIO:-0.5}
 MAX_P99_MS=${MAX_P99_MS:-20}
+STORE_FLOOR=${STORE_FLOOR:-1}
 PORT=18080
 BARE_PORT=18090
 WORK=$(mktemp -d)
@@ -38,6 +44,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$WORK"' EXI
 ensure_wrk
 cargo build --release --quiet -p registry-gateway --bin registry-gateway
 cargo build --release --quiet -p bare-server
+[ "$STORE_FLOOR" = 0 ] || cargo bench --locked --quiet --bench intake --no-run
 gateway_config "$WORK/gateway.toml"
 wrk_script "$WORK/warm.lua" WARM
 wrk_script "$WORK/load.lua" LOAD
@@ -77,6 +84,11 @@ read -r G_RPS G_P50 G_P99 G_BAD G_N G_ERR < <(wrk_fields "$WORK/gateway-sat.txt"
 read -r BR_RPS BR_P50 BR_P99 BR_BAD BR_N BR_ERR < <(wrk_fields "$WORK/bare-rate.txt")
 read -r GR_RPS GR_P50 GR_P99 GR_BAD GR_N GR_ERR < <(wrk_fields "$WORK/gateway-rate.txt")
 RECORDS=$(python3 -c "import sqlite3,sys;print(sqlite3.connect('file:$WORK/data/gateway.db?mode=ro',uri=True).execute('select count(*) from records').fetchone()[0])")
+if [ "$STORE_FLOOR" != 0 ]; then
+  kill $GATEWAY; wait $GATEWAY 2>/dev/null || true
+  taskset -c "$SERVER_CPUS" cargo bench --locked --quiet --bench intake -- --warm-up-time 2 \
+    --measurement-time 10 'submit/concurrent-256|store/accept-concurrent-256/as-intake' >"$WORK/floor.txt" 2>&1
+fi
 
 echo
 echo "saturation, ${DURATION} s, $CONNECTIONS connections (wrk on cpu $LOAD_CPUS, server on cpu $SERVER_CPUS):"
@@ -90,6 +102,21 @@ printf "  %-8s %9s req/s  p50 %7s ms  p99 %7s ms\n" \
   bare "$BR_RPS" "$BR_P50" "$BR_P99" gateway "$GR_RPS" "$GR_P50" "$GR_P99"
 echo "  gateway p99 ${GR_P99} ms (target < ${MAX_P99_MS} ms)"
 echo "gateway RSS: idle $IDLE_RSS MiB, after the runs $RSS MiB, peak $PEAK_RSS MiB; $RECORDS records stored"
+if [ "$STORE_FLOOR" != 0 ]; then
+  python3 - "$WORK/floor.txt" "$B_RPS" <<'PY'
+import re, sys
+text, bare = open(sys.argv[1]).read(), float(sys.argv[2])
+scale = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6}
+print(f"without HTTP, criterion on the server's core (benches/intake.rs), against bare {bare:.0f} req/s:")
+for name, what in (("submit/concurrent-256", "intake, no HTTP"),
+                   ("store/accept-concurrent-256/as-intake", "the store alone")):
+    m = re.search(re.escape(name) + r"\s+time:.*?\n\s+thrpt:\s+\[\S+ \S+ (\S+) (\S+)", text)
+    if not m:
+        print(f"  {name}: no figure (see the bench's output)"); continue
+    rate = float(m.group(1)) * scale[m.group(2)]
+    print(f"  {what:16} {rate:9.0f} records/s  {rate / bare:.2f}x bare  ({name})")
+PY
+fi
 echo "load average after: $(load_avg)"
 
 FAIL=0
