@@ -7,7 +7,7 @@
 # parses the JSON body into a serde_json::Value and answers 202. The gateway
 # runs the example deployment (deploy/gateway.example.toml; clients' rate
 # limits lifted) with a fresh embedded SQLite store in a temporary folder and
-# no registry running, so its deliveries only back off. Both get the same wrk
+# no registry running, so its deliveries only back off. All get the same wrk
 # script: POST the example birth notification, another source_record_id each
 # request. Each server runs alone, pinned to SERVER_CPUS, wrk to LOAD_CPUS.
 #
@@ -15,6 +15,9 @@
 #    p50, p99 of both, the ratio (target: gateway >= MIN_RATIO x bare).
 # 2. Fixed rate: RATE requests/s for RATE_DURATION s, open loop (bench/lib):
 #    p99 of both (target: gateway p99 < MAX_P99_MS).
+# The same two runs against `bare-server --durable` (each body also committed
+# as one SQLite row, WAL, synchronous=FULL, grouped commits): the least a
+# durable intake can do; its ratio is printed beside the target's, no target.
 # 3. The gateway's RSS idle, after the runs, and its peak (VmHWM).
 # 4. Unless STORE_FLOOR=0: the criterion bench benches/intake.rs on the same
 #    core, `submit/concurrent-256` (intake without HTTP) and
@@ -69,6 +72,13 @@ wait_ready "http://127.0.0.1:$BARE_PORT/readyz" $BARE
 run_wrk bare $BARE_PORT
 kill $BARE; wait $BARE 2>/dev/null || true
 
+mkdir "$WORK/durable"
+taskset -c "$SERVER_CPUS" "$BIN_DIR/bare-server" "127.0.0.1:$BARE_PORT" --durable "$WORK/durable" &
+BARE=$!
+wait_ready "http://127.0.0.1:$BARE_PORT/readyz" $BARE
+run_wrk durable $BARE_PORT
+kill $BARE; wait $BARE 2>/dev/null || true
+
 taskset -c "$SERVER_CPUS" "$BIN_DIR/registry-gateway" serve --config "$WORK/gateway.toml" \
   --listen "127.0.0.1:$PORT" --data-dir "$WORK/data" >"$WORK/gateway.log" 2>&1 &
 GATEWAY=$!
@@ -80,6 +90,8 @@ RSS=$(rss_mib $GATEWAY)
 PEAK_RSS=$(rss_mib $GATEWAY VmHWM)
 
 read -r B_RPS B_P50 B_P99 B_BAD B_N B_ERR < <(wrk_fields "$WORK/bare-sat.txt")
+read -r D_RPS D_P50 D_P99 D_BAD D_N D_ERR < <(wrk_fields "$WORK/durable-sat.txt")
+read -r DR_RPS DR_P50 DR_P99 DR_BAD DR_N DR_ERR < <(wrk_fields "$WORK/durable-rate.txt")
 read -r G_RPS G_P50 G_P99 G_BAD G_N G_ERR < <(wrk_fields "$WORK/gateway-sat.txt")
 read -r BR_RPS BR_P50 BR_P99 BR_BAD BR_N BR_ERR < <(wrk_fields "$WORK/bare-rate.txt")
 read -r GR_RPS GR_P50 GR_P99 GR_BAD GR_N GR_ERR < <(wrk_fields "$WORK/gateway-rate.txt")
@@ -94,12 +106,14 @@ echo
 echo "saturation, ${DURATION} s, $CONNECTIONS connections (wrk on cpu $LOAD_CPUS, server on cpu $SERVER_CPUS):"
 printf "  %-8s %9s req/s  p50 %7s ms  p99 %7s ms  (load average before: %s)\n" \
   bare "$B_RPS" "$B_P50" "$B_P99" "$(cat "$WORK/bare-load.txt")" \
+  durable "$D_RPS" "$D_P50" "$D_P99" "$(cat "$WORK/durable-load.txt")" \
   gateway "$G_RPS" "$G_P50" "$G_P99" "$(cat "$WORK/gateway-load.txt")"
 RATIO=$(python3 -c "print(f'{$G_RPS / $B_RPS:.2f}')")
 echo "  ratio gateway / bare: ${RATIO}x (target >= ${MIN_RATIO}x)"
+echo "  ratio gateway / durable bare: $(python3 -c "print(f'{$G_RPS / $D_RPS:.2f}')")x; durable bare / bare: $(python3 -c "print(f'{$D_RPS / $B_RPS:.2f}')")x"
 echo "fixed rate, $RATE requests/s for ${RATE_DURATION} s, $RATE_CONNECTIONS connections:"
 printf "  %-8s %9s req/s  p50 %7s ms  p99 %7s ms\n" \
-  bare "$BR_RPS" "$BR_P50" "$BR_P99" gateway "$GR_RPS" "$GR_P50" "$GR_P99"
+  bare "$BR_RPS" "$BR_P50" "$BR_P99" durable "$DR_RPS" "$DR_P50" "$DR_P99" gateway "$GR_RPS" "$GR_P50" "$GR_P99"
 echo "  gateway p99 ${GR_P99} ms (target < ${MAX_P99_MS} ms)"
 echo "gateway RSS: idle $IDLE_RSS MiB, after the runs $RSS MiB, peak $PEAK_RSS MiB; $RECORDS records stored"
 if [ "$STORE_FLOOR" != 0 ]; then
@@ -120,7 +134,7 @@ fi
 echo "load average after: $(load_avg)"
 
 FAIL=0
-for bad in "$B_BAD" "$G_BAD" "$BR_BAD" "$GR_BAD" "$B_ERR" "$G_ERR" "$BR_ERR" "$GR_ERR"; do
+for bad in "$B_BAD" "$D_BAD" "$G_BAD" "$BR_BAD" "$DR_BAD" "$GR_BAD" "$B_ERR" "$D_ERR" "$G_ERR" "$BR_ERR" "$DR_ERR" "$GR_ERR"; do
   [ "$bad" = 0 ] || { echo "FAIL: a run had non-2xx answers or socket errors:"; grep -h "Non-2xx\|Socket errors" "$WORK"/*-sat.txt "$WORK"/*-rate.txt; FAIL=1; break; }
 done
 python3 -c "import sys; sys.exit(0 if $GR_RPS >= 0.95 * $RATE else 1)" \
