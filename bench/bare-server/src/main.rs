@@ -68,19 +68,21 @@ async fn open_writer(dir: &Path) -> Result<mpsc::Sender<Pending>, sqlx::Error> {
     Ok(send)
 }
 
-/// Commits whatever waits, up to `GROUP` bodies, in one transaction, then
-/// answers each of them.
+/// Commits whatever waits, up to `GROUP` bodies, in one transaction of one
+/// multi-row insert (one hop to SQLite's thread), then answers each of them.
 async fn write_groups(mut db: SqliteConnection, mut receive: mpsc::Receiver<Pending>) {
     let mut group = Vec::with_capacity(GROUP);
     while receive.recv_many(&mut group, GROUP).await > 0 {
-        let mut tx = db.begin().await.expect("begin");
+        let sql = format!(
+            "INSERT INTO bodies (body) VALUES {}",
+            vec!["(?)"; group.len()].join(",")
+        );
+        let mut insert = sqlx::query(&sql);
         for (body, _) in &group {
-            sqlx::query("INSERT INTO bodies (body) VALUES (?)")
-                .bind(body.as_ref())
-                .execute(&mut *tx)
-                .await
-                .expect("insert");
+            insert = insert.bind(body.to_vec());
         }
+        let mut tx = db.begin().await.expect("begin");
+        insert.execute(&mut *tx).await.expect("insert");
         tx.commit().await.expect("commit");
         for (_, done) in group.drain(..) {
             let _ = done.send(());
