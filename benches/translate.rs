@@ -2,7 +2,9 @@
 //! outbound mapping and the encoder for one record, as `translate` and the
 //! delivery workers run them.
 //! `canonicalize` (parse + validation) is measured beside it as the reference:
-//! translation should never be what limits the gateway.
+//! translation should never be what limits the gateway. `decide-routes` is
+//! what acceptance decides for a record: the policy of every route of its
+//! type, and the place checks of the routes with a location list.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +35,9 @@ fn bench(c: &mut Criterion) {
         let canonical = pipeline.canonicalize(&source, &payload).unwrap();
         group.bench_function(format!("canonicalize/{example}"), |b| {
             b.iter(|| pipeline.canonicalize(&source, &payload).unwrap())
+        });
+        group.bench_function(format!("decide-routes/{example}"), |b| {
+            b.iter(|| pipeline.decide_routes(&canonical, None))
         });
         let timestamp = canonical.stated_time().unwrap();
         for route in pipeline.config().routes_for(canonical.record_type) {

@@ -278,6 +278,9 @@ impl Pipeline {
 
     /// Each route of the record's type with its sharing decision, given the
     /// subject's latest consent: what intake commits and answers at acceptance.
+    /// The decisions list no redactions, and the record is copied only for a
+    /// route whose places are checked (`check_places` reads what the policy
+    /// lets through).
     pub fn decide_routes<'a>(
         &'a self,
         record: &Canonical,
@@ -286,16 +289,43 @@ impl Pipeline {
         self.config
             .routes_for(record.record_type)
             .map(|route| {
-                let (decision, minimised) = self.policies.decide_minimised(
-                    &route.name,
-                    record.record_type,
-                    Cow::Borrowed(&record.record),
-                    consent,
-                );
-                let decision = self.check_places(route, minimised, decision);
+                let mut decision = match self.place_mapping(route) {
+                    Some(mapping) => {
+                        let (decision, minimised) = self.policies.decide_minimised(
+                            &route.name,
+                            record.record_type,
+                            Cow::Borrowed(&record.record),
+                            consent,
+                        );
+                        self.check_places(route, mapping, minimised, decision)
+                    }
+                    // Nothing at acceptance reads the minimised record.
+                    None => self.policies.verdict(
+                        &route.name,
+                        record.record_type,
+                        &record.record,
+                        consent,
+                    ),
+                };
+                // Acceptance answers whether and why; what is removed is
+                // planned again before each send, so no route lists it here.
+                decision.redactions.clear();
                 (route, decision)
             })
             .collect()
+    }
+
+    /// The route's outbound mapping when acceptance must check the places it
+    /// looks up: the destination has a location list and the mapping has
+    /// rules that resolve places through it.
+    fn place_mapping(&self, route: &RouteConfig) -> Option<&Mapping> {
+        if !self.locations.contains_key(&route.destination) {
+            return None;
+        }
+        self.mappings
+            .outbound
+            .get(&route.name)
+            .filter(|m| m.rules.iter().any(|r| r.location.is_some()))
     }
 
     /// A route that would deliver is denied when a place the record names is
@@ -306,24 +336,16 @@ impl Pipeline {
     fn check_places(
         &self,
         route: &RouteConfig,
+        mapping: &Mapping,
         minimised: Option<Cow<'_, Value>>,
         decision: Decision,
     ) -> Decision {
         let Some(minimised) = minimised else {
             return decision;
         };
-        if decision.decision != Outcome::Deliver || !self.locations.contains_key(&route.destination)
-        {
+        if decision.decision != Outcome::Deliver {
             return decision;
         }
-        let Some(mapping) = self
-            .mappings
-            .outbound
-            .get(&route.name)
-            .filter(|m| m.rules.iter().any(|r| r.location.is_some()))
-        else {
-            return decision;
-        };
         // Ids and time do not decide whether a place resolves. The record is
         // read where it is (the policy's copy only if it made one).
         let ctx = self.context_of_version(

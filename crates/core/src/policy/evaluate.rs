@@ -11,9 +11,10 @@ use super::redact::{self, escape, expand, lookup};
 use super::{Action, Decision, Outcome, Redaction};
 use crate::model::RecordType;
 
-/// The decision, and when it delivers, the minimised record: `record` with
-/// the decision's redactions performed (a borrowed record stays borrowed when
-/// there were none).
+/// The decision, and when it delivers and `minimise` asks for it, the
+/// minimised record: `record` with the decision's redactions performed (a
+/// borrowed record stays borrowed when there were none). Without `minimise`
+/// the redactions are not planned: the decision lists none.
 pub(super) fn decide<'r>(
     policy: &Policy,
     route: &str,
@@ -21,6 +22,7 @@ pub(super) fn decide<'r>(
     record: Cow<'r, Value>,
     key: Option<&[u8]>,
     consent: Option<&ConsentState>,
+    minimise: bool,
 ) -> (Decision, Option<Cow<'r, Value>>) {
     let deny = |reason: String| {
         let decision = Decision {
@@ -61,7 +63,12 @@ pub(super) fn decide<'r>(
                 } else {
                     ""
                 };
-                let (redactions, minimised) = plan(rule, &policy.redactions, record, key);
+                let (redactions, minimised) = if minimise {
+                    let (redactions, minimised) = plan(rule, &policy.redactions, record, key);
+                    (redactions, Some(minimised))
+                } else {
+                    (Vec::new(), None)
+                };
                 let decision = Decision {
                     route: route.to_string(),
                     decision: Outcome::Deliver,
@@ -71,7 +78,7 @@ pub(super) fn decide<'r>(
                     policy_sha256: policy.sha256.clone(),
                     redactions,
                 };
-                return (decision, Some(minimised));
+                return (decision, minimised);
             }
             Err(why) => refusals.push(format!("rule {}: {why}", rule.name)),
         }

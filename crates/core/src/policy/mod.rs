@@ -191,6 +191,32 @@ impl Policies {
         record: Cow<'r, Value>,
         consent: Option<&ConsentState>,
     ) -> (Decision, Option<Cow<'r, Value>>) {
+        self.evaluate(route, record_type, record, consent, true)
+    }
+
+    /// [`Policies::decide_with_consent`] without planning the redactions:
+    /// whether the record may go on `route`, by which rule and legal basis,
+    /// with `redactions` left empty and the record never copied. What
+    /// acceptance answers; the redactions are planned again before each send.
+    pub fn verdict(
+        &self,
+        route: &str,
+        record_type: RecordType,
+        record: &Value,
+        consent: Option<&ConsentState>,
+    ) -> Decision {
+        self.evaluate(route, record_type, Cow::Borrowed(record), consent, false)
+            .0
+    }
+
+    fn evaluate<'r>(
+        &self,
+        route: &str,
+        record_type: RecordType,
+        record: Cow<'r, Value>,
+        consent: Option<&ConsentState>,
+        minimise: bool,
+    ) -> (Decision, Option<Cow<'r, Value>>) {
         match self.routes.get(route) {
             Some(policy) => evaluate::decide(
                 policy,
@@ -201,6 +227,7 @@ impl Policies {
                     .get(&policy.destination)
                     .map(Vec::as_slice),
                 consent,
+                minimise,
             ),
             None => {
                 let decision = Decision {

@@ -548,6 +548,32 @@ proptest! {
         prop_assert!(!has_gbv(&out));
     }
 
+    /// `verdict` (acceptance) decides as `decide` does, on every route and
+    /// whatever the consent fields say; it only leaves the redactions out.
+    #[test]
+    fn a_verdict_is_the_decision_without_its_redactions(
+        generated in consent_strategy(),
+        base in prop_oneof![Just("26"), Just("27"), Just("29"), Just("31"), Just("birth")],
+        drop_status in any::<bool>(),
+    ) {
+        let p = policies();
+        let (mut record, record_type) = match base {
+            "birth" => (read("schemas/examples/birth-notification.json"), BN),
+            case_dir => (case(case_dir), CPC),
+        };
+        record["consent"] = generated["consent"].clone();
+        record["age_years"] = generated["age_years"].clone();
+        if drop_status {
+            record.as_object_mut().unwrap().remove("protection_status");
+        }
+        for route in example_routes() {
+            let decided = p.decide(&route.name, record_type, &record);
+            let verdict = p.verdict(&route.name, record_type, &record, None);
+            prop_assert!(verdict.redactions.is_empty());
+            prop_assert_eq!(verdict, Decision { redactions: Vec::new(), ..decided });
+        }
+    }
+
     #[test]
     fn no_gbv_survives_apply_on_any_route(
         concerns in proptest::sample::subsequence(vec!["gbv_survivor", "migrant", "refugee", "other"], 0..4),
