@@ -11,7 +11,7 @@
 //! decisions, a subject), made once beforehand with another subject each
 //! time: the durable write alone, with no HTTP, parse, validation or policy.
 //! Beside `submit/concurrent-256` it says how much of intake is the store
-//! (docs/perf, "Intake against a bare server"). Its `without-subject` and
+//! (docs/perf, "Tenth session: what bounds the ratio"). Its `without-subject` and
 //! `one-delivery` variants commit less than intake does, to size what a
 //! change of the schema could buy.
 
@@ -21,14 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use registry_gateway::audit::{AuditEvent, AuditKind, RouteDecision};
+use registry_gateway::audit::{AuditEvent, AuditKind};
 use registry_gateway::config::{Config, Overrides, SourceConfig};
-use registry_gateway::intake::{Intake, Submission};
+use registry_gateway::intake::{Intake, RouteOutcome, Submission};
 use registry_gateway::model::{RecordId, RecordType, subject_key};
 use registry_gateway::pipeline::Pipeline;
-use registry_gateway::policy::Outcome;
 use registry_gateway::server::open_store;
-use registry_gateway::store::{NewDelivery, NewRecord};
+use registry_gateway::store::NewRecord;
 use registry_gateway::telemetry::Metrics;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -53,14 +52,15 @@ async fn submit_one(intake: Arc<Intake>, source: SourceConfig, body: Arc<Vec<u8>
         .unwrap();
 }
 
-/// What intake hands the store for the example birth notification, made by
-/// the same pipeline calls (its id, and its subject when it has one, are
-/// set for each copy).
-fn accepted_record(pipeline: &Pipeline, source: &SourceConfig, body: &[u8]) -> NewRecord {
+/// What intake hands the store for the example birth notification, its
+/// routes decided by intake itself (its id, and its subject when it has one,
+/// are set for each copy).
+fn accepted_record(intake: &Intake, source: &SourceConfig, body: &[u8]) -> NewRecord {
     let payload: Value = serde_json::from_slice(body).unwrap();
-    let canonical = pipeline.canonicalize(source, &payload).unwrap();
+    let canonical = intake.pipeline().canonicalize(source, &payload).unwrap();
     let id = RecordId::new();
     let received_at = Utc::now();
+    let (routes, deliveries) = intake.decide(&canonical, None, &[]);
     let mut audit = AuditEvent::new(
         AuditKind::RecordAccepted,
         received_at,
@@ -70,23 +70,7 @@ fn accepted_record(pipeline: &Pipeline, source: &SourceConfig, body: &[u8]) -> N
     audit.body_sha256 = Some(hex::encode(Sha256::digest(body)));
     audit.record_id = Some(id.to_string());
     audit.record_type = Some(canonical.record_type);
-    let mut deliveries = Vec::new();
-    for (route, decision) in pipeline.decide_routes(&canonical, None) {
-        if decision.decision == Outcome::Deliver {
-            deliveries.push(NewDelivery {
-                route: route.name.clone(),
-                destination: route.destination.clone(),
-            });
-        }
-        audit.routes.push(RouteDecision {
-            route: route.name.clone(),
-            destination: route.destination.clone(),
-            decision: decision.decision,
-            legal_basis: decision.legal_basis.map(str::to_string),
-            rule: Some(decision.rule),
-            policy_sha256: Some(decision.policy_sha256),
-        });
-    }
+    audit.routes = routes.iter().map(RouteOutcome::audit_decision).collect();
     NewRecord {
         id,
         client_id: "demo-agency".to_string(),
@@ -165,7 +149,7 @@ fn bench(c: &mut Criterion) {
     let mut accept = c.benchmark_group("store");
     accept.sample_size(20);
     accept.throughput(Throughput::Elements(IN_FLIGHT));
-    let template = accepted_record(intake.pipeline(), &source, &body);
+    let template = accepted_record(&intake, &source, &body);
     assert!(!template.deliveries.is_empty(), "the example delivers");
     let people = AtomicU64::new(1);
     // What intake commits, then what the store would commit without the

@@ -16,7 +16,7 @@ use crate::config::SourceConfig;
 use crate::mapping::LeftOut;
 use crate::model::{RecordId, RecordType, subject_key};
 use crate::pipeline::{Canonical, Pipeline};
-use crate::policy::Outcome;
+use crate::policy::{ConsentState, Outcome};
 use crate::schema::Violation;
 use crate::store::{AcceptOutcome, ConsentEntry, NewDelivery, NewRecord, Store, StoreError};
 use crate::telemetry::{Metrics, RejectLabels, SourceLabels};
@@ -58,6 +58,20 @@ pub struct RouteOutcome {
     /// in fields the route can do without): pointer and rule, never the value.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOutReport>,
+}
+
+impl RouteOutcome {
+    /// The decision as the exchange log keeps it: no reason, no values.
+    pub fn audit_decision(&self) -> RouteDecision {
+        RouteDecision {
+            route: self.route.clone(),
+            destination: self.destination.clone(),
+            decision: self.decision,
+            legal_basis: self.legal_basis.map(str::to_string),
+            rule: Some(self.rule.clone()),
+            policy_sha256: Some(self.policy_sha256.clone()),
+        }
+    }
 }
 
 /// One value left out of a record, as the agency is told it.
@@ -193,33 +207,7 @@ impl Intake {
         };
         // The policy decides at acceptance, so the agency learns at once which
         // routes will carry the record; denied routes get no delivery at all.
-        let mut routes = Vec::new();
-        let mut deliveries = Vec::new();
-        for (route, decision) in self.pipeline.decide_routes(&canonical, consent.as_ref()) {
-            let deliver = decision.decision == Outcome::Deliver;
-            if deliver {
-                deliveries.push(NewDelivery {
-                    route: route.name.clone(),
-                    destination: route.destination.clone(),
-                });
-            }
-            routes.push(RouteOutcome {
-                route: route.name.clone(),
-                destination: route.destination.clone(),
-                decision: decision.decision,
-                reason: decision.reason,
-                legal_basis: decision.legal_basis.filter(|_| deliver),
-                rule: decision.rule,
-                policy_sha256: decision.policy_sha256,
-                left_out: left_out
-                    .iter()
-                    .map(|l| LeftOutReport {
-                        pointer: l.from.clone(),
-                        rule: "unknown-lookup-value",
-                    })
-                    .collect(),
-            });
-        }
+        let (routes, deliveries) = self.decide(&canonical, consent.as_ref(), &left_out);
         let consent_entry = (record_type == RecordType::Consent)
             .then(|| subject.clone())
             .flatten();
@@ -237,17 +225,7 @@ impl Intake {
         };
         audit.record_id = Some(id.to_string());
         audit.record_type = Some(record_type);
-        audit.routes = routes
-            .iter()
-            .map(|r| RouteDecision {
-                route: r.route.clone(),
-                destination: r.destination.clone(),
-                decision: r.decision,
-                legal_basis: r.legal_basis.map(str::to_string),
-                rule: Some(r.rule.clone()),
-                policy_sha256: Some(r.policy_sha256.clone()),
-            })
-            .collect();
+        audit.routes = routes.iter().map(RouteOutcome::audit_decision).collect();
         let labels = SourceLabels {
             source: submission.source.name.clone(),
             record_type: record_type.as_str().to_string(),
@@ -305,6 +283,44 @@ impl Intake {
                 Err(IntakeError::IdempotencyConflict(id))
             }
         }
+    }
+
+    /// Each route's decision for `canonical` at acceptance, as the agency is
+    /// told it, and one delivery for each route that delivers.
+    pub fn decide(
+        &self,
+        canonical: &Canonical,
+        consent: Option<&ConsentState>,
+        left_out: &[LeftOut],
+    ) -> (Vec<RouteOutcome>, Vec<NewDelivery>) {
+        let mut routes = Vec::new();
+        let mut deliveries = Vec::new();
+        for (route, decision) in self.pipeline.decide_routes(canonical, consent) {
+            let deliver = decision.decision == Outcome::Deliver;
+            if deliver {
+                deliveries.push(NewDelivery {
+                    route: route.name.clone(),
+                    destination: route.destination.clone(),
+                });
+            }
+            routes.push(RouteOutcome {
+                route: route.name.clone(),
+                destination: route.destination.clone(),
+                decision: decision.decision,
+                reason: decision.reason,
+                legal_basis: decision.legal_basis.filter(|_| deliver),
+                rule: decision.rule,
+                policy_sha256: decision.policy_sha256,
+                left_out: left_out
+                    .iter()
+                    .map(|l| LeftOutReport {
+                        pointer: l.from.clone(),
+                        rule: "unknown-lookup-value",
+                    })
+                    .collect(),
+            });
+        }
+        (routes, deliveries)
     }
 
     /// A consent record that names its subject by the gateway's record id

@@ -79,7 +79,7 @@ async fn write_groups(mut db: SqliteConnection, mut receive: mpsc::Receiver<Pend
         );
         let mut insert = sqlx::query(&sql);
         for (body, _) in &group {
-            insert = insert.bind(body.to_vec());
+            insert = insert.bind(body.as_ref());
         }
         let mut tx = db.begin().await.expect("begin");
         insert.execute(&mut *tx).await.expect("insert");
